@@ -1,0 +1,73 @@
+"""cnnconv: learnable and fixed convolutions for PyTorch.
+
+Hand-designed kernels (:mod:`cnnconv.kernels`), a functional API that applies them
+(:mod:`cnnconv.functional`), fixed-kernel filter layers (:mod:`cnnconv.filters`), an FFT
+convolution engine with drop-in ``nn.Conv1d``/``nn.Conv2d`` layers (:mod:`cnnconv.fft`,
+:mod:`cnnconv.conv`), learnable and parametric layers with constraints
+(:mod:`cnnconv.learnable`, :mod:`cnnconv.constraints`, :mod:`cnnconv.parametric`), edge
+detection (:mod:`cnnconv.edges`) and kernel inspection (:mod:`cnnconv.inspect`).
+
+Submodules and their public names are imported on first use, so ``import cnnconv`` stays cheap
+and optional dependencies are only needed by the parts that use them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it
+_LAZY_NAMES = {
+    # layers
+    "Filter2d": "filters",
+    "BoxBlur": "filters",
+    "GaussianBlur": "filters",
+    "Sobel": "filters",
+    "Prewitt": "filters",
+    "Scharr": "filters",
+    "Laplacian": "filters",
+    "Sharpen": "filters",
+    "FFTConv1d": "conv",
+    "FFTConv2d": "conv",
+    "convert": "conv",
+    "convert_back": "conv",
+    "LearnableConv2d": "learnable",
+    "constrain": "constraints",
+    "LearnableGaussianBlur": "parametric",
+    "LearnableGaussianDerivative": "parametric",
+    "StructuredConv2d": "parametric",
+    "GradientFilter": "edges",
+    "EdgeDetector": "models",
+    "SmallCNN": "models",
+    # functional entry points
+    "correlate2d": "functional",
+    "convolve2d": "functional",
+    "correlate1d": "functional",
+    "convolve1d": "functional",
+    "fft_conv1d": "fft",
+    "fft_conv2d": "fft",
+    "get_kernel": "kernels",
+    "list_kernels": "kernels",
+}
+
+_SUBMODULES = {
+    "kernels", "functional", "filters", "planner", "fft", "conv", "learnable", "constraints",
+    "parametric", "edges", "models", "inspect", "plotting", "data", "metrics", "training", "cli",
+}
+
+__all__ = sorted(_LAZY_NAMES) + sorted(_SUBMODULES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _LAZY_NAMES:
+        module = importlib.import_module(f"{__name__}.{_LAZY_NAMES[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'cnnconv' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,32 @@
+"""Shared test configuration: deterministic seeds, a headless plotting backend, hypothesis profile."""
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "cnnconv",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=False,
+)
+settings.load_profile("cnnconv")
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    """Each test starts from fixed seeds, so a failure can be reproduced."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+    yield
+
+
+@pytest.fixture
+def rng():
+    """A fresh numpy generator for tests that draw their own random data."""
+    return np.random.default_rng(12345)
