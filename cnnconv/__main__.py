@@ -1,0 +1,3 @@
+from cnnconv.cli import main
+
+raise SystemExit(main())

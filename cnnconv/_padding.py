@@ -1,0 +1,158 @@
+"""The one home for padding arithmetic: output modes, anchors and border handling.
+
+Output sizes follow scipy.signal: ``full`` = n + k - 1, ``same`` = n, ``valid`` = n - k + 1.
+For an even kernel in ``same`` mode there are two conventions:
+
+* ``anchor="scipy"`` (scipy.signal, scipy.ndimage, OpenCV): ``k // 2`` samples before,
+  ``k - 1 - k // 2`` after. The fixed-kernel API uses this one.
+* ``anchor="torch"`` (``F.conv2d(padding="same")``): ``(k - 1) // 2`` before, the rest after.
+  The ``nn.Conv`` drop-ins use this one.
+
+Border names and their equivalents:
+
+=============  ======================  ==========================
+cnnconv/torch  scipy.ndimage           OpenCV
+=============  ======================  ==========================
+``zeros``      ``constant`` (cval=0)   ``BORDER_CONSTANT``
+``reflect``    ``mirror``              ``BORDER_REFLECT_101``
+``replicate``  ``nearest``             ``BORDER_REPLICATE``
+``circular``   ``wrap``                ``BORDER_WRAP``
+=============  ======================  ==========================
+
+Padding wider than the input is done by repeated reflection / wrapping, not an error.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["BORDERS", "MODES", "ANCHORS", "check_border", "check_mode", "output_padding", "pad"]
+
+BORDERS = frozenset({"zeros", "reflect", "replicate", "circular"})
+MODES = frozenset({"full", "same", "valid"})
+ANCHORS = frozenset({"scipy", "torch"})
+
+
+def check_border(border) -> str:
+    """Validate a border name and return it."""
+    if not isinstance(border, str):
+        raise TypeError(f"border must be a string, got {border!r}")
+    if border not in BORDERS:
+        raise ValueError(f"border must be one of {sorted(BORDERS)}, got {border!r}")
+    return border
+
+
+def check_mode(mode) -> str:
+    """Validate an output mode name and return it."""
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be a string, got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
+    return mode
+
+
+def _pair(kernel_size) -> tuple[int, int]:
+    if isinstance(kernel_size, (tuple, list, torch.Size)):
+        if len(kernel_size) != 2:
+            raise ValueError(f"kernel_size must be an int or a pair, got {kernel_size!r}")
+        kh, kw = kernel_size
+    else:
+        kh = kw = kernel_size
+    for k in (kh, kw):
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(f"kernel_size must be positive integers, got {kernel_size!r}")
+    return int(kh), int(kw)
+
+
+def _one(k: int, mode: str, anchor: str) -> tuple[int, int]:
+    if mode == "valid":
+        return 0, 0
+    if mode == "full":
+        return k - 1, k - 1
+    before = k // 2 if anchor == "scipy" else (k - 1) // 2
+    return before, k - 1 - before
+
+
+def output_padding(kernel_size, mode: str, anchor: str = "scipy") -> tuple[int, int, int, int]:
+    """Input padding that turns a valid correlation into the requested output mode.
+
+    Args:
+        kernel_size: int or ``(kh, kw)``.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        anchor: ``"scipy"`` (``k // 2`` before, even kernels) or ``"torch"``
+            (``(k - 1) // 2`` before).
+
+    Returns:
+        ``(top, bottom, left, right)``.
+
+    Example:
+        >>> output_padding(4, "same"), output_padding(4, "same", anchor="torch")
+        ((2, 1, 2, 1), (1, 2, 1, 2))
+        >>> output_padding((3, 5), "full")
+        (2, 2, 4, 4)
+    """
+    check_mode(mode)
+    if anchor not in ANCHORS:
+        raise ValueError(f"anchor must be one of {sorted(ANCHORS)}, got {anchor!r}")
+    kh, kw = _pair(kernel_size)
+    return (*_one(kh, mode, anchor), *_one(kw, mode, anchor))
+
+
+def _indices(n: int, before: int, after: int, border: str, device) -> torch.Tensor:
+    i = torch.arange(-before, n + after, device=device)
+    if border == "replicate":
+        return i.clamp(0, n - 1)
+    if border == "circular":
+        return torch.remainder(i, n)
+    # reflect (mirror about the edge samples, which are not repeated)
+    if n == 1:
+        return torch.zeros_like(i)
+    period = 2 * (n - 1)
+    i = torch.remainder(i, period)
+    return torch.where(i >= n, period - i, i)
+
+
+def pad(x: torch.Tensor, pads, border: str = "zeros") -> torch.Tensor:
+    """Pad the last two dimensions of ``x`` with a border mode.
+
+    Args:
+        x: tensor with at least two dimensions ``(..., H, W)``.
+        pads: ``(top, bottom, left, right)``, non-negative.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+
+    Returns:
+        Tensor ``(..., H + top + bottom, W + left + right)``.
+
+    Example:
+        >>> pad(torch.arange(3.0).reshape(1, 3), (0, 0, 4, 4), "reflect").tolist()
+        [[0.0, 1.0, 2.0, 1.0, 0.0, 1.0, 2.0, 1.0, 0.0, 1.0, 2.0]]
+    """
+    check_border(border)
+    top, bottom, left, right = (int(p) for p in pads)
+    if min(top, bottom, left, right) < 0:
+        raise ValueError(f"pads must be non-negative, got {tuple(pads)}")
+    if top == bottom == left == right == 0:
+        return x
+    if x.ndim < 2:
+        raise ValueError(f"input must have at least 2 dimensions, got shape {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    if border == "zeros":
+        return F.pad(x, (left, right, top, bottom))
+    if h == 0 or w == 0:
+        raise ValueError(f"cannot pad an empty plane with border {border!r}, got shape {tuple(x.shape)}")
+    fits = {
+        "reflect": max(top, bottom) < h and max(left, right) < w,
+        "circular": max(top, bottom) <= h and max(left, right) <= w,
+        "replicate": True,
+    }[border]
+    if fits and x.numel() > 0:
+        lead = x.shape[:-2]
+        x4 = x.reshape(-1, 1, h, w) if x.ndim != 4 else x
+        y = F.pad(x4, (left, right, top, bottom), mode=border)
+        return y.reshape(*lead, y.shape[-2], y.shape[-1]) if x.ndim != 4 else y
+    rows = _indices(h, top, bottom, border, x.device)
+    cols = _indices(w, left, right, border, x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)

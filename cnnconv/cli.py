@@ -1,0 +1,308 @@
+"""The ``cnnconv`` command line (also ``python -m cnnconv``).
+
+Commands are registered by one small function each (``_add_<command>``) listed in
+``COMMANDS``; each sets a handler ``func(args) -> int``. ``cnnconv --help`` lists them all.
+
+Example:
+    cnnconv inspect model.pt --layer features.0 --top 3
+    cnnconv inspect model.pt --json > kernels.json
+    cnnconv kernels
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Callable
+
+PROG = "cnnconv"
+MAX_VALUES_SIDE = 7  # kernel values are printed for kernels up to 7x7
+
+
+class CommandError(Exception):
+    """An error reported as ``cnnconv: error: ...`` with exit status 2."""
+
+
+# --------------------------------------------------------------------------- inspect
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.2e}"
+    return str(value)
+
+
+def _clean(value):
+    """Make a value JSON-safe (NaN and inf become None)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _value_rows(k) -> list[str]:
+    values = k.detach().cpu().double().tolist()
+    width = max(len(f"{v:.4f}") for row in values for v in row)
+    return ["  ".join(f"{v:>{width}.4f}" for v in row) for row in values]
+
+
+def _orientation_text(d) -> str:
+    if d.orientation_strength is None or not math.isfinite(d.orientation) or d.orientation_strength < 0.05:
+        return "isotropic"
+    return f"{d.orientation:.1f} deg (strength {d.orientation_strength:.2f})"
+
+
+def _match_text(m) -> str:
+    params = ", ".join(f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in m.params.items())
+    text = f"{m.name:<13} similarity {m.similarity:.4f}  transform {m.transform:<20} scale {_fmt(m.scale)}"
+    if m.sigma is not None:
+        text += f"  sigma {m.sigma:.4f}"
+    elif params:
+        text += f"  ({params})"
+    return text
+
+
+def _inspect_layers(args):
+    """Yield per layer: (record, [(index, kernel, description, matches)], total)."""
+    import torch
+
+    from cnnconv.inspect import describe_kernel, extract_kernels, match_kernel
+
+    records = extract_kernels(args.path, layer=args.layer)
+    for record in records:
+        items = []
+        total = 0
+        for index, kernel in record.kernels():
+            total += 1
+            if args.max_kernels is not None and len(items) >= args.max_kernels:
+                continue
+            kernel = kernel.to(torch.float64)
+            items.append((index, kernel, describe_kernel(kernel), match_kernel(kernel, top=args.top)))
+        yield record, items, total
+
+
+def _print_text(path, layers, out) -> None:
+    print(f"{path}", file=out)
+    for record, items, total in layers:
+        flag = "  [parametrized: stored unconstrained weight]" if record.parametrized else ""
+        print(f"\nlayer {record.label}  ({record.parameter}, shape {'x'.join(map(str, record.shape))}){flag}", file=out)
+        print("-" * 78, file=out)
+        for index, kernel, d, matches in items:
+            kh, kw = d.shape
+            print(f"kernel [out {index[0]}, in {index[1]}]  {kh}x{kw}", file=out)
+            if max(kh, kw) <= MAX_VALUES_SIDE:
+                for row in _value_rows(kernel):
+                    print(f"    {row}", file=out)
+            print(
+                f"  dc_gain {_fmt(d.dc_gain)}  l2_norm {_fmt(d.l2_norm)}  symmetry {_fmt(d.symmetry, 3)}  "
+                f"antisymmetry {_fmt(d.antisymmetry, 3)}  separability {_fmt(d.separability, 3)}",
+                file=out,
+            )
+            print(
+                f"  orientation {_orientation_text(d)}  peak_frequency {d.peak_frequency:.3f} cycles/px "
+                f"(gain {_fmt(d.peak_gain)})",
+                file=out,
+            )
+            if matches:
+                print("  best matches:", file=out)
+                for rank, m in enumerate(matches, 1):
+                    print(f"    {rank}. {_match_text(m)}", file=out)
+            else:
+                print("  best matches: none (all-zero kernel)", file=out)
+        if total > len(items):
+            print(f"... {total - len(items)} more kernels in this layer (raise --max-kernels)", file=out)
+
+
+def _json_layers(path, layers, include_response: bool) -> dict:
+    out = {"path": str(path), "layers": []}
+    for record, items, total in layers:
+        entry = record.to_dict()
+        entry["kernels_total"] = total
+        entry["kernels"] = []
+        for index, kernel, d, matches in items:
+            item = {"index": list(index), "shape": list(d.shape)}
+            if max(d.shape) <= MAX_VALUES_SIDE:
+                item["values"] = kernel.detach().cpu().double().tolist()
+            item["properties"] = d.to_dict(include_response=include_response)
+            item["matches"] = [m.to_dict() for m in matches]
+            entry["kernels"].append(item)
+        out["layers"].append(entry)
+    return _clean(out)
+
+
+def _plot_inspected(layers, path, overwrite: bool) -> None:
+    from cnnconv.plotting import plot_side_by_side
+
+    learned, refs, titles, ref_titles = [], [], [], []
+    for record, items, _ in layers:
+        for index, kernel, _, matches in items:
+            if not matches:
+                continue
+            m = matches[0]
+            learned.append(kernel)
+            refs.append(m.aligned.to(kernel))
+            titles.append(f"{record.label}[{index[0]},{index[1]}]")
+            ref_titles.append(f"{m.name} {m.transform} ({m.similarity:.3f})")
+    if not learned:
+        raise CommandError("nothing to plot: every kernel is all zero")
+    plot_side_by_side(learned, refs, titles, ref_titles, path=path, overwrite=overwrite)
+
+
+def _run_inspect(args) -> int:
+    if args.top < 1:
+        raise CommandError(f"--top must be positive, got {args.top}")
+    if args.max_kernels is not None and args.max_kernels < 1:
+        raise CommandError(f"--max-kernels must be positive, got {args.max_kernels}")
+    layers = list(_inspect_layers(args))
+    if args.plot:
+        try:
+            _plot_inspected(layers, args.plot, args.overwrite)
+        except (FileExistsError, FileNotFoundError) as exc:
+            raise CommandError(str(exc)) from None
+    if args.json:
+        json.dump(_json_layers(args.path, layers, args.response), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_text(args.path, layers, sys.stdout)
+        if args.plot:
+            print(f"\nplot written to {args.plot}")
+    return 0
+
+
+def _add_inspect(subparsers) -> None:
+    p = subparsers.add_parser(
+        "inspect",
+        help="describe and match the convolution kernels of a checkpoint",
+        description=(
+            "Describe every convolution kernel in a checkpoint (a saved state_dict, or a dict "
+            "checkpoint holding one under 'model', 'state_dict', ...) and match it against the "
+            "hand-designed kernels. Files are loaded with torch.load(weights_only=True): a file that "
+            "needs arbitrary code to load is refused, never executed."
+        ),
+    )
+    p.add_argument("path", help="checkpoint file")
+    p.add_argument("--layer", help="only this layer (module or parameter name, or a glob like 'features.*')")
+    p.add_argument("--plot", metavar="PNG", help="write learned kernels next to their best matches to this PNG")
+    p.add_argument("--overwrite", action="store_true", help="allow --plot to replace an existing file")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
+    p.add_argument("--response", action="store_true", help="with --json, include the frequency-response grids")
+    p.add_argument("--top", type=int, default=3, help="best matches per kernel (default 3)")
+    p.add_argument(
+        "--max-kernels", type=int, default=64, metavar="N", help="kernels shown per layer (default 64)"
+    )
+    p.set_defaults(func=_run_inspect)
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+def _run_kernels(args) -> int:
+    from cnnconv import kernels
+
+    names = kernels.list_kernels()
+    if args.json:
+        out = {}
+        for name in names:
+            try:
+                k = kernels.get_kernel(name)
+            except (TypeError, ValueError):
+                out[name] = None
+                continue
+            out[name] = {"shape": list(k.shape)}
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for name in names:
+        try:
+            shape = "x".join(map(str, kernels.get_kernel(name).shape))
+        except (TypeError, ValueError):
+            shape = "(needs arguments)"
+        print(f"{name:<14} {shape}")
+    return 0
+
+
+def _add_kernels(subparsers) -> None:
+    p = subparsers.add_parser("kernels", help="list the hand-designed kernels of the bank")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_run_kernels)
+
+
+# --------------------------------------------------------------------------- calibrate
+
+
+def _run_calibrate(args) -> int:
+    try:
+        from cnnconv import planner
+    except ImportError as exc:
+        raise CommandError(f"calibration is not available: {exc}") from None
+    calibrate = getattr(planner, "calibrate", None)
+    if calibrate is None:
+        raise CommandError("calibration is not available in this version of cnnconv")
+    result = calibrate(path=args.path, quick=args.quick)
+    if result is not None:
+        try:
+            print(json.dumps(_clean(result), indent=2, default=str))
+        except TypeError:
+            print(result)
+    return 0
+
+
+def _add_calibrate(subparsers) -> None:
+    p = subparsers.add_parser("calibrate", help="refit the planner's cost model on this machine and cache it")
+    p.add_argument("--path", help="where to write the calibration (default: the cache folder)")
+    p.add_argument("--quick", action="store_true", help="fewer, smaller measurements")
+    p.set_defaults(func=_run_calibrate)
+
+
+# --------------------------------------------------------------------------- entry point
+
+COMMANDS: list[Callable] = [_add_inspect, _add_kernels, _add_calibrate]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered command."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="cnnconv: learnable and fixed convolutions for PyTorch.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def _error(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv=None) -> int:
+    """Run the ``cnnconv`` command; returns the exit status.
+
+    Errors (missing file, refused file, no convolutions, bad arguments) are printed as
+    ``cnnconv: error: ...`` on stderr with exit status 2, without a traceback.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from cnnconv.inspect import InspectError
+
+    try:
+        return int(args.func(args) or 0)
+    except (CommandError, InspectError) as exc:
+        return _error(str(exc))
+    except FileNotFoundError as exc:
+        return _error(str(exc))
+    except ImportError as exc:
+        return _error(str(exc))
+    except BrokenPipeError:  # e.g. `cnnconv inspect ... | head`
+        return 0

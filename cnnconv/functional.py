@@ -1,0 +1,917 @@
+"""The public functional API: apply kernels to images.
+
+Conventions:
+
+* Input ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``; the output has the input's number of
+  dimensions. Each channel is filtered on its own (depthwise): a kernel ``(kh, kw)`` is shared
+  by all channels, a kernel ``(C, kh, kw)`` gives one kernel per channel.
+* ``correlate*`` slide the kernel as given (PyTorch's ``F.conv2d`` convention); ``convolve*``
+  flip it first (the mathematical definition, ``scipy.signal.convolve2d``).
+* ``mode="full"|"same"|"valid"`` with scipy.signal's output sizes. Even kernels in ``same``
+  mode: :func:`correlate2d` / :func:`convolve2d` follow scipy.signal by default
+  (``anchor="signal"``) or scipy.ndimage (``anchor="ndimage"``); the filters (box, Gaussian,
+  Sobel...) and :func:`filter2d` put kernel element ``k // 2`` on the output pixel, as
+  scipy.ndimage and OpenCV do (see :mod:`cnnconv._padding`).
+* ``border="zeros"|"reflect"|"replicate"|"circular"``: how the input is extended beyond its
+  edges (scipy.ndimage ``constant``/``mirror``/``nearest``/``wrap``; OpenCV
+  ``BORDER_CONSTANT``/``BORDER_REFLECT_101``/``BORDER_REPLICATE``/``BORDER_WRAP``).
+
+:func:`filter2d` is the one function that decides how a filter is computed; every public
+function and every layer of :mod:`cnnconv.filters` goes through it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+import torch.nn.functional as F
+
+from . import kernels as K
+from ._padding import check_border, check_mode, output_padding, pad
+
+__all__ = [
+    "METHODS",
+    "filter2d",
+    "correlate2d",
+    "convolve2d",
+    "correlate1d",
+    "convolve1d",
+    "separable_correlate2d",
+    "box_blur2d",
+    "gaussian_blur2d",
+    "sobel",
+    "prewitt",
+    "scharr",
+    "laplacian",
+    "sharpen",
+    "spatial_gradient",
+    "apply_gradient",
+    "fft_conv1d",
+    "fft_conv2d",
+]
+
+METHODS = ("auto", "direct", "separable", "fft", "box")
+GRADIENT_OUTPUTS = ("x", "y", "xy", "magnitude", "direction")
+
+# Own fallback rule when the planner is unavailable: non-separable kernels with more taps than
+# this use the FFT engine.
+_FFT_MIN_TAPS = 17 * 17
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_input(input, name: str = "input", min_ndim: int = 2, max_ndim: int = 4) -> torch.Tensor:
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(input).__name__}")
+    if input.is_complex() or not input.is_floating_point():
+        raise TypeError(f"{name} must be a real floating point tensor, got dtype {input.dtype}")
+    if not min_ndim <= input.ndim <= max_ndim:
+        shapes = {2: "(H, W)", 3: "(C, H, W)", 4: "(B, C, H, W)"}
+        if min_ndim == 1:
+            shapes = {1: "(L,)", 2: "(C, L)", 3: "(B, C, L)"}
+        expected = ", ".join(shapes[i] for i in range(min_ndim, max_ndim + 1))
+        raise ValueError(f"{name} must have shape {expected}, got {tuple(input.shape)}")
+    return input
+
+
+def _to_batch(x: torch.Tensor) -> torch.Tensor:
+    while x.ndim < 4:
+        x = x.unsqueeze(0)
+    return x
+
+
+def _from_batch(y: torch.Tensor, ndim: int) -> torch.Tensor:
+    while y.ndim > ndim:
+        y = y.squeeze(0)
+    return y
+
+
+def _check_kernel(kernel, x4: torch.Tensor, name: str = "kernel", ndims=(2, 3)) -> torch.Tensor:
+    if not isinstance(kernel, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(kernel).__name__}")
+    if kernel.is_complex() or not (kernel.is_floating_point() or kernel.dtype in _INT_DTYPES):
+        raise TypeError(f"{name} must be a real tensor, got dtype {kernel.dtype}")
+    if kernel.ndim not in ndims:
+        shapes = " or ".join({1: "(k,)", 2: "(kh, kw)", 3: "(C, kh, kw)"}.get(d, "") for d in ndims)
+        if ndims == (1, 2):
+            shapes = "(k,) or (C, k)"
+        raise ValueError(f"{name} must have shape {shapes}, got {tuple(kernel.shape)}")
+    if kernel.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(kernel.shape)}")
+    if kernel.ndim == max(ndims) and kernel.shape[0] != x4.shape[1]:
+        raise ValueError(
+            f"{name} has {kernel.shape[0]} per-channel kernels but the input has "
+            f"{x4.shape[1]} channels (kernel shape {tuple(kernel.shape)}, input shape "
+            f"{tuple(x4.shape)})"
+        )
+    return kernel.to(device=x4.device, dtype=x4.dtype)
+
+
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _check_method(method) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+    return method
+
+
+def _check_choice(value, name: str, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- engines
+# Every engine takes an already padded batch ``(B, C, Hp, Wp)`` and returns the valid
+# correlation ``(B, C, Hp - kh + 1, Wp - kw + 1)``.
+
+
+def _depthwise_weight(kernel: torch.Tensor, channels: int) -> torch.Tensor:
+    """``(kh, kw)`` or ``(C, kh, kw)`` -> ``(C, 1, kh, kw)`` contiguous."""
+    if kernel.ndim == 2:
+        kernel = kernel.expand(channels, *kernel.shape)
+    return kernel.unsqueeze(1).contiguous()
+
+
+def _direct_valid(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    # oneDNN's depthwise convolution is far faster in channels_last than in NCHW on the CPU.
+    c = x.shape[1]
+    x = x.contiguous(memory_format=torch.channels_last)
+    return F.conv2d(x, _depthwise_weight(kernel, c), groups=c)
+
+
+def _lane_channels(width: int) -> int:
+    """Largest of 16, 8, 4, 2, 1 dividing ``width`` (channel count of the column view)."""
+    for c in (16, 8, 4, 2):
+        if width % c == 0:
+            return c
+    return 1
+
+
+def _vertical_pass(x: torch.Tensor, ky: torch.Tensor) -> torch.Tensor:
+    """Valid correlation of every column of ``x (N, Hp, W)`` with ``ky (k,)`` or ``(N, k)``.
+
+    The NCHW rows are viewed as a channels_last tensor whose channels are groups of adjacent
+    columns, so oneDNN's depthwise kernel runs with full vector lanes and no copy.
+    """
+    n, hp, w = x.shape
+    k = ky.shape[-1]
+    x = x.contiguous()
+    if ky.ndim == 1:
+        c = _lane_channels(w)
+        view = x.view(n, hp, w // c, c).permute(0, 3, 1, 2)  # channels_last (n, c, hp, w/c)
+        weight = ky.reshape(1, 1, k, 1).expand(c, 1, k, 1).contiguous()
+        y = F.conv2d(view, weight, groups=c)
+        return y.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(n, hp - k + 1, w)
+    # one kernel per plane: the planes are the channels
+    view = x.unsqueeze(0).contiguous(memory_format=torch.channels_last)
+    return F.conv2d(view, ky.reshape(n, 1, k, 1), groups=n)[0]
+
+
+def _separable_valid(x: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
+    b, c, hp, wp = x.shape
+    kh, kw = ky.shape[-1], kx.shape[-1]
+    # A length-1 factor is a scale: fold it into the other factor.
+    if kh == 1:
+        kx, ky = kx * ky, torch.ones_like(ky)
+    elif kw == 1:
+        ky, kx = ky * kx, torch.ones_like(kx)
+    if kh == 1 and kw == 1:
+        scale = kx.reshape(1, -1, 1, 1) if kx.ndim == 2 else kx
+        return x * scale
+    if ky.ndim == 2:  # per-channel factors -> per-plane factors
+        ky = ky.repeat(b, 1)
+        kx = kx.repeat(b, 1)
+    planes = x.reshape(b * c, hp, wp)
+    if kh > 1:
+        planes = _vertical_pass(planes, ky)
+    if kw > 1:
+        planes = _vertical_pass(planes.transpose(1, 2), kx).transpose(1, 2)
+    return planes.reshape(b, c, hp - kh + 1, wp - kw + 1)
+
+
+def _box_valid(x: torch.Tensor, kh: int, kw: int, scale: torch.Tensor) -> torch.Tensor:
+    """Valid box sums by cumulative sums (integral image), times ``scale`` (scalar or ``(C,)``).
+
+    float32 sums are accumulated in float64 so long windows keep float32 accuracy.
+    """
+    acc = torch.float64 if x.dtype in (torch.float32, torch.float16, torch.bfloat16) else x.dtype
+    y = x.to(acc)
+    if kh > 1:
+        s = F.pad(y, (0, 0, 1, 0)).cumsum(-2)
+        y = s[..., kh:, :] - s[..., :-kh, :]
+    if kw > 1:
+        s = F.pad(y, (1, 0)).cumsum(-1)
+        y = s[..., kw:] - s[..., :-kw]
+    scale = scale.to(acc)
+    if scale.ndim == 1:
+        scale = scale.reshape(1, -1, 1, 1)
+    return (y * scale).to(x.dtype)
+
+
+def _fft_valid(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    from .fft import fft_conv2d as _fft_conv2d
+
+    c = x.shape[1]
+    return _fft_conv2d(x, _depthwise_weight(kernel, c), groups=c)
+
+
+def _box_scale(kernel: torch.Tensor):
+    """Per-channel constant of a constant kernel, or ``None`` when the kernel is not a box."""
+    flat = kernel.detach().reshape(-1, kernel.shape[-2] * kernel.shape[-1]) if kernel.ndim == 3 else kernel.detach().reshape(1, -1)
+    first = flat[:, :1]
+    if not bool((flat == first).all()):
+        return None
+    return kernel.detach().reshape(flat.shape)[:, 0] if kernel.ndim == 3 else kernel.detach().reshape(-1)[0]
+
+
+def _own_rule(kh: int, kw: int, box: bool, separable: bool) -> str:
+    if box and kh * kw > 9:
+        return "box"
+    if separable and kh > 1 and kw > 1:
+        return "separable"
+    if kh * kw >= _FFT_MIN_TAPS:
+        try:
+            from . import fft  # noqa: F401
+        except ImportError:
+            return "direct"
+        return "fft"
+    return "direct"
+
+
+def _choose(x4, kernel_shape, channels, box, separable, mode) -> str:
+    kh, kw = kernel_shape
+    if box and kh * kw > 9:
+        return "box"
+    try:
+        from .planner import choose_method
+    except ImportError:
+        return _own_rule(kh, kw, box, separable)
+    try:
+        method = choose_method(
+            tuple(x4.shape),
+            (channels, 1, kh, kw),
+            groups=channels,
+            dtype=x4.dtype,
+            device=x4.device,
+            separable=separable,
+            full=mode == "full",
+        )
+    except Exception:  # a planner failure must not break filtering
+        return _own_rule(kh, kw, box, separable)
+    if method == "separable" and not separable:
+        return "direct"
+    return method if method in ("direct", "separable", "fft") else _own_rule(kh, kw, box, separable)
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def filter2d(
+    input: torch.Tensor,
+    kernel: torch.Tensor | None,
+    mode: str = "same",
+    border: str = "zeros",
+    *,
+    method: str = "auto",
+    factors=None,
+    anchor: str = "scipy",
+) -> torch.Tensor:
+    """Depthwise 2-D correlation with a border mode: the dispatch every filter goes through.
+
+    Methods: ``"direct"`` (depthwise ``F.conv2d`` in channels_last), ``"separable"`` (two 1-D
+    passes; needs a rank-1 kernel or ``factors``), ``"box"`` (cumulative sums; needs a constant
+    kernel), ``"fft"`` (:func:`cnnconv.fft.fft_conv2d`), or ``"auto"``: box for constant
+    kernels, separable for rank-1 kernels, otherwise the planner's choice
+    (:func:`cnnconv.planner.choose_method`) or, without it, direct for small and FFT for large
+    kernels. Kernels that require grad are applied as given (direct or FFT) so the gradient
+    reaches them.
+
+    Args:
+        input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)`` floating point tensor.
+        kernel: ``(kh, kw)`` shared by all channels or ``(C, kh, kw)`` per channel. May be
+            ``None`` when ``factors`` is given.
+        mode: ``"full"``, ``"same"`` or ``"valid"`` (scipy.signal output sizes).
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        method: ``"auto"``, ``"direct"``, ``"separable"``, ``"fft"`` or ``"box"``.
+        factors: optional ``(ky, kx)`` with ``kernel = outer(ky, kx)``: ``(kh,)``, ``(kw,)`` or
+            per channel ``(C, kh)``, ``(C, kw)``.
+        anchor: where an even kernel sits in ``same`` mode: ``"scipy"`` (kernel element
+            ``k // 2`` on the output pixel, as scipy.ndimage and OpenCV) or ``"torch"``
+            (``(k - 1) // 2``, as ``F.conv2d(padding="same")``). See :mod:`cnnconv._padding`.
+
+    Returns:
+        Tensor with the input's number of dimensions; spatial size ``H + kh - 1`` (full),
+        ``H`` (same) or ``H - kh + 1`` (valid), likewise for W.
+
+    Shape:
+        - input: ``(*, C, H, W)`` with 0 to 1 leading batch dimensions (or ``(H, W)``).
+        - output: ``(*, C, H_out, W_out)``.
+
+    Example:
+        >>> x = torch.rand(2, 3, 16, 16)
+        >>> filter2d(x, K.box(5), border="reflect").shape
+        torch.Size([2, 3, 16, 16])
+    """
+    x = _check_input(input)
+    ndim = x.ndim
+    x4 = _to_batch(x)
+    check_mode(mode)
+    check_border(border)
+    _check_method(method)
+    b, c, h, w = x4.shape
+    if factors is not None:
+        if not isinstance(factors, (tuple, list)) or len(factors) != 2:
+            raise TypeError(f"factors must be a pair (ky, kx), got {type(factors).__name__}")
+        ky = _check_kernel(factors[0], x4, "factors[0]", ndims=(1, 2))
+        kx = _check_kernel(factors[1], x4, "factors[1]", ndims=(1, 2))
+        if ky.ndim != kx.ndim:
+            raise ValueError(f"factors must both be shared or both per-channel, got shapes {tuple(ky.shape)} and {tuple(kx.shape)}")
+        kh, kw = ky.shape[-1], kx.shape[-1]
+        if kernel is None:
+            kernel = ky[..., :, None] * kx[..., None, :]
+    elif kernel is None:
+        raise TypeError("kernel must be a torch.Tensor when factors is not given, got None")
+    kernel = _check_kernel(kernel, x4)
+    kh, kw = kernel.shape[-2:]
+    if factors is not None and (ky.shape[-1], kx.shape[-1]) != (kh, kw):
+        raise ValueError(f"factors have lengths {(ky.shape[-1], kx.shape[-1])} but the kernel is {(kh, kw)}")
+    if mode == "valid" and (kh > h or kw > w):
+        raise ValueError(
+            f"kernel of size {(kh, kw)} is larger than the input {(h, w)} in valid mode"
+        )
+    pads = output_padding((kh, kw), mode, anchor=anchor)
+    ho = h + pads[0] + pads[1] - kh + 1
+    wo = w + pads[2] + pads[3] - kw + 1
+    if x4.numel() == 0:
+        out = x4.new_zeros(b, c, max(ho, 0), max(wo, 0))
+        return _from_batch(out, ndim)
+    learn = kernel.requires_grad
+
+    box_scale = None
+    if method in ("auto", "box") and not learn:
+        box_scale = _box_scale(kernel)
+    if method == "box" and box_scale is None:
+        raise ValueError("method='box' needs a constant kernel, got a kernel with differing entries")
+    if method in ("auto", "separable") and factors is None and not learn:
+        factors = K.separable_factors(kernel)
+        if factors is not None:
+            ky, kx = factors
+    if method == "separable" and factors is None:
+        raise ValueError("method='separable' needs a rank-1 kernel or factors, got a kernel of higher rank")
+    if method == "auto":
+        if learn:
+            method = "fft" if _own_rule(kh, kw, False, False) == "fft" else "direct"
+        else:
+            method = _choose(x4, (kh, kw), c, box_scale is not None, factors is not None, mode)
+
+    xp = pad(x4, pads, border)
+    if method == "box":
+        out = _box_valid(xp, kh, kw, box_scale)
+    elif method == "separable":
+        out = _separable_valid(xp, ky, kx)
+    elif method == "fft":
+        out = _fft_valid(xp, kernel)
+    else:
+        out = _direct_valid(xp, kernel)
+    return _from_batch(out, ndim)
+
+
+# --------------------------------------------------------------------------- correlate / convolve
+
+
+_ANCHORS = ("signal", "ndimage")
+
+
+def _padding_anchor(anchor, flipped: bool) -> str:
+    """Map the public ``anchor`` names to :func:`cnnconv._padding.output_padding`'s.
+
+    scipy.signal takes ``same`` as the centre of ``full`` (first index ``(k-1)//2``), which
+    for a correlation puts kernel element ``(k-1)//2`` on the output pixel and for a
+    convolution (flipped kernel) element ``k//2``; scipy.ndimage and OpenCV put element
+    ``k//2`` of the kernel as given on the output pixel.
+    """
+    _check_choice(anchor, "anchor", _ANCHORS)
+    if anchor == "signal":
+        return "scipy" if flipped else "torch"
+    return "torch" if flipped else "scipy"
+
+
+def correlate2d(
+    input: torch.Tensor,
+    kernel: torch.Tensor,
+    mode: str = "same",
+    border: str = "zeros",
+    *,
+    method: str = "auto",
+    anchor: str = "signal",
+) -> torch.Tensor:
+    """2-D correlation (no kernel flip, PyTorch's convention) of every channel.
+
+    Agrees with ``scipy.signal.correlate2d`` (``border="zeros"``) in every mode, and with
+    ``scipy.ndimage.correlate`` / ``cv2.filter2D`` for each border in ``same`` mode.
+
+    Args:
+        input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
+        kernel: ``(kh, kw)`` shared or ``(C, kh, kw)`` per channel.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        method: see :func:`filter2d`.
+        anchor: only matters for even kernels in ``same`` mode: ``"signal"`` (like
+            ``scipy.signal.correlate2d``: kernel element ``(k-1)//2`` on the output pixel) or
+            ``"ndimage"`` (like ``scipy.ndimage.correlate`` and ``cv2.filter2D``: element
+            ``k//2``).
+
+    Returns:
+        Tensor with the input's number of dimensions.
+
+    Shape:
+        ``(*, H, W) -> (*, H_out, W_out)``.
+
+    Example:
+        >>> x = torch.arange(9.0).reshape(3, 3)
+        >>> correlate2d(x, K.sobel_x(), border="replicate")[1, 1].item()
+        8.0
+    """
+    return filter2d(input, kernel, mode, border, method=method, anchor=_padding_anchor(anchor, False))
+
+
+def convolve2d(
+    input: torch.Tensor,
+    kernel: torch.Tensor,
+    mode: str = "same",
+    border: str = "zeros",
+    *,
+    method: str = "auto",
+    anchor: str = "signal",
+) -> torch.Tensor:
+    """2-D convolution: correlation with the kernel flipped in both axes.
+
+    Agrees with ``scipy.signal.convolve2d`` (``border="zeros"``) in every mode, and with
+    ``scipy.ndimage.convolve`` for each border in ``same`` mode.
+
+    Args:
+        input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
+        kernel: ``(kh, kw)`` shared or ``(C, kh, kw)`` per channel.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        method: see :func:`filter2d`.
+        anchor: only matters for even kernels in ``same`` mode: ``"signal"`` (like
+            ``scipy.signal.convolve2d``) or ``"ndimage"`` (like ``scipy.ndimage.convolve``).
+
+    Returns:
+        Tensor with the input's number of dimensions.
+
+    Example:
+        >>> x = torch.arange(9.0).reshape(3, 3)
+        >>> convolve2d(x, K.sobel_x(), border="replicate")[1, 1].item()
+        -8.0
+    """
+    if isinstance(kernel, torch.Tensor) and kernel.ndim >= 2:
+        kernel = kernel.flip(-2, -1)
+    return filter2d(input, kernel, mode, border, method=method, anchor=_padding_anchor(anchor, True))
+
+
+def _filter1d(input, kernel, mode, border, method, anchor, flip):
+    x = _check_input(input, min_ndim=1, max_ndim=3)
+    if not isinstance(kernel, torch.Tensor):
+        raise TypeError(f"kernel must be a torch.Tensor, got {type(kernel).__name__}")
+    if kernel.ndim not in (1, 2):
+        raise ValueError(f"kernel must have shape (k,) or (C, k), got {tuple(kernel.shape)}")
+    if kernel.ndim == 2 and x.ndim == 1:
+        raise ValueError(
+            f"kernel has {kernel.shape[0]} per-channel kernels but the input has no channel "
+            f"dimension (input shape {tuple(x.shape)})"
+        )
+    pad_anchor = _padding_anchor(anchor, flip)
+    if flip:
+        kernel = kernel.flip(-1)
+    # A signal of length L is an image of height 1: (L,) -> (1, L), (C, L) -> (C, 1, L).
+    y = filter2d(x.unsqueeze(-2), kernel.unsqueeze(-2), mode, border, method=method, anchor=pad_anchor)
+    return y.squeeze(-2)
+
+
+def correlate1d(
+    input: torch.Tensor,
+    kernel: torch.Tensor,
+    mode: str = "same",
+    border: str = "zeros",
+    *,
+    method: str = "auto",
+    anchor: str = "signal",
+) -> torch.Tensor:
+    """1-D correlation along the last axis (``numpy.correlate`` / ``scipy.signal.correlate``).
+
+    Args:
+        input: ``(L,)``, ``(C, L)`` or ``(B, C, L)``.
+        kernel: ``(k,)`` shared or ``(C, k)`` per channel.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        method: see :func:`filter2d`.
+        anchor: ``"signal"`` or ``"ndimage"`` (``scipy.ndimage.correlate1d``), see
+            :func:`correlate2d`.
+
+    Returns:
+        Tensor with the input's number of dimensions.
+
+    Example:
+        >>> correlate1d(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.0, 1.0, 1.0]), "full").tolist()
+        [1.0, 3.0, 5.0, 3.0, 0.0]
+    """
+    return _filter1d(input, kernel, mode, border, method, anchor, flip=False)
+
+
+def convolve1d(
+    input: torch.Tensor,
+    kernel: torch.Tensor,
+    mode: str = "same",
+    border: str = "zeros",
+    *,
+    method: str = "auto",
+    anchor: str = "signal",
+) -> torch.Tensor:
+    """1-D convolution (kernel flipped) along the last axis; matches ``numpy.convolve``.
+
+    Args:
+        input: ``(L,)``, ``(C, L)`` or ``(B, C, L)``.
+        kernel: ``(k,)`` shared or ``(C, k)`` per channel.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        method: see :func:`filter2d`.
+        anchor: ``"signal"`` or ``"ndimage"`` (``scipy.ndimage.convolve1d``), see
+            :func:`convolve2d`.
+
+    Returns:
+        Tensor with the input's number of dimensions.
+
+    Example:
+        >>> convolve1d(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.0, 1.0, 1.0]), "full").tolist()
+        [0.0, 1.0, 3.0, 5.0, 3.0]
+    """
+    return _filter1d(input, kernel, mode, border, method, anchor, flip=True)
+
+
+def separable_correlate2d(
+    input: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, mode: str = "same", border: str = "zeros"
+) -> torch.Tensor:
+    """Correlation with the rank-1 kernel ``outer(ky, kx)`` as two 1-D passes.
+
+    Args:
+        input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
+        ky: column factor ``(kh,)`` or per channel ``(C, kh)``.
+        kx: row factor ``(kw,)`` or per channel ``(C, kw)``.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+
+    Returns:
+        Same as ``correlate2d(input, outer(ky, kx), mode, border)``.
+
+    Example:
+        >>> x = torch.rand(3, 20, 20)
+        >>> y = separable_correlate2d(x, K.gaussian1d(1.0), K.gaussian1d(1.0))
+        >>> torch.allclose(y, correlate2d(x, K.gaussian(1.0), method="direct"), atol=1e-6)
+        True
+    """
+    return filter2d(input, None, mode, border, method="separable", factors=(ky, kx))
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def _odd_size(value, name: str) -> tuple[int, int]:
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be an int or a pair, got {value!r}")
+    for v in pair:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        if v < 1 or v % 2 == 0:
+            raise ValueError(f"{name} must be odd and positive, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _positive_size(value, name: str) -> tuple[int, int]:
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be an int or a pair, got {value!r}")
+    for v in pair:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        if v < 1:
+            raise ValueError(f"{name} must be positive, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _sigma_pair(sigma) -> tuple[float, float]:
+    pair = tuple(sigma) if isinstance(sigma, (tuple, list)) else (sigma, sigma)
+    if len(pair) != 2:
+        raise ValueError(f"sigma must be a number or a pair (sigma_y, sigma_x), got {sigma!r}")
+    out = []
+    for s in pair:
+        if isinstance(s, torch.Tensor) and s.numel() == 1:
+            s = float(s)
+        if isinstance(s, bool) or not isinstance(s, numbers.Real):
+            raise TypeError(f"sigma must be a number or a pair of numbers, got {sigma!r}")
+        if not (s > 0) or not math.isfinite(s):
+            raise ValueError(f"sigma must be positive, got {sigma!r}")
+        out.append(float(s))
+    return out[0], out[1]
+
+
+def box_blur2d(
+    input: torch.Tensor,
+    kernel_size=3,
+    border: str = "reflect",
+    mode: str = "same",
+    *,
+    normalized: bool = True,
+    method: str = "auto",
+) -> torch.Tensor:
+    """Box (mean) filter; computed with cumulative sums for large windows.
+
+    Equivalent to ``cv2.blur`` / ``cv2.boxFilter``, ``scipy.ndimage.uniform_filter`` and
+    ``kornia.filters.box_blur`` under the matching border.
+
+    Args:
+        input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
+        kernel_size: int or ``(kh, kw)``; even sizes are anchored at ``k // 2``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        normalized: mean (True) or sum (False) over the window.
+        method: see :func:`filter2d`.
+
+    Returns:
+        Filtered tensor with the input's number of dimensions.
+
+    Example:
+        >>> box_blur2d(torch.ones(1, 8, 8), 5).allclose(torch.ones(1, 8, 8))
+        True
+    """
+    _check_input(input)
+    kh, kw = _positive_size(kernel_size, "kernel_size")
+    k = K.box((kh, kw), normalized=normalized, dtype=input.dtype, device=input.device)
+    return filter2d(input, k, mode, border, method=method)
+
+
+def gaussian_blur2d(
+    input: torch.Tensor,
+    sigma,
+    kernel_size=None,
+    border: str = "reflect",
+    mode: str = "same",
+    *,
+    truncate: float = 4.0,
+    method: str = "auto",
+) -> torch.Tensor:
+    """Gaussian blur as two 1-D passes.
+
+    The kernel size defaults to ``2 * round(truncate * sigma) + 1`` (scipy.ndimage's
+    ``gaussian_filter``); give ``kernel_size`` to match OpenCV, kornia or torchvision.
+
+    Args:
+        input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
+        sigma: positive float or ``(sigma_y, sigma_x)``.
+        kernel_size: odd int or ``(kh, kw)``; default from sigma and ``truncate``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        truncate: kernel radius in standard deviations when the size comes from sigma.
+        method: see :func:`filter2d`.
+
+    Returns:
+        Blurred tensor with the input's number of dimensions.
+
+    Example:
+        >>> gaussian_blur2d(torch.rand(2, 3, 32, 32), 2.0).shape
+        torch.Size([2, 3, 32, 32])
+    """
+    _check_input(input)
+    sy, sx = _sigma_pair(sigma)
+    if kernel_size is None:
+        kh, kw = K.gaussian_size_from_sigma(sy, truncate), K.gaussian_size_from_sigma(sx, truncate)
+    else:
+        kh, kw = _odd_size(kernel_size, "kernel_size")
+    opts = dict(dtype=input.dtype, device=input.device)
+    ky = K.gaussian1d(sy, kh, **opts)
+    kx = K.gaussian1d(sx, kw, **opts)
+    return filter2d(input, None, mode, border, method=method, factors=(ky, kx))
+
+
+_DERIVATIVE_FACTORS = {
+    "sobel": ([1.0, 2.0, 1.0], [-1.0, 0.0, 1.0]),
+    "prewitt": ([1.0, 1.0, 1.0], [-1.0, 0.0, 1.0]),
+    "scharr": ([3.0, 10.0, 3.0], [-1.0, 0.0, 1.0]),
+    "diff": ([0.0, 1.0, 0.0], [-0.5, 0.0, 0.5]),
+}
+
+
+def _derivative_factors(operator, normalized, dtype, device):
+    """``(smooth, diff)`` 1-D factors of a 3x3 derivative operator (x kernel = outer(smooth, diff))."""
+    smooth, diff = _DERIVATIVE_FACTORS[operator]
+    s = torch.tensor(smooth, dtype=dtype, device=device)
+    d = torch.tensor(diff, dtype=dtype, device=device)
+    if normalized:
+        s = s / (s.abs().sum() * d.abs().sum())
+    return s, d
+
+
+def _check_eps(eps) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps >= 0:
+        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+    return float(eps)
+
+
+def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mode="same", *, eps=0.0, method="auto"):
+    """Gradient filter from 1-D factors: x kernel ``outer(smooth, diff)``, y its transpose.
+
+    The common engine of :func:`sobel`, :func:`prewitt`, :func:`scharr` and the gradient layers.
+
+    Args:
+        input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
+        smooth: smoothing factor ``(k,)``.
+        diff: derivative factor ``(k,)``, positive towards +x / +y under correlation.
+        output: ``"x"``, ``"y"``, ``"xy"``, ``"magnitude"`` or ``"direction"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        eps: magnitude is ``sqrt(gx^2 + gy^2 + eps)``; 0 uses ``hypot``.
+        method: see :func:`filter2d`.
+
+    Returns:
+        Tensor with the input's number of dimensions (``"xy"`` adds a dimension of size 2 at -3).
+
+    Example:
+        >>> s, d = torch.tensor([1.0, 2.0, 1.0]), torch.tensor([-1.0, 0.0, 1.0])
+        >>> apply_gradient(torch.rand(3, 8, 8), s, d, "xy").shape
+        torch.Size([3, 2, 8, 8])
+    """
+    _check_input(input)
+    _check_choice(output, "output", GRADIENT_OUTPUTS)
+    eps = _check_eps(eps)
+    gx = gy = None
+    if output != "y":
+        gx = filter2d(input, None, mode, border, method=method, factors=(smooth, diff))
+    if output != "x":
+        gy = filter2d(input, None, mode, border, method=method, factors=(diff, smooth))
+    if output == "x":
+        return gx
+    if output == "y":
+        return gy
+    if output == "xy":
+        return torch.stack((gx, gy), dim=-3)
+    if output == "magnitude":
+        if eps > 0:
+            return torch.sqrt(gx * gx + gy * gy + eps)
+        return torch.hypot(gx, gy)
+    return torch.atan2(gy, gx)
+
+
+def _gradient_filter(input, operator, output, normalized, border, mode, eps, method):
+    _check_input(input)
+    s, d = _derivative_factors(operator, normalized, input.dtype, input.device)
+    return apply_gradient(input, s, d, output, border, mode, eps=eps, method=method)
+
+
+_GRADIENT_DOC = """{title} gradient filter.
+
+    ``x`` is positive where intensity grows to the right, ``y`` where it grows downwards (the
+    kernels of :func:`cnnconv.kernels.{name}_x`, applied by correlation).
+
+    Args:
+        input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
+        output: ``"x"``, ``"y"``, ``"xy"`` (stacked at dim -3: ``(..., C, 2, H, W)``),
+            ``"magnitude"`` or ``"direction"`` (``atan2(gy, gx)`` in radians).
+        normalized: divide the kernels by the sum of their absolute values.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        eps: the magnitude is ``sqrt(gx^2 + gy^2 + eps)`` (kornia uses 1e-6 for a finite
+            gradient at zero); 0 computes ``hypot(gx, gy)``.
+        method: see :func:`filter2d`.
+
+    Returns:
+        Tensor with the input's number of dimensions (one more for ``"xy"``).
+
+    Example:
+        >>> x = torch.arange(25.0).reshape(5, 5)
+        >>> {name}(x, output="x", border="replicate")[2, 2].item() > 0
+        True
+    """
+
+
+def sobel(input, output="magnitude", normalized=False, border="reflect", mode="same", *, eps=0.0, method="auto"):
+    return _gradient_filter(input, "sobel", output, normalized, border, mode, eps, method)
+
+
+def prewitt(input, output="magnitude", normalized=False, border="reflect", mode="same", *, eps=0.0, method="auto"):
+    return _gradient_filter(input, "prewitt", output, normalized, border, mode, eps, method)
+
+
+def scharr(input, output="magnitude", normalized=False, border="reflect", mode="same", *, eps=0.0, method="auto"):
+    return _gradient_filter(input, "scharr", output, normalized, border, mode, eps, method)
+
+
+sobel.__doc__ = _GRADIENT_DOC.format(title="Sobel", name="sobel")
+prewitt.__doc__ = _GRADIENT_DOC.format(title="Prewitt", name="prewitt")
+scharr.__doc__ = _GRADIENT_DOC.format(title="Scharr", name="scharr")
+
+
+def spatial_gradient(
+    input: torch.Tensor,
+    operator: str = "sobel",
+    normalized: bool = True,
+    border: str = "replicate",
+    *,
+    method: str = "auto",
+) -> torch.Tensor:
+    """First derivatives stacked as ``(..., C, 2, H, W)`` (x then y), like kornia's.
+
+    Args:
+        input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
+        operator: ``"sobel"``, ``"prewitt"``, ``"scharr"`` or ``"diff"`` (central difference).
+        normalized: divide the kernels by the sum of their absolute values.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        method: see :func:`filter2d`.
+
+    Returns:
+        Tensor ``(..., C, 2, H, W)``.
+
+    Example:
+        >>> spatial_gradient(torch.rand(1, 3, 8, 8)).shape
+        torch.Size([1, 3, 2, 8, 8])
+    """
+    _check_input(input)
+    _check_choice(operator, "operator", tuple(_DERIVATIVE_FACTORS))
+    s, d = _derivative_factors(operator, normalized and operator != "diff", input.dtype, input.device)
+    return apply_gradient(input, s, d, "xy", border, "same", method=method)
+
+
+def laplacian(
+    input: torch.Tensor,
+    neighbours: int = 4,
+    normalized: bool = False,
+    border: str = "reflect",
+    mode: str = "same",
+    *,
+    method: str = "auto",
+) -> torch.Tensor:
+    """3x3 Laplacian (4- or 8-neighbour, see :func:`cnnconv.kernels.laplacian`).
+
+    Args:
+        input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
+        neighbours: 4 (``cv2.Laplacian(ksize=1)``) or 8 (kornia's 3x3 ``laplacian``).
+        normalized: divide the kernel by the sum of its absolute values.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        method: see :func:`filter2d`.
+
+    Returns:
+        Tensor with the input's number of dimensions.
+
+    Example:
+        >>> laplacian(torch.ones(5, 5), border="replicate").abs().max().item()
+        0.0
+    """
+    _check_input(input)
+    k = K.laplacian(neighbours, normalized=normalized, dtype=input.dtype, device=input.device)
+    return filter2d(input, k, mode, border, method=method)
+
+
+def sharpen(
+    input: torch.Tensor, border: str = "reflect", mode: str = "same", *, method: str = "auto"
+) -> torch.Tensor:
+    """3x3 sharpen filter ``[[0,-1,0],[-1,5,-1],[0,-1,0]]``.
+
+    Args:
+        input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        method: see :func:`filter2d`.
+
+    Returns:
+        Tensor with the input's number of dimensions.
+
+    Example:
+        >>> sharpen(torch.ones(5, 5)).allclose(torch.ones(5, 5))
+        True
+    """
+    _check_input(input)
+    return filter2d(input, K.sharpen(dtype=input.dtype, device=input.device), mode, border, method=method)
+
+
+# --------------------------------------------------------------------------- FFT re-exports
+
+
+def fft_conv1d(*args, **kwargs):
+    """Re-export of :func:`cnnconv.fft.fft_conv1d` (``F.conv1d`` semantics, computed by FFT)."""
+    from .fft import fft_conv1d as _impl
+
+    return _impl(*args, **kwargs)
+
+
+def fft_conv2d(*args, **kwargs):
+    """Re-export of :func:`cnnconv.fft.fft_conv2d` (``F.conv2d`` semantics, computed by FFT)."""
+    from .fft import fft_conv2d as _impl
+
+    return _impl(*args, **kwargs)

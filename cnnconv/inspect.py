@@ -1,0 +1,918 @@
+"""Look into convolution kernels: extract them, describe them, match them to hand-designed ones.
+
+Three steps, each usable on its own:
+
+- :func:`extract_kernels` reads every convolution weight from an ``nn.Module``, a ``state_dict``
+  or a checkpoint file. Files are read with ``torch.load(weights_only=True)`` only: a file that
+  would need arbitrary code to load is refused (:class:`InspectError`) and never executed.
+- :func:`describe_kernel` measures one 2-D kernel: DC gain, L2 norm, symmetry, separability,
+  dominant orientation, peak spatial frequency and the frequency response on a grid.
+- :func:`match_kernel` finds the nearest kernels of the hand-designed bank
+  (:mod:`cnnconv.kernels`) under scale, sign, the eight 90-degree rotations and flips
+  (the convolution flip among them), and fits sigma for Gaussian-family kernels.
+
+Conventions:
+
+- Axes follow :mod:`cnnconv.kernels`: +x is +column (rightwards), +y is +row (downwards).
+- Orientation is the direction, in degrees in ``[0, 180)``, of the intensity change the kernel
+  responds to most (the edge *normal*), measured from +x towards +y. ``sobel_x`` is 0,
+  ``sobel_y`` is 90, and ``cos(t) * gaussian_dx + sin(t) * gaussian_dy`` is ``t``.
+- A match's ``transform`` says how to obtain the kernel from the bank kernel:
+  ``kernel ~= scale * transform(bank_kernel)`` with ``scale > 0``.
+
+Example:
+    >>> import torch
+    >>> from cnnconv import kernels
+    >>> from cnnconv.inspect import match_kernel
+    >>> best = match_kernel(torch.rot90(kernels.sobel_x(), 2))[0]
+    >>> best.name, best.transform, round(best.similarity, 6)
+    ('sobel_x', 'conv_flip', 1.0)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import os
+import pickle
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+__all__ = [
+    "InspectError",
+    "KernelRecord",
+    "KernelDescription",
+    "KernelMatch",
+    "TRANSFORMS",
+    "apply_transform",
+    "load_checkpoint",
+    "extract_kernels",
+    "frequency_response",
+    "describe_kernel",
+    "match_kernel",
+]
+
+
+class InspectError(ValueError):
+    """A file, checkpoint or model cannot be inspected (missing, refused, no convolutions...)."""
+
+
+# --------------------------------------------------------------------------- extraction
+
+# Keys under which checkpoints commonly keep the model's state dict, in order of preference.
+# cnnconv's own training checkpoints use "model".
+STATE_DICT_KEYS = ("model", "state_dict", "model_state_dict", "model_state", "net", "network", "weights", "module")
+
+_PARAMETRIZED_SUFFIX = ".parametrizations.weight.original"
+
+
+@dataclass
+class KernelRecord:
+    """One convolution weight found by :func:`extract_kernels`.
+
+    Attributes:
+        name: module name (``"features.0"``; ``""`` for a bare convolution module).
+        parameter: full parameter name (``"features.0.weight"``, or
+            ``"conv.parametrizations.weight.original"`` for a parametrized weight in a state dict).
+        shape: shape of the weight, ``(out, in/groups, kh, kw)`` or ``(out, in/groups, k)``.
+        weight: the weight tensor (detached). For a module with a parametrized weight this is the
+            effective weight; from a state dict it is the stored unconstrained ``original``.
+        module_type: class name of the module when extracted from a module, else ``None``.
+        parametrized: whether the weight is registered through ``torch.nn.utils.parametrize``.
+    """
+
+    name: str
+    parameter: str
+    shape: tuple
+    weight: torch.Tensor = field(repr=False)
+    module_type: str | None = None
+    parametrized: bool = False
+
+    @property
+    def label(self) -> str:
+        """Name used in reports: the module name, or the parameter name for a root module."""
+        return self.name or self.parameter
+
+    def kernels(self):
+        """Iterate over ``(index, kernel)`` with one 2-D kernel ``(kh, kw)`` per index.
+
+        1-D convolution weights ``(out, in, k)`` give kernels of shape ``(1, k)``.
+        """
+        w = self.weight
+        if w.ndim == 3:
+            w = w.unsqueeze(-2)
+        for o in range(w.shape[0]):
+            for i in range(w.shape[1]):
+                yield (o, i), w[o, i]
+
+    def to_dict(self) -> dict:
+        """Metadata as JSON-ready types (the weight itself is left out)."""
+        return {
+            "name": self.name,
+            "parameter": self.parameter,
+            "shape": list(self.shape),
+            "module_type": self.module_type,
+            "parametrized": self.parametrized,
+        }
+
+
+def _describe_type(obj) -> str:
+    return type(obj).__name__
+
+
+def load_checkpoint(path) -> Any:
+    """Load a checkpoint file safely with ``torch.load(map_location="cpu", weights_only=True)``.
+
+    Args:
+        path: file path (str or ``os.PathLike``).
+
+    Returns:
+        Whatever the file holds (a state dict, a dict checkpoint...).
+
+    Raises:
+        InspectError: the file is missing, is not a PyTorch checkpoint, or would need arbitrary
+            code to load (refused for safety; nothing from it is executed).
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> path = os.path.join(tempfile.mkdtemp(), "conv.pt")
+        >>> torch.save(torch.nn.Conv2d(1, 2, 3).state_dict(), path)
+        >>> sorted(load_checkpoint(path))
+        ['bias', 'weight']
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {_describe_type(path)}")
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InspectError(f"checkpoint file does not exist: {path!r}")
+    if os.path.isdir(path):
+        raise InspectError(f"checkpoint path is a directory, not a file: {path!r}")
+    try:
+        with warnings.catch_warnings():
+            # The safe unpickler warns about pickle protocols it may not support; the error
+            # below (if any) says all that matters.
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        detail = ""
+        for line in text.splitlines():
+            line = line.strip()
+            if "Unsupported global" in line:
+                # e.g. "WeightsUnpickler error: Unsupported global: GLOBAL os.system was not ..."
+                detail = line.split("Unsupported global:", 1)[1].split(" was not", 1)[0].strip()
+                break
+        if detail:
+            raise InspectError(
+                f"refused to load {path!r} for safety: it needs arbitrary code to unpickle "
+                f"({detail}); it was not executed. Only plain tensors and containers are loaded "
+                f"(torch.load with weights_only=True); save a state_dict instead of a pickled object"
+            ) from None
+        raise InspectError(
+            f"refused to load {path!r}: not a PyTorch checkpoint the safe loader can read "
+            f"(torch.load with weights_only=True rejected it; nothing in it was executed)"
+        ) from None
+    except (EOFError, KeyError, RuntimeError, ValueError, UnicodeDecodeError, IndexError, AttributeError) as exc:
+        reason = "the file is empty" if isinstance(exc, EOFError) else "it is not in torch.save format"
+        raise InspectError(f"not a PyTorch checkpoint: {path!r} ({reason})") from None
+
+
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, Mapping) and any(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _find_state_dict(obj, source: str) -> Mapping:
+    """The state dict inside a loaded checkpoint (the object itself or a value under a known key)."""
+    if not isinstance(obj, Mapping):
+        raise InspectError(f"not a checkpoint: {source} holds a {_describe_type(obj)}, not a state dict or a dict")
+    if _is_state_dict(obj):
+        return obj
+    for key in STATE_DICT_KEYS:
+        value = obj.get(key)
+        if _is_state_dict(value):
+            return value
+    for value in obj.values():
+        if _is_state_dict(value):
+            return value
+    raise InspectError(
+        f"not a checkpoint: {source} is a dict with keys {sorted(map(str, obj))[:12]} but holds no "
+        f"state dict of tensors (looked under {', '.join(STATE_DICT_KEYS)})"
+    )
+
+
+def _records_from_state_dict(sd: Mapping) -> list[KernelRecord]:
+    records = []
+    for key, value in sd.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor) or value.ndim not in (3, 4):
+            continue
+        if key.endswith(_PARAMETRIZED_SUFFIX):
+            name = key[: -len(_PARAMETRIZED_SUFFIX)]
+            parametrized = True
+        elif key == "weight" or key.endswith(".weight"):
+            name = key[: -len("weight")].rstrip(".")
+            parametrized = False
+        else:
+            continue
+        if not value.is_floating_point():
+            continue
+        records.append(KernelRecord(name, key, tuple(value.shape), value.detach(), None, parametrized))
+    return records
+
+
+def _records_from_module(model: nn.Module) -> list[KernelRecord]:
+    from torch.nn.utils import parametrize
+
+    records = []
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, parametrize.ParametrizationList) or isinstance(module, nn.ModuleDict):
+                continue
+            try:
+                weight = getattr(module, "weight", None)
+            except Exception:  # a parametrization that cannot be evaluated (e.g. lazy modules)
+                continue
+            if not isinstance(weight, torch.Tensor) or isinstance(weight, nn.parameter.UninitializedParameter):
+                continue
+            if weight.ndim not in (3, 4) or not weight.is_floating_point():
+                continue
+            is_param = parametrize.is_parametrized(module, "weight")
+            parameter = f"{name}.weight" if name else "weight"
+            records.append(
+                KernelRecord(name, parameter, tuple(weight.shape), weight.detach(), type(module).__name__, is_param)
+            )
+    return records
+
+
+def extract_kernels(obj, *, layer: str | None = None) -> list[KernelRecord]:
+    """Every convolution weight of a model, a state dict or a checkpoint file.
+
+    Convolution weights are the 3-D (``Conv1d``) and 4-D (``Conv2d``) ``weight`` tensors. For a
+    module with a weight parametrized through ``torch.nn.utils.parametrize`` the effective
+    ``module.weight`` is returned; in a state dict the stored
+    ``<name>.parametrizations.weight.original`` is returned (the parametrization itself is code,
+    which a state dict does not hold) and the record is flagged ``parametrized``.
+
+    Args:
+        obj: an ``nn.Module``; a mapping of names to tensors (``state_dict``); or a path to a file
+            saved with ``torch.save`` holding a state dict, or a dict with the state dict under
+            ``model``, ``state_dict``, ``model_state_dict``... (cnnconv's checkpoints use ``model``).
+        layer: keep only the layers whose module name or parameter name equals ``layer`` or
+            matches it as a glob pattern (``"features.*"``).
+
+    Returns:
+        A list of :class:`KernelRecord`, in the model's order.
+
+    Raises:
+        InspectError: missing file, refused or unreadable file, no convolution weights, or no
+            layer matching ``layer``.
+        TypeError: ``obj`` is none of the accepted types.
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 5), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3))
+        >>> [(r.name, r.shape) for r in extract_kernels(model)]
+        [('0', (8, 3, 5, 5)), ('2', (4, 8, 3, 3))]
+    """
+    if isinstance(obj, nn.Module):
+        records = _records_from_module(obj)
+        source = f"the {_describe_type(obj)} model"
+    elif isinstance(obj, Mapping):
+        records = _records_from_state_dict(_find_state_dict(obj, "the mapping"))
+        source = "the state dict"
+    elif isinstance(obj, (str, os.PathLike)):
+        source = repr(os.fspath(obj))
+        records = _records_from_state_dict(_find_state_dict(load_checkpoint(obj), source))
+    else:
+        raise TypeError(
+            f"obj must be an nn.Module, a state dict (mapping) or a checkpoint path, got {_describe_type(obj)}"
+        )
+    if not records:
+        raise InspectError(f"no convolution kernels found in {source} (no 3-D or 4-D weight tensors)")
+    if layer is not None:
+        if not isinstance(layer, str):
+            raise TypeError(f"layer must be a string, got {_describe_type(layer)}")
+        chosen = [
+            r
+            for r in records
+            if layer in (r.name, r.parameter) or fnmatch.fnmatchcase(r.name, layer) or fnmatch.fnmatchcase(r.parameter, layer)
+        ]
+        if not chosen:
+            names = ", ".join(r.label for r in records)
+            raise InspectError(f"no convolution layer named {layer!r}; available: {names}")
+        records = chosen
+    return records
+
+
+# --------------------------------------------------------------------------- description
+
+
+def _as_kernel2d(k, name: str = "kernel") -> torch.Tensor:
+    """Validate a kernel and return it as a detached 2-D float64 tensor on its own device."""
+    if not isinstance(k, torch.Tensor):
+        try:
+            k = torch.as_tensor(k)
+        except Exception:
+            raise TypeError(f"{name} must be a tensor or array, got {_describe_type(k)}") from None
+    if k.ndim == 1:
+        k = k.unsqueeze(0)
+    if k.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D kernel (kh, kw) or 1-D (k,), got shape {tuple(k.shape)}; "
+            f"index a weight as weight[out, in]"
+        )
+    if k.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(k.shape)}")
+    if k.is_complex() or k.dtype == torch.bool:
+        raise TypeError(f"{name} must be real, got dtype {k.dtype}")
+    k = k.detach().to(torch.float64)
+    if not bool(torch.isfinite(k).all()):
+        raise ValueError(f"{name} must be finite, got NaN or inf values")
+    return k
+
+
+def frequency_response(k, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Magnitude of the kernel's frequency response on a ``size x size`` grid.
+
+    The kernel is zero-padded to ``size x size`` and transformed; the magnitude is the same for
+    correlation and convolution. The result is centred (``fftshift``): the zero frequency is at
+    index ``size // 2``.
+
+    Args:
+        k: kernel ``(kh, kw)``.
+        size: grid size, at least the kernel's largest side.
+
+    Returns:
+        ``(magnitude, frequencies)``: ``magnitude`` of shape ``(size, size)`` indexed
+        ``[fy, fx]`` and ``frequencies`` of shape ``(size,)`` in cycles/pixel, from -0.5.
+
+    Example:
+        >>> from cnnconv import kernels
+        >>> mag, f = frequency_response(kernels.box(3), size=8)
+        >>> round(float(mag[4, 4]), 6)  # DC gain of a normalised box
+        1.0
+    """
+    k = _as_kernel2d(k)
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"size must be an int, got {size!r}")
+    if size < max(k.shape):
+        raise ValueError(f"size must be at least the kernel size {max(k.shape)}, got {size}")
+    spectrum = torch.fft.fft2(k, s=(size, size))
+    mag = torch.fft.fftshift(spectrum.abs())
+    freqs = torch.fft.fftshift(torch.fft.fftfreq(size, dtype=torch.float64, device=k.device))
+    return mag, freqs
+
+
+@dataclass
+class KernelDescription:
+    """Properties of one kernel, from :func:`describe_kernel`.
+
+    Attributes:
+        shape: ``(kh, kw)``.
+        dc_gain: sum of the weights (response to a constant image).
+        l2_norm: Euclidean norm of the weights.
+        symmetry: share of the energy in the part even under the 180-degree rotation, in [0, 1].
+        antisymmetry: share in the odd part; ``symmetry + antisymmetry == 1``.
+        separability: share of the energy in the first singular value (1 for rank 1).
+        orientation: degrees in [0, 180) from +x towards +y (rows, downwards) of the intensity
+            change the kernel responds to most; ``nan`` when isotropic.
+        orientation_strength: coherence ``(l1 - l2) / (l1 + l2)`` of the spectral energy tensor,
+            in [0, 1]: 0 isotropic, 1 a single direction; a first derivative of Gaussian gives 0.5
+            (its spectral energy is three times larger along its axis than across).
+        peak_frequency: radius in cycles/pixel of the largest frequency-response magnitude.
+        peak_frequency_xy: ``(fx, fy)`` of that peak (one of the two symmetric peaks).
+        peak_gain: the largest frequency-response magnitude.
+        frequency_response: ``(n, n)`` magnitude, centred (see :func:`frequency_response`).
+        frequencies: ``(n,)`` frequencies in cycles/pixel of the response's axes.
+    """
+
+    shape: tuple
+    dc_gain: float
+    l2_norm: float
+    symmetry: float
+    antisymmetry: float
+    separability: float
+    orientation: float
+    orientation_strength: float
+    peak_frequency: float
+    peak_frequency_xy: tuple
+    peak_gain: float
+    frequency_response: torch.Tensor = field(repr=False)
+    frequencies: torch.Tensor = field(repr=False)
+
+    def to_dict(self, include_response: bool = False) -> dict:
+        """Properties as JSON-ready Python types (``nan`` becomes ``None``).
+
+        Args:
+            include_response: also include the frequency response grid and its frequencies.
+        """
+
+        def clean(v):
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        out = {
+            "shape": list(self.shape),
+            "dc_gain": self.dc_gain,
+            "l2_norm": self.l2_norm,
+            "symmetry": clean(self.symmetry),
+            "antisymmetry": clean(self.antisymmetry),
+            "separability": clean(self.separability),
+            "orientation": clean(self.orientation),
+            "orientation_strength": clean(self.orientation_strength),
+            "peak_frequency": self.peak_frequency,
+            "peak_frequency_xy": list(self.peak_frequency_xy),
+            "peak_gain": self.peak_gain,
+        }
+        if include_response:
+            out["frequency_response"] = self.frequency_response.cpu().tolist()
+            out["frequencies"] = self.frequencies.cpu().tolist()
+        return out
+
+
+def describe_kernel(k, *, grid: int = 64) -> KernelDescription:
+    """Measure the properties of a 2-D kernel.
+
+    Symmetry scores split the kernel into its part even and odd under the 180-degree rotation
+    (``e = (k + rot180(k)) / 2``, ``o = (k - rot180(k)) / 2``; they are orthogonal) and report
+    each part's share of the energy. Orientation is the principal axis of the spectral energy
+    tensor ``sum |H(f)|^2 f f^T`` over the frequency grid (``f = (fx, fy)``, fy downwards), so
+    ``sobel_x`` is 0 degrees and ``sobel_y`` 90.
+
+    Args:
+        k: kernel ``(kh, kw)`` (a 1-D kernel is read as ``(1, k)``), any device.
+        grid: size of the zero-padded frequency grid (at least the kernel's largest side).
+
+    Returns:
+        A :class:`KernelDescription`. For an all-zero kernel the scores are ``nan``.
+
+    Example:
+        >>> from cnnconv import kernels
+        >>> d = describe_kernel(kernels.sobel_x())
+        >>> d.dc_gain, round(d.antisymmetry, 6), round(d.separability, 6), round(d.orientation, 6)
+        (0.0, 1.0, 1.0, 0.0)
+    """
+    k = _as_kernel2d(k)
+    if isinstance(grid, bool) or not isinstance(grid, int):
+        raise TypeError(f"grid must be an int, got {grid!r}")
+    grid = max(grid, max(k.shape))
+    energy = float((k * k).sum())
+    nan = float("nan")
+    flipped = torch.rot90(k, 2, (0, 1))
+    even = 0.5 * (k + flipped)
+    odd = 0.5 * (k - flipped)
+    if energy > 0:
+        symmetry = float((even * even).sum()) / energy
+        antisymmetry = float((odd * odd).sum()) / energy
+        s = torch.linalg.svdvals(k)
+        separability = float(s[0] ** 2 / (s * s).sum())
+    else:
+        symmetry = antisymmetry = separability = nan
+
+    mag, freqs = frequency_response(k, grid)
+    fy, fx = torch.meshgrid(freqs, freqs, indexing="ij")
+    power = mag * mag
+    jxx = float((power * fx * fx).sum())
+    jyy = float((power * fy * fy).sum())
+    jxy = float((power * fx * fy).sum())
+    trace = jxx + jyy
+    spread = math.hypot(jxx - jyy, 2.0 * jxy)
+    if trace > 0 and spread > 1e-6 * trace:
+        orientation = math.degrees(0.5 * math.atan2(2.0 * jxy, jxx - jyy)) % 180.0
+        # A value a hair below 180 is the same axis as 0.
+        if orientation > 180.0 - 1e-9:
+            orientation = 0.0
+        strength = spread / trace
+    else:
+        orientation = nan
+        strength = 0.0 if energy > 0 else nan
+
+    # Peak: the largest magnitude; among (near) ties prefer the lowest frequency, then fx >= 0, fy >= 0.
+    peak_gain = float(mag.max())
+    radius = torch.sqrt(fx * fx + fy * fy)
+    candidates = mag >= peak_gain * (1.0 - 1e-9)
+    key = torch.where(candidates, radius - 1e-6 * ((fx >= 0).double() + (fy >= 0).double()), torch.inf)
+    idx = int(torch.argmin(key))
+    iy, ix = divmod(idx, grid)
+    pfx, pfy = float(freqs[ix]), float(freqs[iy])
+
+    return KernelDescription(
+        shape=tuple(k.shape),
+        dc_gain=float(k.sum()),
+        l2_norm=math.sqrt(energy),
+        symmetry=symmetry,
+        antisymmetry=antisymmetry,
+        separability=separability,
+        orientation=orientation,
+        orientation_strength=strength,
+        peak_frequency=math.hypot(pfx, pfy),
+        peak_frequency_xy=(pfx, pfy),
+        peak_gain=peak_gain,
+        frequency_response=mag,
+        frequencies=freqs,
+    )
+
+
+# --------------------------------------------------------------------------- matching
+
+# The eight symmetries of the square on the last two axes (rows, columns). Rotations are
+# counter-clockwise as displayed (row 0 on top), like numpy.rot90 and torch.rot90.
+TRANSFORMS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "identity": lambda t: t,
+    "conv_flip": lambda t: torch.rot90(t, 2, (-2, -1)),
+    "flip_lr": lambda t: torch.flip(t, (-1,)),
+    "flip_ud": lambda t: torch.flip(t, (-2,)),
+    "transpose": lambda t: t.transpose(-2, -1),
+    "anti_transpose": lambda t: torch.rot90(t, 2, (-2, -1)).transpose(-2, -1),
+    "rot90": lambda t: torch.rot90(t, 1, (-2, -1)),
+    "rot270": lambda t: torch.rot90(t, 3, (-2, -1)),
+}
+_INVERSE = {name: name for name in TRANSFORMS} | {"rot90": "rot270", "rot270": "rot90"}
+
+# Priority among descriptions that fit equally well (lower first): the identity, then the
+# convolution flip (the usual reason for a learned kernel to be a rotated copy: a layer written
+# for convolution instead of correlation), then a plain sign change, then mirror flips, transposes
+# and quarter turns; a geometric transform combined with a sign change comes after all of them.
+_GEOMETRIC_ORDER = ["identity", "conv_flip", "flip_lr", "flip_ud", "transpose", "anti_transpose", "rot90", "rot270"]
+
+
+def _transform_name(geometric: str, negated: bool) -> str:
+    if not negated:
+        return geometric
+    return "negated" if geometric == "identity" else f"{geometric}+negated"
+
+
+def _transform_priority(geometric: str, negated: bool) -> int:
+    if geometric == "identity":
+        return 2 if negated else 0
+    if geometric == "conv_flip" and not negated:
+        return 1
+    rank = _GEOMETRIC_ORDER.index(geometric)
+    return 2 + rank + (len(_GEOMETRIC_ORDER) if negated else 0)
+
+
+def apply_transform(k: torch.Tensor, transform: str) -> torch.Tensor:
+    """Apply a transform name reported by :func:`match_kernel` to a kernel.
+
+    Args:
+        k: tensor ``(..., kh, kw)``.
+        transform: ``"identity"``, ``"conv_flip"``, ``"flip_lr"``, ``"flip_ud"``, ``"transpose"``,
+            ``"anti_transpose"``, ``"rot90"``, ``"rot270"``, ``"negated"``, or
+            ``"<geometric>+negated"``.
+
+    Returns:
+        The transformed tensor.
+
+    Example:
+        >>> from cnnconv import kernels
+        >>> torch.equal(apply_transform(kernels.sobel_x(), "conv_flip"), -kernels.sobel_x())
+        True
+    """
+    if not isinstance(transform, str):
+        raise TypeError(f"transform must be a string, got {transform!r}")
+    negated = transform == "negated" or transform.endswith("+negated")
+    geometric = "identity" if transform == "negated" else transform.removesuffix("+negated")
+    if geometric not in TRANSFORMS:
+        raise ValueError(f"unknown transform, got {transform!r}; known: {', '.join(TRANSFORMS)} (+negated)")
+    out = TRANSFORMS[geometric](k)
+    return -out if negated else out
+
+
+@dataclass
+class KernelMatch:
+    """One hand-designed kernel near a given kernel, from :func:`match_kernel`.
+
+    Attributes:
+        name: bank name (``"sobel_x"``).
+        similarity: cosine similarity in [0, 1] after the best transform and sign.
+        transform: how the bank kernel maps onto the kernel (see :func:`apply_transform`):
+            ``kernel ~= scale * apply_transform(reference, transform)``.
+        scale: the positive least-squares scale.
+        params: builder arguments of the reference (``{"sigma": 1.5, "size": [7, 7]}``).
+        sigma: fitted sigma for Gaussian-family kernels, else ``None``.
+        reference: the bank kernel as built (before the transform), on the kernel's device.
+        aligned: ``scale * apply_transform(reference, transform)`` centred on the kernel and
+            cropped or zero-padded to the kernel's shape: the reference as the kernel sees it.
+    """
+
+    name: str
+    similarity: float
+    transform: str
+    scale: float
+    params: dict
+    sigma: float | None = None
+    reference: torch.Tensor | None = field(default=None, repr=False)
+    aligned: torch.Tensor | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (the reference tensor is left out)."""
+        return {
+            "name": self.name,
+            "similarity": self.similarity,
+            "transform": self.transform,
+            "scale": self.scale,
+            "params": self.params,
+            "sigma": self.sigma,
+        }
+
+
+# Gaussian families whose sigma is fitted. unsharp also has a sigma but a second parameter
+# (amount) as well; it is matched at its default parameters.
+_SIGMA_FAMILIES = ("gaussian", "gaussian_dx", "gaussian_dy", "gaussian_dxx", "gaussian_dyy", "log")
+_GOLDEN_STEPS = 28
+_TIE = 1e-6  # similarities closer than this count as equal; the simpler transform wins
+
+
+def _sigma_grid(shape) -> list[float]:
+    top = max(2.0, float(max(shape)))
+    n = 28
+    lo = 0.25
+    return [lo * (top / lo) ** (i / (n - 1)) for i in range(n)]
+
+
+def _build(name: str, **kwargs) -> torch.Tensor | None:
+    from cnnconv import kernels
+
+    try:
+        k = kernels.get_kernel(name, dtype=torch.float64, **kwargs)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(k, torch.Tensor) or k.ndim not in (1, 2) or k.numel() == 0:
+        return None
+    k = k.detach().to(device="cpu", dtype=torch.float64)
+    if k.ndim == 1:
+        k = k.unsqueeze(0)
+    if not bool(torch.isfinite(k).all()) or float(k.abs().sum()) == 0:
+        return None
+    return k
+
+
+@dataclass
+class _Variant:
+    name: str
+    params: dict
+    kernel: torch.Tensor  # float64 CPU, 2-D
+
+
+_BANK_CACHE: dict = {}
+
+
+def _registry_variants(names, shape) -> list[_Variant]:
+    """Bank kernels for a kernel of ``shape``: each name at its default and at ``shape`` when its
+    builder takes a size; Gaussian families on a grid of sigmas at ``shape``."""
+    key = (tuple(names), tuple(shape))
+    if key in _BANK_CACHE:
+        return _BANK_CACHE[key]
+    size = list(shape)
+    variants = []
+    for name in names:
+        if name in _SIGMA_FAMILIES:
+            for sigma in _sigma_grid(shape):
+                k = _build(name, sigma=sigma, size=tuple(size))
+                if k is not None:
+                    variants.append(_Variant(name, {"sigma": sigma, "size": size}, k))
+            continue
+        k = _build(name)
+        if k is not None:
+            variants.append(_Variant(name, {}, k))
+    # Fixed kernels rebuilt at the kernel's size, unless that gives a kernel already in the bank
+    # (e.g. "sobel5_x" at size 3 is "sobel_x").
+    fixed = [v.kernel for v in variants if not v.params]
+    for name in names:
+        if name in _SIGMA_FAMILIES:
+            continue
+        options = [{"size": tuple(size)}] + ([{"size": size[0]}] if size[0] == size[1] else [])
+        for params in options:
+            k = _build(name, **params)
+            if k is None or any(k.shape == f.shape and torch.allclose(k, f, rtol=0, atol=1e-12) for f in fixed):
+                continue
+            fixed.append(k)
+            variants.append(_Variant(name, {"size": size}, k))
+    if len(_BANK_CACHE) > 64:
+        _BANK_CACHE.clear()
+    _BANK_CACHE[key] = variants
+    return variants
+
+
+def _placements(kh: int, kw: int, frame: int) -> list[tuple[int, int]]:
+    """Top-left offsets that centre a ``kh x kw`` kernel in a square frame (two when ambiguous)."""
+    rows = sorted({(frame - kh) // 2, (frame - kh + 1) // 2})
+    cols = sorted({(frame - kw) // 2, (frame - kw + 1) // 2})
+    return [(r, c) for r in rows for c in cols]
+
+
+def _place(k: torch.Tensor, frame: int, offset) -> torch.Tensor:
+    out = k.new_zeros(frame, frame)
+    r, c = offset
+    out[r : r + k.shape[0], c : c + k.shape[1]] = k
+    return out
+
+
+def _rank_key(similarity: float, priority: int, fitted: bool, order: int):
+    # Best similarity first; among ties the simpler transform, then a fixed kernel before a
+    # fitted one (Sobel x is also a derivative of Gaussian with sigma 0.85), then bank order.
+    return (-round(similarity / _TIE), priority, fitted, order)
+
+
+def match_kernel(k, bank=None, top: int = 3) -> list[KernelMatch]:
+    """Nearest hand-designed kernels under scale, sign, rotations by 90 degrees and flips.
+
+    Every kernel of the bank is compared with the given one under the eight symmetries of the
+    square (the convolution flip, i.e. the 180-degree rotation, among them) and both signs, by
+    cosine similarity; the scale is free. Kernels of different sizes are compared centred, the
+    smaller one zero-padded. Registry kernels whose builder takes a size are also built at the
+    kernel's size; for the Gaussian families (``gaussian``, ``gaussian_dx/dy/dxx/dyy``, ``log``)
+    sigma is fitted by least squares (a grid, then a golden-section search in log sigma).
+
+    When several descriptions fit equally well (within 1e-6) the simplest wins, in this order:
+    ``identity``, ``conv_flip``, ``negated``, ``flip_lr``, ``flip_ud``, ``transpose``,
+    ``anti_transpose``, ``rot90``, ``rot270``, then the same flips and turns ``+negated``. A Sobel
+    x rotated by 180 degrees is therefore ``sobel_x`` under ``conv_flip`` rather than ``negated``.
+
+    Args:
+        k: kernel ``(kh, kw)`` (1-D read as ``(1, k)``), any device.
+        bank: ``None`` for every registered kernel of :mod:`cnnconv.kernels`; a list of registry
+            names; or a mapping of names to 2-D tensors (used as given, no sigma fit).
+        top: number of matches to return: one per bank name, leaving out a name that is only a
+            transformed copy of a better match (``sobel_y`` under ``transpose`` after ``sobel_x``).
+
+    Returns:
+        Up to ``top`` :class:`KernelMatch`, best first; empty for an all-zero kernel.
+
+    Example:
+        >>> from cnnconv import kernels
+        >>> m = match_kernel(kernels.gaussian(1.3, 9), top=1)[0]
+        >>> m.name, m.transform, round(m.sigma, 4)
+        ('gaussian', 'identity', 1.3)
+    """
+    kernel = _as_kernel2d(k)
+    if isinstance(top, bool) or not isinstance(top, int):
+        raise TypeError(f"top must be an int, got {top!r}")
+    if top < 1:
+        raise ValueError(f"top must be positive, got {top}")
+    device = kernel.device
+    norm = float(kernel.norm())
+    if norm == 0:
+        return []
+    kh, kw = kernel.shape
+
+    if bank is None:
+        from cnnconv import kernels
+
+        variants = _registry_variants(kernels.list_kernels(), (kh, kw))
+        fit_sigma = True
+    elif isinstance(bank, Mapping):
+        variants = []
+        for name, ref in bank.items():
+            if not isinstance(name, str):
+                raise TypeError(f"bank names must be strings, got {name!r}")
+            variants.append(_Variant(name, {}, _as_kernel2d(ref, f"bank[{name!r}]").cpu()))
+        fit_sigma = False
+    elif isinstance(bank, (list, tuple)):
+        for name in bank:
+            if not isinstance(name, str):
+                raise TypeError(f"bank must hold kernel names, got {name!r}")
+        from cnnconv import kernels
+
+        known = set(kernels.list_kernels())
+        unknown = [n for n in bank if n not in known]
+        if unknown:
+            raise ValueError(f"bank names must be registered kernels, got unknown {unknown}")
+        variants = _registry_variants(list(bank), (kh, kw))
+        fit_sigma = True
+    else:
+        raise TypeError(f"bank must be None, a list of names or a mapping of tensors, got {_describe_type(bank)}")
+    variants = [v for v in variants if float(v.kernel.norm()) > 0]
+    if not variants:
+        raise ValueError("bank must hold at least one non-zero kernel, got none")
+
+    frame = max([kh, kw] + [max(v.kernel.shape) for v in variants])
+    target = _place(kernel, frame, _placements(kh, kw, frame)[0]) / norm
+    geometric = list(TRANSFORMS)
+    # The kernel under each geometric transform T; comparing T(kernel) with a bank kernel b means
+    # kernel ~= inverse(T)(b), which is the transform reported.
+    stack = torch.stack([TRANSFORMS[g](target) for g in geometric]).reshape(len(geometric), -1)
+
+    rows, owners = [], []
+    for vi, v in enumerate(variants):
+        placed = [_place(v.kernel, frame, off) for off in _placements(*v.kernel.shape, frame)]
+        for off_i, p in enumerate(placed):
+            rows.append(p.reshape(-1) / float(v.kernel.norm()))
+            owners.append((vi, off_i))
+    matrix = torch.stack(rows).to(device)
+    cos = (stack @ matrix.T).cpu()  # (8, rows)
+
+    best: dict[str, tuple] = {}  # name -> (rank key, info)
+    order = {}
+    for v in variants:
+        order.setdefault(v.name, len(order))
+    for ti, (g, values) in enumerate(zip(geometric, cos.tolist())):
+        inverse = _INVERSE[g]
+        priorities = (_transform_priority(inverse, False), _transform_priority(inverse, True))
+        for (vi, off_i), c in zip(owners, values):
+            name = variants[vi].name
+            negated = c < 0
+            rk = _rank_key(abs(c), priorities[negated], fit_sigma and name in _SIGMA_FAMILIES, order[name])
+            if name not in best or rk < best[name][0]:
+                best[name] = (rk, (abs(c), ti, vi, off_i, negated))
+    # Sigma is refined only for the families that can still reach the top: a grid step loses
+    # less than 0.05 of similarity.
+    ranked = sorted(best.values(), key=lambda item: item[0])
+    cutoff = ranked[min(2 * top, len(ranked)) - 1][1][0] - 0.05
+
+    matches = []
+    for name, (_, (sim, ti, vi, off_i, negated)) in best.items():
+        v = variants[vi]
+        offset = _placements(*v.kernel.shape, frame)[off_i]
+        t_row = stack[ti].reshape(frame, frame)
+        params = dict(v.params)
+        sigma = None
+        ref = v.kernel
+        if fit_sigma and name in _SIGMA_FAMILIES and "sigma" in params and sim >= cutoff:
+            sigma, sim, ref = _fit_sigma(name, t_row, params["sigma"], (kh, kw), frame, offset)
+            params["sigma"] = sigma
+        # scale: kernel ~= a * T^-1(b) with a = <T(kernel), b> / |b|^2 (sign folded in transform)
+        placed = _place(ref, frame, offset).to(device)
+        a = abs(float((t_row * placed).sum())) * norm / float((ref * ref).sum())
+        transform = _transform_name(_INVERSE[geometric[ti]], negated)
+        ky0, kx0 = _placements(kh, kw, frame)[0]
+        aligned = a * apply_transform(placed, transform)[ky0 : ky0 + kh, kx0 : kx0 + kw]
+        matches.append(
+            KernelMatch(
+                name=name,
+                similarity=min(sim, 1.0),
+                transform=transform,
+                scale=a,
+                params=params,
+                sigma=sigma,
+                reference=ref.to(device),
+                aligned=aligned,
+            )
+        )
+    matches.sort(
+        key=lambda m: _rank_key(
+            m.similarity, _transform_priority(*_split(m.transform)), m.sigma is not None, order[m.name]
+        )
+    )
+    # A name whose aligned kernel is the same as a better match's (sobel_y under "transpose" next
+    # to sobel_x) adds nothing: keep the first of such copies, fixed and fitted kernels apart.
+    kept = []
+    for m in matches:
+        unit = m.aligned / m.aligned.norm().clamp_min(1e-300)
+        duplicate = any(
+            (m.sigma is None) == (other.sigma is None)
+            and float((unit - other.aligned / other.aligned.norm().clamp_min(1e-300)).abs().max()) < 1e-9
+            for other in kept
+        )
+        if not duplicate:
+            kept.append(m)
+        if len(kept) == top:
+            break
+    return kept
+
+
+def _split(transform: str) -> tuple[str, bool]:
+    if transform == "negated":
+        return "identity", True
+    if transform.endswith("+negated"):
+        return transform.removesuffix("+negated"), True
+    return transform, False
+
+
+def _fit_sigma(name, t_row, sigma0, shape, frame, offset):
+    """Golden-section search in log sigma around the grid's best sigma, maximising |cosine|."""
+    grid = _sigma_grid(shape)
+    i = min(range(len(grid)), key=lambda j: abs(grid[j] - sigma0))
+    lo = math.log(grid[max(i - 1, 0)])
+    hi = math.log(grid[min(i + 1, len(grid) - 1)])
+    device = t_row.device
+    cache = {}
+
+    def score(log_sigma):
+        if log_sigma not in cache:
+            ref = _build(name, sigma=math.exp(log_sigma), size=tuple(shape))
+            if ref is None:
+                cache[log_sigma] = (-1.0, None)
+            else:
+                placed = _place(ref, frame, offset).to(device)
+                cache[log_sigma] = (abs(float((t_row * placed).sum())) / float(ref.norm()), ref)
+        return cache[log_sigma][0]
+
+    inv_phi = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = lo, hi
+    c = b - inv_phi * (b - a)
+    d = a + inv_phi * (b - a)
+    for _ in range(_GOLDEN_STEPS):
+        if score(c) >= score(d):
+            b, d = d, c
+            c = b - inv_phi * (b - a)
+        else:
+            a, c = c, d
+            d = a + inv_phi * (b - a)
+    candidates = [math.log(sigma0), lo, hi, c, d, 0.5 * (a + b)]
+    best_log = max(candidates, key=score)
+    sim, ref = cache[best_log]
+    return math.exp(best_log), sim, ref

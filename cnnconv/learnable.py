@@ -1,0 +1,296 @@
+"""Learnable convolution layers that start from hand-designed kernels.
+
+:class:`LearnableConv2d` is a drop-in subclass of :class:`torch.nn.Conv2d`: same constructor
+arguments in the same order, same parameters and ``state_dict`` keys, so its weights load into a
+plain ``nn.Conv2d`` and back. It adds
+
+- :meth:`LearnableConv2d.from_kernels`: build a layer whose output channels are hand-designed
+  kernels (registry names such as ``"sobel_x"`` or tensors), optionally perturbed by noise;
+- :meth:`LearnableConv2d.freeze` / :meth:`LearnableConv2d.unfreeze`;
+- ``method="auto" | "direct" | "fft"``: ``"fft"`` runs :func:`cnnconv.fft.fft_conv2d` (same
+  semantics as ``F.conv2d``), ``"auto"`` asks :func:`cnnconv.planner.choose_method`.
+
+Constraints (zero-sum, antisymmetric, ...) are added with :func:`cnnconv.constraints.constrain`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["LearnableConv2d", "METHODS"]
+
+METHODS = ("auto", "direct", "fft")
+
+
+def _check_method(method) -> str:
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a string, got {type(method).__name__}: {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    return method
+
+
+def _build_kernel(spec, dtype) -> tuple[torch.Tensor, str]:
+    """Turn a registry name, ``(name, kwargs)`` pair or tensor into a float64 ``(kh, kw)`` kernel."""
+    from cnnconv.kernels import get_kernel
+
+    if isinstance(spec, str):
+        return get_kernel(spec, dtype=torch.float64), spec
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], dict):
+        name, kwargs = spec
+        return get_kernel(name, **{**kwargs, "dtype": torch.float64}), name
+    if isinstance(spec, torch.Tensor):
+        if spec.ndim != 2:
+            raise ValueError(f"kernel tensors must be 2-D (kh, kw), got shape {tuple(spec.shape)}")
+        if not spec.is_floating_point():
+            raise TypeError(f"kernel tensors must be floating point, got dtype {spec.dtype}")
+        return spec.detach().to(device="cpu", dtype=torch.float64), "tensor"
+    raise TypeError(
+        "kernels must be registry names, (name, kwargs) pairs or 2-D tensors, "
+        f"got {type(spec).__name__}: {spec!r}"
+    )
+
+
+def _centre_pad(k: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Zero-pad ``k`` symmetrically to ``size`` (the centre stays the centre)."""
+    kh, kw = k.shape
+    th, tw = size
+    dh, dw = th - kh, tw - kw
+    if dh < 0 or dw < 0 or dh % 2 or dw % 2:
+        raise ValueError(
+            f"cannot centre a {kh}x{kw} kernel in a {th}x{tw} one "
+            "(sizes must differ by an even, non-negative amount)"
+        )
+    return F.pad(k, (dw // 2, dw // 2, dh // 2, dh // 2))
+
+
+class LearnableConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with hand-designed initialisation, freezing and a choice of engine.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+        padding_mode, device, dtype: exactly as :class:`torch.nn.Conv2d` (same order).
+        method: ``"direct"`` (``F.conv2d``), ``"fft"`` (:func:`cnnconv.fft.fft_conv2d`) or
+            ``"auto"`` (chosen per input shape by :func:`cnnconv.planner.choose_method`; the
+            planner's ``"separable"`` answer runs direct, because a learned kernel is not
+            rank 1 in general). Keyword only.
+
+    Shape:
+        - Input: ``(B, in_channels, H, W)``
+        - Output: as ``nn.Conv2d``.
+
+    The ``state_dict`` has exactly ``nn.Conv2d``'s keys (``weight``, ``bias``), so
+    ``nn.Conv2d(...).load_state_dict(layer.state_dict())`` works and vice versa. (A layer with
+    constraints stores ``parametrizations.weight.original`` instead; call
+    :func:`cnnconv.constraints.remove_constraints` first.)
+
+    Example:
+        >>> layer = LearnableConv2d.from_kernels(["sobel_x", "sobel_y"], in_channels=1)
+        >>> layer(torch.rand(2, 1, 16, 16)).shape
+        torch.Size([2, 2, 16, 16])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+        *,
+        method: str = "auto",
+    ) -> None:
+        self.method = _check_method(method)
+        self.kernel_names: list[str] | None = None
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+            padding_mode=padding_mode,
+            device=device,
+            dtype=dtype,
+        )
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_kernels(
+        cls,
+        kernels,
+        in_channels: int = 1,
+        *,
+        noise: float = 0.0,
+        bias: bool = False,
+        padding="same",
+        padding_mode: str = "zeros",
+        generator: torch.Generator | None = None,
+        kernel_size=None,
+        channel_mode: str = "mean",
+        stride=1,
+        dilation=1,
+        method: str = "auto",
+        device=None,
+        dtype=None,
+    ) -> "LearnableConv2d":
+        """Build a layer with one output channel per hand-designed kernel.
+
+        Multi-channel input: each kernel is placed on every input channel. With
+        ``channel_mode="mean"`` (default) it is divided by ``in_channels``, so output ``o`` is
+        kernel ``o`` applied to the mean of the input channels (a grey image repeated over the
+        channels gives exactly the single-channel response). ``channel_mode="sum"`` keeps the
+        kernel unscaled on every channel (kernel applied to the channel sum).
+
+        Args:
+            kernels: sequence of registry names (``"sobel_x"``), ``(name, kwargs)`` pairs
+                (``("gaussian", {"sigma": 1.5})``), 2-D tensors, or one ``(n, kh, kw)`` tensor.
+            in_channels: number of input channels.
+            noise: relative noise: each kernel gets i.i.d. Gaussian noise of standard deviation
+                ``noise * rms(kernel)`` (scale free, so normalised and raw Sobel behave alike).
+                0 reproduces the hand-designed filters exactly.
+            bias: add a bias (initialised to zero, so the output is still exact).
+            padding: as ``nn.Conv2d`` (default ``"same"``: output size = input size; for even
+                kernels PyTorch puts ``(k-1)//2`` before and the rest after).
+            padding_mode: as ``nn.Conv2d``.
+            generator: random generator for the noise (reproducible initialisation).
+            kernel_size: size of the layer's kernels; smaller kernels are zero-padded around
+                their centre (default: the largest kernel's size).
+            channel_mode: ``"mean"`` or ``"sum"``, see above.
+            stride, dilation, method, device, dtype: layer arguments.
+
+        Returns:
+            A :class:`LearnableConv2d` with ``out_channels = len(kernels)``, ``groups=1``, and
+            ``kernel_names`` listing where each kernel came from.
+
+        Example:
+            >>> layer = LearnableConv2d.from_kernels(["sobel_x", ("gaussian", {"sigma": 1.0})])
+            >>> layer.weight.shape
+            torch.Size([2, 1, 9, 9])
+        """
+        if isinstance(kernels, str) or (
+            isinstance(kernels, tuple) and len(kernels) == 2 and isinstance(kernels[1], dict)
+        ):
+            kernels = [kernels]
+        elif isinstance(kernels, torch.Tensor):
+            if kernels.ndim == 2:
+                kernels = [kernels]
+            elif kernels.ndim == 3:
+                kernels = list(kernels.unbind(0))
+            else:
+                raise ValueError(
+                    f"a kernel tensor must be (kh, kw) or (n, kh, kw), got shape {tuple(kernels.shape)}"
+                )
+        if not isinstance(kernels, Sequence) or len(kernels) == 0:
+            raise ValueError(f"kernels must be a non-empty sequence, got {kernels!r}")
+        if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
+            raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
+        if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not noise >= 0:
+            raise ValueError(f"noise must be a non-negative number, got {noise!r}")
+        if channel_mode not in ("mean", "sum"):
+            raise ValueError(f"channel_mode must be 'mean' or 'sum', got {channel_mode!r}")
+
+        built = [_build_kernel(k, dtype) for k in kernels]
+        if kernel_size is None:
+            size = (max(k.shape[0] for k, _ in built), max(k.shape[1] for k, _ in built))
+        else:
+            size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        bank = torch.stack([_centre_pad(k, size) for k, _ in built])  # (n, kh, kw) float64
+
+        if noise > 0:
+            gdev = generator.device if generator is not None else "cpu"
+            eps = torch.randn(bank.shape, generator=generator, device=gdev, dtype=torch.float64).cpu()
+            rms = bank.pow(2).mean(dim=(1, 2), keepdim=True).sqrt()
+            bank = bank + noise * rms * eps
+
+        layer = cls(
+            in_channels,
+            len(built),
+            size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=1,
+            bias=bias,
+            padding_mode=padding_mode,
+            device=device,
+            dtype=dtype,
+            method=method,
+        )
+        scale = 1.0 / in_channels if channel_mode == "mean" else 1.0
+        weight = (bank * scale).unsqueeze(1).expand(-1, in_channels, -1, -1)
+        with torch.no_grad():
+            layer.weight.copy_(weight.to(layer.weight.dtype))
+            if layer.bias is not None:
+                layer.bias.zero_()
+        layer.kernel_names = [name for _, name in built]
+        return layer
+
+    # ------------------------------------------------------------------ training state
+    def freeze(self) -> "LearnableConv2d":
+        """Stop gradients to every parameter of the layer (weights, bias, constraint originals).
+
+        Returns:
+            ``self``, for chaining.
+        """
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
+    def unfreeze(self) -> "LearnableConv2d":
+        """Make every parameter trainable again. Returns ``self``."""
+        for p in self.parameters():
+            p.requires_grad_(True)
+        return self
+
+    @property
+    def frozen(self) -> bool:
+        """True when no parameter requires a gradient."""
+        return not any(p.requires_grad for p in self.parameters())
+
+    # ------------------------------------------------------------------ forward
+    def _resolve_method(self, x: torch.Tensor, weight: torch.Tensor) -> str:
+        if self.method != "auto":
+            return self.method
+        try:
+            from cnnconv.planner import choose_method
+        except ImportError:  # planner not available: the direct engine is always correct
+            return "direct"
+        choice = choose_method(
+            tuple(x.shape),
+            tuple(weight.shape),
+            groups=self.groups,
+            stride=self.stride,
+            dilation=self.dilation,
+            dtype=x.dtype,
+            device=x.device,
+        )
+        return "fft" if choice == "fft" else "direct"
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (nn.Conv2d's name)
+        weight = self.weight
+        method = self._resolve_method(input, weight)
+        if method == "direct":
+            return self._conv_forward(input, weight, self.bias)
+        from cnnconv.fft import fft_conv2d
+
+        if self.padding_mode != "zeros":
+            # Same route as nn.Conv2d: pad explicitly, then convolve without padding.
+            x = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            return fft_conv2d(x, weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return fft_conv2d(input, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, method={self.method!r}"

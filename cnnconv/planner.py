@@ -1,0 +1,395 @@
+"""How a convolution is computed: direct, separable or FFT, chosen from a calibrated cost model.
+
+The model has the form of ``scipy.signal.choose_conv_method``: the estimated time of each method
+is a count of elementary operations times a constant measured on the machine, and the cheapest
+estimate wins. For an input ``(B, Cin, *S)``, weight ``(Cout, Cin/g, *k)`` (``g`` groups, spatial
+dilation spreading ``k`` to ``kd``), output ``(B, Cout, *O)`` after stride:
+
+* **direct**: ``t = c_direct(kind, K) * B * Cout * (Cin/g) * prod(O) * prod(k) + t0_direct``,
+  multiply-adds of the (strided) output. ``kind`` is ``dense`` or ``depthwise`` (one input
+  channel per group); ``c_direct`` is a table over the kernel volume ``K = prod(k)``,
+  interpolated in ``log K``, because oneDNN switches algorithms with the kernel size (a 31x31
+  depthwise kernel costs ten times more per multiply-add than a 15x15 one).
+* **separable** (rank-1 kernels, depthwise): ``t = c_direct(depthwise, k) * B * C * prod(O') *
+  sum(k)``: two 1-D passes.
+* **fft**: ``t = c_fft * (B*Cin + B*Cout + Cout*Cin/g) * P * log2(P) + c_mix * B * Cout * (Cin/g)
+  * P_f + t0_fft``, where ``P = prod(N)`` is the transform size (5-smooth lengths covering the
+  padded input, or overlap-save tiles when memory demands), ``P_f = P / N_last * (N_last/2 + 1)``
+  the number of complex frequencies, and ``c_mix`` is ``c_matmul`` (batched complex matrix
+  products) or ``c_elementwise`` (depthwise). The FFT computes every output position and then
+  subsamples for stride, which this counts.
+
+:func:`calibrate` times each term on the running machine, fits the constants (the median of
+measured time over operation count for each term), and stores them as JSON in
+``$CNNCONV_CACHE_DIR/calibration.json`` or ``~/.cache/cnnconv/calibration.json`` (written to a
+temporary file and renamed). Without a calibration file the defaults below, measured on a
+2-core AVX-512 CPU with oneDNN/MKL, are used; CUDA has its own defaults.
+
+Example:
+    >>> choose_method((1, 3, 512, 512), (3, 1, 31, 31), groups=3)
+    'fft'
+    >>> choose_method((1, 3, 512, 512), (3, 1, 3, 3), groups=3)
+    'direct'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+__all__ = [
+    "DEFAULT_CONSTANTS",
+    "METHODS",
+    "calibrate",
+    "calibration_path",
+    "choose_method",
+    "direct_cost",
+    "estimate_costs",
+    "fft_cost",
+    "load_constants",
+]
+
+METHODS = ("direct", "separable", "fft")
+
+#: Seconds per unit of work, per device type. ``direct_*`` are tables ``[[K, c], ...]`` over the
+#: kernel volume K.
+DEFAULT_CONSTANTS: dict[str, dict] = {
+    "cpu": {
+        "fft": 1.0e-9,
+        "matmul": 1.0e-9,
+        "elementwise": 2.0e-9,
+        "t0_fft": 1.0e-4,
+        "t0_direct": 2.0e-5,
+        "direct_dense": [[1, 2e-10], [9, 1e-10], [225, 1e-10], [961, 1e-10], [3969, 1e-10]],
+        "direct_depthwise": [[1, 1e-9], [9, 1e-10], [225, 2e-10], [961, 2.6e-9], [3969, 2.6e-9]],
+    },
+    "cuda": {
+        "fft": 2.0e-12,
+        "matmul": 2.0e-12,
+        "elementwise": 4.0e-12,
+        "t0_fft": 1.0e-4,
+        "t0_direct": 2.0e-5,
+        "direct_dense": [[1, 1e-13], [9, 1e-13], [225, 2e-13], [961, 4e-13], [3969, 4e-13]],
+        "direct_depthwise": [[1, 1e-12], [9, 1e-12], [225, 2e-12], [961, 4e-12], [3969, 4e-12]],
+    },
+}
+
+_loaded: dict[str, dict] = {}
+
+
+def calibration_path(path: str | os.PathLike | None = None) -> Path:
+    """Where the calibration JSON lives: ``path``, else ``$CNNCONV_CACHE_DIR/calibration.json``,
+    else ``~/.cache/cnnconv/calibration.json``."""
+    if path is not None:
+        return Path(path)
+    root = os.environ.get("CNNCONV_CACHE_DIR")
+    base = Path(root) if root else Path.home() / ".cache" / "cnnconv"
+    return base / "calibration.json"
+
+
+def load_constants(device_type: str = "cpu", path=None) -> dict:
+    """Constants for ``device_type``: the calibration file's if present, else the defaults."""
+    p = calibration_path(path)
+    key = f"{p}:{device_type}"
+    if path is None and key in _loaded:
+        return _loaded[key]
+    consts = dict(DEFAULT_CONSTANTS.get(device_type, DEFAULT_CONSTANTS["cpu"]))
+    try:
+        data = json.loads(p.read_text())
+        consts.update(data.get(device_type, {}))
+    except (OSError, ValueError, AttributeError):
+        pass
+    _loaded[key] = consts
+    return consts
+
+
+def _interp(table, K: float) -> float:
+    pts = sorted(table)
+    if K <= pts[0][0]:
+        return pts[0][1]
+    for (k0, c0), (k1, c1) in zip(pts, pts[1:]):
+        if K <= k1:
+            t = (math.log(K) - math.log(k0)) / (math.log(k1) - math.log(k0))
+            return math.exp((1 - t) * math.log(c0) + t * math.log(c1))
+    return pts[-1][1]
+
+
+def fft_cost(batch, cin, cout, cin_g, n: Sequence[int], consts: dict | None = None) -> float:
+    """Estimated seconds of one FFT correlation at transform size ``n`` (see module docs)."""
+    c = consts if consts is not None else load_constants("cpu")
+    P = math.prod(n)
+    Pf = P // n[-1] * (n[-1] // 2 + 1)
+    transforms = (batch * cin + batch * cout + cout * cin_g) * P * math.log2(max(P, 2))
+    mix = c["elementwise"] if cin_g == 1 else c["matmul"]
+    return c["fft"] * transforms + mix * batch * cout * cin_g * Pf + c["t0_fft"]
+
+
+def direct_cost(batch, cout, cin_g, out_size, kernel, consts: dict | None = None) -> float:
+    """Estimated seconds of the direct convolution (see module docs)."""
+    c = consts if consts is not None else load_constants("cpu")
+    K = math.prod(kernel)
+    table = c["direct_depthwise"] if cin_g == 1 else c["direct_dense"]
+    macs = batch * cout * cin_g * math.prod(out_size) * K
+    return _interp(table, K) * macs + c["t0_direct"]
+
+
+def _tuple(v, nd, name):
+    if isinstance(v, bool):
+        raise TypeError(f"{name} must be an int or a tuple, got {v!r}")
+    if isinstance(v, int):
+        return (v,) * nd
+    if isinstance(v, (tuple, list)) and len(v) in (1, nd):
+        return tuple(int(a) for a in v) * (nd if len(v) == 1 else 1)
+    raise TypeError(f"{name} must be an int or a tuple of {nd} ints, got {v!r}")
+
+
+def estimate_costs(
+    input_shape: Sequence[int],
+    weight_shape: Sequence[int],
+    *,
+    groups: int = 1,
+    stride=1,
+    dilation=1,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    separable: bool = False,
+    full: bool = False,
+    padding=None,
+) -> dict[str, float]:
+    """Estimated seconds of each applicable method.
+
+    Args:
+        input_shape: ``(B, Cin, *S)`` with one or two spatial dims (``(Cin, *S)`` is read as
+            one image).
+        weight_shape: ``(Cout, Cin/groups, *k)``; a bare kernel ``(*k)`` means one shared kernel
+            applied to every channel (depthwise).
+        groups: channel groups.
+        stride: int or tuple.
+        dilation: int or tuple.
+        dtype: the computation's dtype (float64 doubles the per-operation constants).
+        device: the computation's device; picks the constant set (``cpu`` or ``cuda``).
+        separable: whether the kernel is rank 1 (then ``"separable"`` is estimated too).
+        full: ``full`` output (padding ``k-1`` on both sides) instead of ``same``.
+        padding: explicit padding (int, tuple, ``"same"``, ``"valid"``); overrides ``full``.
+
+    Returns:
+        ``{"direct": s, "fft": s}`` and ``"separable"`` when ``separable`` is true.
+
+    Example:
+        >>> sorted(estimate_costs((1, 1, 64, 64), (1, 1, 5, 5)))
+        ['direct', 'fft']
+    """
+    from cnnconv.fft import _untiled_sizes, _call_bytes, _choose_tiles, DEFAULT_MEMORY_BUDGET
+
+    shape = tuple(int(s) for s in input_shape)
+    wshape = tuple(int(s) for s in weight_shape)
+    if len(shape) < 2:
+        raise ValueError(f"input_shape must be (B, C, *spatial), got {input_shape!r}")
+    nd = len(wshape) - 2 if len(wshape) >= 3 else len(wshape)
+    if len(shape) == nd + 1:
+        shape = (1,) + shape
+    if len(shape) != nd + 2:
+        raise ValueError(
+            f"input_shape {input_shape!r} does not match weight_shape {weight_shape!r}"
+        )
+    batch, cin = shape[:2]
+    spatial = shape[2:]
+    if len(wshape) == nd:
+        cout, cin_g, ks, groups = cin, 1, wshape, cin
+    else:
+        cout, cin_g, ks = wshape[0], wshape[1], wshape[2:]
+    stride = _tuple(stride, nd, "stride")
+    dilation = _tuple(dilation, nd, "dilation")
+    kd = tuple(d * (k - 1) + 1 for k, d in zip(ks, dilation))
+    if padding is None:
+        padding = tuple(k - 1 for k in kd) if full else "same"
+    if padding == "same":
+        pads = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kd]
+    elif padding == "valid":
+        pads = [(0, 0)] * nd
+    else:
+        pads = [(p, p) for p in _tuple(padding, nd, "padding")]
+    dense = tuple(max(1, s + pb + pa - k + 1) for s, (pb, pa), k in zip(spatial, pads, kd))
+    out = tuple((L - 1) // s + 1 for L, s in zip(dense, stride))
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    consts = load_constants(dev.type)
+    scale = 2.0 if dtype == torch.float64 else 1.0
+
+    costs = {"direct": scale * direct_cost(batch, cout, cin_g, out, ks, consts)}
+    item = 16 if dtype == torch.float64 else 8
+    n = _untiled_sizes(spatial, pads, kd, dense)
+    if _call_bytes(batch, cin, cout, cin_g, n, item) <= DEFAULT_MEMORY_BUDGET:
+        cost = fft_cost(batch, cin, cout, cin_g, n, consts)
+    else:
+        padded = tuple(s + pb + pa for s, (pb, pa) in zip(spatial, pads))
+        n = _choose_tiles(batch, cin, cout, cin_g, padded, kd, dense, item, DEFAULT_MEMORY_BUDGET)
+        tiles = math.prod(-(-L // (N - k + 1)) for L, N, k in zip(dense, n, kd))
+        cost = fft_cost(batch * tiles, cin, cout, cin_g, n, consts)
+    costs["fft"] = scale * cost
+    if separable:
+        K = math.prod(ks)
+        macs = batch * cout * math.prod(out) * sum(ks)
+        table = consts["direct_depthwise"]
+        costs["separable"] = scale * (
+            sum(_interp(table, k) for k in ks) / nd * macs + nd * consts["t0_direct"]
+        )
+        del K
+    return costs
+
+
+def choose_method(
+    input_shape: Sequence[int],
+    weight_shape: Sequence[int],
+    *,
+    groups: int = 1,
+    stride=1,
+    dilation=1,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    separable: bool = False,
+    full: bool = False,
+    padding=None,
+) -> str:
+    """The cheapest of ``"direct"``, ``"separable"`` (when allowed) and ``"fft"``.
+
+    Arguments as :func:`estimate_costs`.
+
+    Returns:
+        The name of the method with the smallest estimated time.
+
+    Example:
+        >>> choose_method((8, 16, 128, 128), (16, 16, 31, 31))
+        'fft'
+    """
+    costs = estimate_costs(
+        input_shape,
+        weight_shape,
+        groups=groups,
+        stride=stride,
+        dilation=dilation,
+        dtype=dtype,
+        device=device,
+        separable=separable,
+        full=full,
+        padding=padding,
+    )
+    return min(costs, key=costs.get)
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------------------------
+
+
+def _time(fn, repeat: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def calibrate(path=None, quick: bool = False, device=None) -> dict:
+    """Fit the cost-model constants on this machine and store them as JSON.
+
+    Times real FFTs, the spectral products and direct convolutions (dense and depthwise, over a
+    range of kernel sizes), divides each time by its operation count and keeps the median.
+
+    Args:
+        path: where to write (default :func:`calibration_path`).
+        quick: fewer and smaller measurements (a few seconds instead of about a minute).
+        device: the device to calibrate (default CPU).
+
+    Returns:
+        The fitted constants for the device type.
+
+    Example:
+        >>> consts = calibrate("/tmp/cnnconv-doctest-calibration.json", quick=True)  # doctest: +SKIP
+    """
+    import torch.nn.functional as F
+
+    from cnnconv.fft import _kernel_spectrum, _mix
+
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    repeat = 2 if quick else 4
+    g = torch.Generator(device="cpu").manual_seed(0)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g).to(dev)
+
+    def timed(fn):
+        def run():
+            fn()
+            sync()
+
+        return _time(run, repeat)
+
+    consts = dict(DEFAULT_CONSTANTS.get(dev.type, DEFAULT_CONSTANTS["cpu"]))
+    fft_sizes = [(4, 8, 64), (2, 4, 256)] if quick else [(8, 8, 64), (4, 4, 256), (1, 4, 512)]
+    per = []
+    for b, c, n in fft_sizes:
+        x = rand(b, c, n, n)
+        t = timed(lambda: torch.fft.irfftn(torch.fft.rfftn(x, dim=(-2, -1)), s=(n, n)))
+        per.append(t / (2 * b * c * n * n * math.log2(n * n)))
+    consts["fft"] = sorted(per)[len(per) // 2]
+
+    per_mm, per_ew = [], []
+    for b, c, n in ([(8, 16, 64)] if quick else [(8, 16, 64), (4, 32, 64), (16, 8, 32)]):
+        X = torch.fft.rfftn(rand(b, c, n, n), dim=(-2, -1))
+        W = _kernel_spectrum(rand(c, c, 3, 3), (n, n), 1)
+        f = n * (n // 2 + 1)
+        per_mm.append(timed(lambda: _mix(X, W, 1)) / (b * c * c * f))
+        Wd = _kernel_spectrum(rand(c, 1, 3, 3), (n, n), c)
+        per_ew.append(timed(lambda: _mix(X, Wd, c)) / (b * c * f))
+    consts["matmul"] = sorted(per_mm)[len(per_mm) // 2]
+    consts["elementwise"] = sorted(per_ew)[len(per_ew) // 2]
+
+    x = rand(1, 1, 8, 8)
+    w = rand(1, 1, 3, 3)
+    consts["t0_direct"] = timed(lambda: F.conv2d(x, w))
+    from cnnconv.fft import fft_conv2d
+
+    consts["t0_fft"] = timed(lambda: fft_conv2d(x, w))
+
+    ks = [1, 3, 7, 15, 31] if quick else [1, 3, 5, 7, 11, 15, 21, 31, 45, 63]
+    dense, depth = [], []
+    for k in ks:
+        size = 32 if quick else 48
+        c = 8
+        x = rand(2, c, size + k - 1, size + k - 1)
+        w = rand(c, c, k, k)
+        t = timed(lambda: F.conv2d(x, w))
+        dense.append([k * k, max(t - consts["t0_direct"], t * 0.1) / (2 * c * c * size * size * k * k)])
+        size = 64 if quick else 128
+        x = rand(1, 3, size + k - 1, size + k - 1)
+        w = rand(3, 1, k, k)
+        t = timed(lambda: F.conv2d(x, w, groups=3))
+        depth.append([k * k, max(t - consts["t0_direct"], t * 0.1) / (3 * size * size * k * k)])
+    consts["direct_dense"] = dense
+    consts["direct_depthwise"] = depth
+
+    p = calibration_path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        data = json.loads(p.read_text())
+        if not isinstance(data, dict):
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    data[dev.type] = consts
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".calibration-", suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=1)
+    os.replace(tmp, p)
+    _loaded.clear()
+    return consts

@@ -1,0 +1,1203 @@
+"""Experiment machinery: typed configs, run folders, atomic checkpoints, exact resume, DDP.
+
+An experiment is a config dataclass plus a function ``run_fn(cfg, run)``; :func:`experiment_main`
+gives it a command line, a run folder and a :class:`Run` context. ``Run.fit`` drives a training
+loop with progress, CSV/TensorBoard logging and checkpoints, and resumes it bit-for-bit.
+
+How an experiment uses it (the whole of a small ``experiments/my_exp.py``)::
+
+    from dataclasses import dataclass
+    import torch
+    from cnnconv.training import Run, experiment_main, param
+
+    @dataclass
+    class MyConfig:
+        seed: int = param(0, "random seed")
+        steps: int = param(200, "optimizer steps")
+        lr: float = param(1e-2, "Adam learning rate")
+        batch_size: int = param(16, "global batch size (split across DDP ranks)")
+        checkpoint_every: int = param(50, "steps between checkpoints (0: only at the end)")
+
+    def run_fn(cfg: MyConfig, run: Run) -> dict:
+        model = run.wrap(torch.nn.Conv2d(1, 1, 3, padding=1))   # .to(device) + DDP if launched so
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+        def step_fn(step: int) -> dict:
+            g = run.step_generator(step)                 # batch derived from (seed, step)
+            x = torch.randn(cfg.batch_size, 1, 32, 32, generator=g).to(run.device)
+            x = run.shard(x)                             # this rank's slice of the global batch
+            loss = (model(x) - x).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return {"loss": run.mean_across_ranks(loss)}
+
+        result = run.fit(model, opt, step_fn, steps=cfg.steps, tag="main",
+                         checkpoint_every=cfg.checkpoint_every)
+        history = run.read_metrics(tag="main")           # {"loss": (steps, values)}
+        if run.is_main:
+            (run.dir / "report.md").write_text(f"final loss {history['loss'][1][-1]:.3g}")
+        return {"seconds": result.seconds}
+
+    if __name__ == "__main__":
+        experiment_main("my_exp", MyConfig, run_fn)
+
+Then ``python -m experiments.my_exp --config configs/my_exp.yaml --set lr=0.001 --set steps=50``
+writes ``runs/my_exp/<timestamp>/`` with ``config.yaml``, ``metrics.csv``,
+``checkpoints/main.pt`` and whatever the experiment adds; ``--resume runs/my_exp/<timestamp>``
+continues a killed run so that its final weights equal those of an uninterrupted run;
+``torchrun --nproc_per_node=2 -m experiments.my_exp`` trains with DDP (gloo on CPU, NCCL on GPU).
+
+Rules for exact resume: derive every batch from ``run.step_generator(step)`` (or keep any other
+generator in ``fit(..., generators=...)``), keep all training state in the model, optimizer and
+scheduler, and log through ``step_fn``/``eval_fn`` return values (``metrics.csv`` is cut back to
+the checkpoint on resume, so curves read with :meth:`Run.read_metrics` have no duplicates).
+
+Only torch, numpy and the standard library are imported at module level; PyYAML, tqdm and
+TensorBoard are imported when needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import difflib
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import types
+import typing
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "param",
+    "load_config",
+    "config_to_dict",
+    "config_help",
+    "parse_override",
+    "select_device",
+    "DistInfo",
+    "setup_distributed",
+    "cleanup_distributed",
+    "shard_batch",
+    "unwrap_model",
+    "capture_rng_state",
+    "restore_rng_state",
+    "step_generator",
+    "save_checkpoint",
+    "load_checkpoint",
+    "atomic_write_text",
+    "make_run_dir",
+    "MetricsLogger",
+    "read_metrics",
+    "progress",
+    "FitResult",
+    "Run",
+    "experiment_main",
+]
+
+_EXTRA_HINT = "pip install 'cnnconv[experiments]'"
+
+
+# --------------------------------------------------------------------------------------------
+# Typed configs
+# --------------------------------------------------------------------------------------------
+
+
+def param(default: Any, help: str = "") -> Any:
+    """A dataclass field with a default and a help string shown by ``--help``.
+
+    Mutable defaults (lists, dicts) are copied for each instance.
+
+    Args:
+        default: Default value.
+        help: One-line description.
+
+    Returns:
+        A ``dataclasses.field``.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class C:
+        ...     ks: list[int] = param([3, 5], "kernel sizes")
+        >>> C().ks
+        [3, 5]
+    """
+    meta = {"help": help}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    if dataclasses.is_dataclass(default) and not isinstance(default, type):
+        return dataclasses.field(default_factory=lambda: dataclasses.replace(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _require_yaml():
+    try:
+        import yaml
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(f"reading and writing configs needs PyYAML: {_EXTRA_HINT}") from exc
+    return yaml
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _did_you_mean(key: str, options: Iterable[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(key, list(options), n=1, cutoff=0.6)
+    return f"; did you mean '{prefix}{close[0]}'?" if close else ""
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``, converting lists/tuples and ints to floats."""
+    if tp is Any:
+        return value
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise TypeError(f"config key '{key}' must be a mapping of {tp.__name__} fields, "
+                            f"got {value!r}")
+        return _build(tp, value, prefix=key + ".")
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            if type(None) in args:
+                return None
+            raise TypeError(f"config key '{key}' must be {_type_name(tp)}, got None")
+        errors = []
+        for option in args:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except (TypeError, ValueError) as exc:
+                errors.append(str(exc))
+        raise TypeError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ValueError(f"config key '{key}' must be one of {list(args)}, got {value!r}")
+        return value
+    if origin in (list, tuple, Sequence) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"config key '{key}' must be a list ({_type_name(tp)}), got {value!r}"
+                            f" (write lists as [a, b])")
+        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(value) != len(args):
+                raise ValueError(f"config key '{key}' must have {len(args)} items, got {value!r}")
+            items = [_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+        else:
+            item_tp = args[0] if args else Any
+            items = [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple or tp is tuple else list(items)
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"config key '{key}' must be a mapping, got {value!r}")
+        vt = args[1] if len(args) == 2 else Any
+        return {k: _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"config key '{key}' must be bool (true/false), got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"config key '{key}' must be int, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool):
+            raise TypeError(f"config key '{key}' must be float, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads '1e-3' as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise TypeError(f"config key '{key}' must be float, got {value!r}")
+    if tp is str:
+        if not isinstance(value, str):
+            raise TypeError(f"config key '{key}' must be str, got {value!r}")
+        return value
+    if isinstance(tp, type):
+        if not isinstance(value, tp):
+            raise TypeError(f"config key '{key}' must be {tp.__name__}, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, raw: Mapping[str, Any], prefix: str = "") -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            raise ValueError(f"unknown config key '{prefix}{key}'"
+                             f"{_did_you_mean(str(key), fields, prefix)}"
+                             f" (known keys: {', '.join(fields)})")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in raw:
+            kwargs[name] = _coerce(raw[name], hints.get(name, Any), prefix + name)
+        elif dataclasses.is_dataclass(hints.get(name)) and f.default is dataclasses.MISSING \
+                and f.default_factory is dataclasses.MISSING:
+            kwargs[name] = _build(hints[name], {}, prefix + name + ".")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ValueError(f"config key '{prefix}{name}' is required and has no default")
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``key.sub=value`` into a key path and a value parsed as a YAML scalar or list.
+
+    Args:
+        text: One ``--set`` argument.
+
+    Returns:
+        ``(["key", "sub"], value)``.
+
+    Example:
+        >>> parse_override("optim.lr=0.5")
+        (['optim', 'lr'], 0.5)
+        >>> parse_override("kernel_sizes=[3, 5]")
+        (['kernel_sizes'], [3, 5])
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"override must be a str 'key=value', got {text!r}")
+    if "=" not in text:
+        raise ValueError(f"override must look like key=value, got {text!r}")
+    key, _, value = text.partition("=")
+    path = key.strip().split(".")
+    if not all(path):
+        raise ValueError(f"override key must be a dotted name, got {key!r}")
+    yaml = _require_yaml()
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ValueError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+    return path, parsed
+
+
+def _set_path(raw: dict, path: list[str], value: Any) -> None:
+    node = raw
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(cls: type, path: str | os.PathLike | None = None,
+                overrides: Sequence[str] = ()) -> Any:
+    """Build a validated config dataclass from defaults, a YAML file and ``key=value`` overrides.
+
+    Later sources win: class defaults < YAML file < overrides. Every key is checked against the
+    dataclass fields (nested dataclasses use ``key.sub``) before any work starts.
+
+    Args:
+        cls: The config dataclass.
+        path: Optional YAML file with a mapping at the top level.
+        overrides: ``"key=value"`` strings; values are parsed as YAML (``3``, ``0.1``, ``true``,
+            ``[3, 5]``, ``name``).
+
+    Returns:
+        An instance of ``cls``.
+
+    Raises:
+        ValueError: unknown key (with a did-you-mean suggestion), bad value, malformed override.
+        TypeError: a value of the wrong type; the message names the key.
+        FileNotFoundError: ``path`` does not exist.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class C:
+        ...     steps: int = 10
+        ...     lr: float = 0.1
+        >>> load_config(C, overrides=["lr=1e-3"])
+        C(steps=10, lr=0.001)
+    """
+    if not dataclasses.is_dataclass(cls) or not isinstance(cls, type):
+        raise TypeError(f"cls must be a dataclass type, got {cls!r}")
+    if isinstance(overrides, str):
+        raise TypeError(f"overrides must be a list of 'key=value' strings, got {overrides!r}")
+    raw: dict = {}
+    if path is not None:
+        yaml = _require_yaml()
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        loaded = yaml.safe_load(path.read_text())
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise TypeError(f"config file {path} must hold a mapping at the top level, "
+                            f"got {type(loaded).__name__}")
+        raw = loaded
+    for text in overrides:
+        key_path, value = parse_override(text)
+        _set_path(raw, key_path, value)
+    return _build(cls, raw)
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """A config dataclass as plain nested dicts/lists (YAML- and ``weights_only``-safe).
+
+    Args:
+        cfg: A config dataclass instance.
+
+    Returns:
+        A dict of builtin types.
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class C:
+        ...     ks: tuple = (3, 5)
+        >>> config_to_dict(C())
+        {'ks': [3, 5]}
+    """
+    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
+        raise TypeError(f"cfg must be a dataclass instance, got {cfg!r}")
+
+    def plain(v):
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        return v
+
+    return plain(cfg)
+
+
+def config_help(cls: type, prefix: str = "") -> list[str]:
+    """One line per config field: ``name (type, default ...): help``; nested fields dotted."""
+    lines = []
+    hints = typing.get_type_hints(cls)
+    defaults = cls() if all(
+        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        for f in dataclasses.fields(cls)) else None
+    for f in dataclasses.fields(cls):
+        tp = hints.get(f.name, Any)
+        if dataclasses.is_dataclass(tp):
+            lines.extend(config_help(tp, prefix + f.name + "."))
+            continue
+        default = getattr(defaults, f.name) if defaults is not None else "required"
+        if isinstance(default, tuple):
+            default = list(default)
+        text = f"  {prefix}{f.name} ({_type_name(tp)}, default {default!r})"
+        if f.metadata.get("help"):
+            text += f": {f.metadata['help']}"
+        lines.append(text)
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# Devices and distributed training
+# --------------------------------------------------------------------------------------------
+
+
+def select_device(spec: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
+    """Resolve ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Args:
+        spec: Device request.
+        local_rank: CUDA device index used for ``"auto"``/``"cuda"`` (one GPU per DDP rank).
+
+    Returns:
+        A ``torch.device``.
+
+    Example:
+        >>> select_device("cpu")
+        device(type='cpu')
+    """
+    if isinstance(spec, torch.device):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"device must be 'auto', 'cpu' or 'cuda', got {spec!r}")
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {spec!r} requested but CUDA is not available")
+        return torch.device(spec if ":" in spec else f"cuda:{local_rank}")
+    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {spec!r}")
+
+
+@dataclasses.dataclass
+class DistInfo:
+    """Where this process sits in a (possibly single-process) job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str | torch.device = "auto") -> tuple[DistInfo, torch.device]:
+    """Join the process group set up by ``torchrun`` (if any) and pick this rank's device.
+
+    Uses NCCL when the device is CUDA and gloo on CPU. Without ``WORLD_SIZE > 1`` in the
+    environment this is a no-op returning rank 0 of 1.
+
+    Args:
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+
+    Returns:
+        ``(DistInfo, device)``.
+
+    Example:
+        >>> info, dev = setup_distributed("cpu")  # not launched by torchrun
+        >>> info.world_size, dev
+        (1, device(type='cpu'))
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo(), select_device(device)
+    import torch.distributed as dist
+
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    dev = select_device(device, local_rank)
+    backend = "nccl" if dev.type == "cuda" else "gloo"
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return DistInfo(rank, world, local_rank, backend), dev
+
+
+def cleanup_distributed() -> None:
+    """Leave the process group, if one was joined."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def shard_batch(batch: Any, info: DistInfo) -> Any:
+    """This rank's contiguous slice of a global batch (tensors, or tuples/lists/dicts of them).
+
+    Every rank builds the same global batch (e.g. from :func:`step_generator`) and keeps its
+    slice, so ``world_size`` ranks on equal slices average to the gradient of the global batch.
+
+    Args:
+        batch: Tensor whose first dimension is the global batch, or a container of them.
+        info: From :func:`setup_distributed`.
+
+    Returns:
+        The same structure, sliced along dim 0.
+
+    Example:
+        >>> shard_batch(torch.arange(4), DistInfo(rank=1, world_size=2)).tolist()
+        [2, 3]
+    """
+    if isinstance(batch, torch.Tensor):
+        n = batch.shape[0]
+        if n % info.world_size:
+            raise ValueError(f"global batch size {n} is not divisible by world size "
+                             f"{info.world_size}")
+        per = n // info.world_size
+        return batch[info.rank * per:(info.rank + 1) * per]
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(shard_batch(b, info) for b in batch)
+    if isinstance(batch, Mapping):
+        return {k: shard_batch(v, info) for k, v in batch.items()}
+    raise TypeError(f"batch must be a tensor or a list/tuple/dict of tensors, got "
+                    f"{type(batch).__name__}")
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """Strip ``DistributedDataParallel``/``DataParallel`` and ``torch.compile`` wrappers.
+
+    Example:
+        >>> m = nn.Linear(2, 2)
+        >>> unwrap_model(m) is m
+        True
+    """
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+# --------------------------------------------------------------------------------------------
+# RNG state and checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
+    """A CPU ``torch.Generator`` determined by ``(seed, step, rank)`` alone.
+
+    Drawing each step's batch from it makes data iteration resumable without saving any state.
+
+    Example:
+        >>> a = torch.rand(3, generator=step_generator(0, 5))
+        >>> torch.equal(a, torch.rand(3, generator=step_generator(0, 5)))
+        True
+    """
+    mixed = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(step), int(rank)])
+    g = torch.Generator()
+    g.manual_seed(int(mixed.generate_state(1, dtype=np.uint64)[0] & 0x7FFFFFFFFFFFFFFF))
+    return g
+
+
+def capture_rng_state(generators: Mapping[str, Any] | None = None) -> dict:
+    """All random states: torch CPU, CUDA (every device), numpy, python ``random`` and extras.
+
+    Args:
+        generators: Named ``torch.Generator`` or ``numpy.random.Generator`` objects (for example
+            a DataLoader's generator) whose state is saved too.
+
+    Returns:
+        A dict of tensors and builtin types (loadable with ``torch.load(weights_only=True)``).
+    """
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
+                  "cached_gaussian": float(np_state[4])},
+        "python": random.getstate(),
+        "generators": {},
+    }
+    for name, gen in (generators or {}).items():
+        if isinstance(gen, torch.Generator):
+            state["generators"][name] = gen.get_state()
+        elif isinstance(gen, np.random.Generator):
+            state["generators"][name] = gen.bit_generator.state
+        else:
+            raise TypeError(f"generators[{name!r}] must be a torch.Generator or "
+                            f"numpy.random.Generator, got {type(gen).__name__}")
+    return state
+
+
+def restore_rng_state(state: Mapping, generators: Mapping[str, Any] | None = None) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np_state = state["numpy"]
+    np.random.set_state((np_state["name"], np_state["keys"].numpy().astype(np.uint32),
+                         np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    saved = state.get("generators", {})
+    for name, gen in (generators or {}).items():
+        if name not in saved:
+            raise ValueError(f"checkpoint has no state for generator {name!r} "
+                             f"(saved: {sorted(saved)})")
+        if isinstance(gen, torch.Generator):
+            gen.set_state(saved[name])
+        else:
+            gen.bit_generator.state = saved[name]
+
+
+def _atomic_replace(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path`` and rename it into place.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = atomic_write_text(pathlib.Path(tempfile.mkdtemp()) / "a.txt", "hi")
+        >>> p.read_text()
+        'hi'
+    """
+    path = Path(path)
+    _atomic_replace(path, lambda tmp: tmp.write_text(text))
+    return path
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module,
+                    optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None, *,
+                    step: int = 0, config: Any = None, generators: Mapping[str, Any] | None = None,
+                    extra: Mapping[str, Any] | None = None) -> Path:
+    """Write a self-describing checkpoint atomically (temporary file + ``os.replace``).
+
+    Holds the weights of the unwrapped model (no DDP / ``torch.compile`` prefixes), the optimizer
+    and scheduler state, the step, every RNG state and the config, all loadable with
+    ``torch.load(weights_only=True)``.
+
+    Args:
+        path: Destination ``.pt`` file.
+        model: The (possibly wrapped) model.
+        optimizer: Optional optimizer.
+        scheduler: Optional LR scheduler (anything with ``state_dict``).
+        step: Number of completed steps.
+        config: Config dataclass or dict.
+        generators: Extra generators whose state to keep (see :func:`capture_rng_state`).
+        extra: Additional builtin-typed entries (e.g. elapsed training time).
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.pt"
+        >>> _ = save_checkpoint(p, nn.Linear(2, 1), step=3)
+        >>> load_checkpoint(p, nn.Linear(2, 1))["step"]
+        3
+    """
+    path = Path(path)
+    inner = unwrap_model(model)
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = config_to_dict(config)
+    payload = {
+        "format": "cnnconv-checkpoint-1",
+        "model": inner.state_dict(),
+        "model_class": f"{type(inner).__module__}.{type(inner).__qualname__}",
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "step": int(step),
+        "rng": capture_rng_state(generators),
+        "config": config,
+        "extra": dict(extra or {}),
+    }
+    _atomic_replace(path, lambda tmp: torch.save(payload, tmp))
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
+                    optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None, *,
+                    generators: Mapping[str, Any] | None = None, restore_rng: bool = False,
+                    map_location: Any = "cpu") -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` (with ``weights_only=True``).
+
+    Args:
+        path: The ``.pt`` file.
+        model: If given, its (unwrapped) weights are loaded strictly.
+        optimizer: If given, its state is loaded.
+        scheduler: If given, its state is loaded.
+        generators: Generators to restore (requires ``restore_rng``).
+        restore_rng: Also restore the global RNG states (needed for an exact resume).
+        map_location: Passed to ``torch.load``.
+
+    Returns:
+        The checkpoint dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "cnnconv-checkpoint-1":
+        raise ValueError(f"{path} is not a cnnconv checkpoint")
+    if model is not None:
+        unwrap_model(model).load_state_dict(ckpt["model"])
+    if optimizer is not None:
+        if ckpt["optimizer"] is None:
+            raise ValueError(f"checkpoint {path} holds no optimizer state")
+        optimizer.load_state_dict(ckpt["optimizer"])
+    if scheduler is not None:
+        if ckpt["scheduler"] is None:
+            raise ValueError(f"checkpoint {path} holds no scheduler state")
+        scheduler.load_state_dict(ckpt["scheduler"])
+    if restore_rng:
+        restore_rng_state(ckpt["rng"], generators)
+    return ckpt
+
+
+# --------------------------------------------------------------------------------------------
+# Run folders, metrics, progress
+# --------------------------------------------------------------------------------------------
+
+
+def make_run_dir(root: str | os.PathLike, experiment: str, run_name: str | None = None, *,
+                 overwrite: bool = False) -> Path:
+    """Create ``root/experiment/run_name`` (default: a timestamp), never reusing a folder.
+
+    Args:
+        root: Runs root, e.g. ``runs``.
+        experiment: Experiment name.
+        run_name: Folder name; a timestamp ``YYYYmmdd-HHMMSS`` (with ``-1``, ``-2`` ... suffixes
+            on collision) when ``None``.
+        overwrite: Replace an existing ``run_name`` folder (only a cnnconv run folder, i.e. one
+            holding ``config.yaml``, or an empty one).
+
+    Returns:
+        The new, empty folder.
+
+    Raises:
+        FileExistsError: ``run_name`` exists and ``overwrite`` is false.
+    """
+    base = Path(root) / experiment
+    base.mkdir(parents=True, exist_ok=True)
+    if run_name is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for i in range(1000):
+            path = base / (stamp if i == 0 else f"{stamp}-{i}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"could not find a free run folder name under {base}")
+    if not run_name or "/" in run_name or run_name in (".", ".."):
+        raise ValueError(f"run name must be a plain folder name, got {run_name!r}")
+    path = base / run_name
+    if path.exists():
+        if not overwrite:
+            raise FileExistsError(f"run folder {path} exists; pick another --name, or pass "
+                                  f"--overwrite to replace it")
+        if any(path.iterdir()) and not (path / "config.yaml").is_file():
+            raise FileExistsError(f"refusing to overwrite {path}: it is not a cnnconv run folder")
+        shutil.rmtree(path)
+    path.mkdir()
+    return path
+
+
+class MetricsLogger:
+    """Append-only long-format CSV (``tag,step,metric,value``), flushed after every row.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> log = MetricsLogger(pathlib.Path(tempfile.mkdtemp()) / "metrics.csv")
+        >>> log.log("train", 1, loss=0.5)
+        >>> read_metrics(log.path)["train"]["loss"]
+        ([1], [0.5])
+    """
+
+    FIELDS = ("tag", "step", "metric", "value")
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self._fh = open(self.path, "a", newline="")
+        self._writer = csv.writer(self._fh)
+        if new:
+            self._writer.writerow(self.FIELDS)
+            self._fh.flush()
+
+    def log(self, tag: str, step: int, **metrics: float) -> None:
+        for name, value in metrics.items():
+            if isinstance(value, torch.Tensor):
+                value = value.item()
+            self._writer.writerow((tag, int(step), name, repr(float(value))))
+        self._fh.flush()
+
+    def truncate(self, tag: str, after_step: int) -> None:
+        """Drop rows of ``tag`` with a step beyond ``after_step`` (rewritten atomically)."""
+        self._fh.close()
+        with open(self.path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        keep = [rows[0]] + [r for r in rows[1:] if not (r[0] == tag and int(r[1]) > after_step)]
+        if len(keep) != len(rows):
+            def write(tmp: Path) -> None:
+                with open(tmp, "w", newline="") as out:
+                    csv.writer(out).writerows(keep)
+            _atomic_replace(self.path, write)
+        self._fh = open(self.path, "a", newline="")
+        self._writer = csv.writer(self._fh)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def read_metrics(path: str | os.PathLike) -> dict[str, dict[str, tuple[list[int], list[float]]]]:
+    """Read a ``metrics.csv`` into ``{tag: {metric: (steps, values)}}``, sorted by step."""
+    out: dict[str, dict[str, list]] = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            out.setdefault(row["tag"], {}).setdefault(row["metric"], []).append(
+                (int(row["step"]), float(row["value"])))
+    return {tag: {m: ([s for s, _ in sorted(v)], [x for _, x in sorted(v)])
+                  for m, v in metrics.items()} for tag, metrics in out.items()}
+
+
+def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "",
+             disable: bool | None = None, initial: int = 0):
+    """A tqdm progress bar, shown only on an interactive terminal (stderr is a TTY).
+
+    Falls back to the bare iterable when tqdm is missing or the bar is disabled.
+    """
+    if disable is None:
+        disable = not sys.stderr.isatty()
+    if iterable is None:
+        iterable = range(initial, total or 0)
+    if disable:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, total=total, desc=desc, initial=initial, dynamic_ncols=True,
+                leave=False)
+
+
+def _summary_writer(log_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise ImportError("--tensorboard needs the tensorboard package: pip install tensorboard"
+                          ) from exc
+    return SummaryWriter(log_dir=str(log_dir))
+
+
+# --------------------------------------------------------------------------------------------
+# The run context and the training loop
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What :meth:`Run.fit` did."""
+
+    start_step: int
+    steps: int
+    seconds: float
+    """Training time (inside ``step_fn``) summed over the original run and any resumes."""
+    resumed: bool
+
+
+class Run:
+    """Everything an experiment needs while it runs: config, folder, device, ranks, logging.
+
+    Created by :func:`experiment_main` (or directly, for tests and notebooks).
+
+    Args:
+        cfg: Config dataclass instance.
+        dir: The run folder (created by :func:`make_run_dir`, or an existing one to resume).
+        device: Device to train on.
+        dist: Rank information (defaults to a single process).
+        resume: Continue from checkpoints found in ``dir/checkpoints``.
+        quiet: No progress bars.
+        tensorboard: Also log scalars to ``dir/tensorboard``.
+    """
+
+    def __init__(self, cfg: Any, dir: str | os.PathLike, device: torch.device | str = "cpu", *,
+                 dist: DistInfo | None = None, resume: bool = False, quiet: bool = False,
+                 tensorboard: bool = False):
+        self.cfg = cfg
+        self.dir = Path(dir)
+        self.device = torch.device(device)
+        self.dist = dist or DistInfo()
+        self.resume = resume
+        self.quiet = quiet
+        self.checkpoint_dir = self.dir / "checkpoints"
+        self.seed = int(getattr(cfg, "seed", 0))
+        self._metrics = None
+        self._tb = None
+        if self.is_main:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            self._metrics = MetricsLogger(self.dir / "metrics.csv")
+            if tensorboard:
+                self._tb = _summary_writer(self.dir / "tensorboard")
+
+    # -- ranks ---------------------------------------------------------------------------------
+    @property
+    def is_main(self) -> bool:
+        """True on the rank that writes files (rank 0)."""
+        return self.dist.is_main
+
+    def barrier(self) -> None:
+        if self.dist.distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """Move ``model`` to the run's device and wrap it in DDP when launched on several ranks."""
+        model = model.to(self.device)
+        if self.dist.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        return model
+
+    def shard(self, batch: Any) -> Any:
+        """This rank's slice of a global batch (identity on one process)."""
+        return shard_batch(batch, self.dist) if self.dist.distributed else batch
+
+    def mean_across_ranks(self, value: torch.Tensor | float) -> float:
+        """Average a scalar over ranks (for logging); returns a Python float."""
+        t = value.detach().clone() if isinstance(value, torch.Tensor) else torch.tensor(value)
+        if self.dist.distributed:
+            import torch.distributed as dist
+
+            t = t.to(self.device if self.dist.backend == "nccl" else "cpu", torch.float64)
+            dist.all_reduce(t)
+            t = t / self.dist.world_size
+        return float(t)
+
+    def step_generator(self, step: int, stream: int = 0) -> torch.Generator:
+        """CPU generator from ``(cfg.seed, step, stream)``: the same on every rank and resume."""
+        return step_generator(self.seed, step, stream)
+
+    # -- files ---------------------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        """A path inside the run folder."""
+        return self.dir / name
+
+    def log(self, tag: str, step: int, **metrics: float) -> None:
+        """Append metrics to ``metrics.csv`` (and TensorBoard); no-op off rank 0."""
+        if not self.is_main:
+            return
+        self._metrics.log(tag, step, **metrics)
+        if self._tb is not None:
+            for name, value in metrics.items():
+                self._tb.add_scalar(f"{tag}/{name}", float(value), step)
+
+    def read_metrics(self, tag: str | None = None) -> dict:
+        """``{tag: {metric: (steps, values)}}`` from ``metrics.csv`` (one tag's dict if given)."""
+        path = self.dir / "metrics.csv"
+        data = read_metrics(path) if path.exists() else {}
+        return data.get(tag, {}) if tag is not None else data
+
+    def checkpoint_path(self, tag: str) -> Path:
+        return self.checkpoint_dir / f"{tag}.pt"
+
+    def progress(self, iterable: Iterable | None = None, **kwargs):
+        """A progress bar on rank 0 of an interactive terminal unless ``--quiet``."""
+        if self.quiet or not self.is_main:
+            kwargs["disable"] = True
+        return progress(iterable, **kwargs)
+
+    # -- training --------------------------------------------------------------------------------
+    def fit(self, model: nn.Module, optimizer: torch.optim.Optimizer | None,
+            step_fn: Callable[[int], Mapping[str, float] | None], *, steps: int,
+            tag: str = "train", scheduler: Any = None, checkpoint_every: int = 0,
+            eval_fn: Callable[[int], Mapping[str, float] | None] | None = None,
+            eval_every: int = 0, generators: Mapping[str, Any] | None = None,
+            desc: str | None = None) -> FitResult:
+        """Run ``step_fn(i)`` for ``i in range(start, steps)`` with logging and checkpoints.
+
+        ``step_fn`` does one whole optimisation step (forward, backward, ``optimizer.step``) and
+        returns metrics to log at the completed-step count ``i + 1``. ``eval_fn(s)`` is called at
+        ``s = 0`` and every ``eval_every`` completed steps and at the end. A checkpoint
+        ``checkpoints/<tag>.pt`` is written every ``checkpoint_every`` steps and at the end. When
+        the run is resumed, ``fit`` loads that checkpoint (model, optimizer, scheduler, RNG) and
+        continues from its step, or returns at once if that phase had finished, so experiments
+        with several phases resume phase by phase.
+
+        Args:
+            model: Model being trained (possibly DDP-wrapped).
+            optimizer: Its optimizer (or ``None`` for optimizer-free loops).
+            step_fn: One training step; returns ``{"loss": ...}``-style metrics or ``None``.
+            steps: Total number of steps of this phase.
+            tag: Phase name; names the checkpoint and the metrics rows.
+            scheduler: Optional LR scheduler stepped by ``step_fn`` and checkpointed here.
+            checkpoint_every: Steps between checkpoints (0: only at the end).
+            eval_fn: Optional evaluation returning metrics.
+            eval_every: Steps between evaluations (0: only at start and end).
+            generators: Extra generators saved with the checkpoint.
+            desc: Progress-bar label (defaults to ``tag``).
+
+        Returns:
+            A :class:`FitResult`.
+        """
+        if not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+        if not isinstance(tag, str) or not tag or "/" in tag:
+            raise ValueError(f"tag must be a plain non-empty name, got {tag!r}")
+        ckpt_path = self.checkpoint_path(tag)
+        start, elapsed, resumed = 0, 0.0, False
+        if self.resume and ckpt_path.is_file():
+            ckpt = load_checkpoint(ckpt_path, model, optimizer, scheduler, generators=generators,
+                                   restore_rng=True, map_location=self.device)
+            start, elapsed, resumed = ckpt["step"], float(ckpt["extra"].get("seconds", 0.0)), True
+        if self.resume and self.is_main:
+            # Rows logged after the checkpoint (or all rows, if none was written) are redone.
+            self._metrics.truncate(tag, start if resumed else -1)
+
+        def save(step: int) -> None:
+            if self.is_main:
+                save_checkpoint(ckpt_path, model, optimizer, scheduler, step=step,
+                                config=self.cfg, generators=generators,
+                                extra={"seconds": elapsed, "tag": tag})
+            self.barrier()
+
+        def evaluate(step: int) -> None:
+            if eval_fn is not None:
+                out = eval_fn(step)
+                if out:
+                    self.log(tag, step, **out)
+
+        if start == 0:
+            evaluate(0)
+        bar = self.progress(total=steps, initial=start, desc=desc or tag)
+        for i in bar:
+            t0 = time.perf_counter()
+            out = step_fn(i)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            elapsed += time.perf_counter() - t0
+            done = i + 1
+            if out:
+                self.log(tag, done, **out)
+                if hasattr(bar, "set_postfix") and "loss" in out:
+                    bar.set_postfix(loss=f"{float(out['loss']):.4g}")
+            if eval_every and done % eval_every == 0 and done != steps:
+                evaluate(done)
+            if done == steps:
+                evaluate(done)
+            if done == steps or (checkpoint_every and done % checkpoint_every == 0):
+                save(done)
+        if hasattr(bar, "close"):
+            bar.close()
+        if start == steps and not ckpt_path.is_file():
+            save(steps)  # zero-step phase: still leave a checkpoint
+        return FitResult(start_step=start, steps=steps, seconds=elapsed, resumed=resumed)
+
+    def close(self) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def _resume_dir(path: str) -> Path:
+    p = Path(path)
+    if p.is_file() and p.suffix == ".pt":
+        p = p.parent.parent
+    if not (p / "config.yaml").is_file():
+        raise FileNotFoundError(f"--resume {path}: not a run folder (no config.yaml in {p})")
+    return p
+
+
+def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], Any],
+                    argv: Sequence[str] | None = None, *, description: str | None = None) -> Path:
+    """The standard command line of a cnnconv experiment.
+
+    Options: ``--config FILE``, ``--set key=value`` (repeatable), ``--out ROOT`` (default
+    ``runs``), ``--name RUN``, ``--overwrite``, ``--resume RUN_DIR_OR_CHECKPOINT``,
+    ``--device auto|cpu|cuda``, ``--tensorboard``, ``--quiet``. The config is loaded and
+    validated before anything else happens; then the run folder is made (rank 0), the resolved
+    config written to ``config.yaml``, seeds set from ``cfg.seed`` and ``run_fn(cfg, run)`` called.
+    Under ``torchrun`` every rank runs ``run_fn`` and only rank 0 writes.
+
+    Args:
+        name: Experiment name (folder under ``--out``).
+        config_cls: Config dataclass; every field must have a default.
+        run_fn: ``run_fn(cfg, run)``.
+        argv: Arguments (default ``sys.argv[1:]``).
+        description: ``--help`` text (default: ``run_fn``'s module docstring).
+
+    Returns:
+        The run folder.
+    """
+    if description is None:
+        module = sys.modules.get(getattr(run_fn, "__module__", ""), None)
+        description = (module.__doc__ or "").strip() if module else ""
+    epilog = "config fields (set with --set key=value):\n" + "\n".join(config_help(config_cls))
+    parser = argparse.ArgumentParser(
+        prog=f"python -m experiments.{name}", description=description, epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", metavar="FILE", help="YAML config (default: built-in)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config field; repeatable")
+    parser.add_argument("--out", default="runs", metavar="ROOT",
+                        help=f"runs root; the run goes to ROOT/{name}/RUN (default: runs)")
+    parser.add_argument("--name", metavar="RUN", help="run folder name (default: a timestamp)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing run folder of the same --name")
+    parser.add_argument("--resume", metavar="PATH",
+                        help="continue the run in this folder (or from this checkpoint)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="training device (default: CUDA when present, else CPU)")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also log scalars to RUN/tensorboard (needs tensorboard)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    try:
+        if args.resume:
+            if args.name or args.overwrite:
+                parser.error("--resume continues an existing run folder; drop --name/--overwrite")
+            if args.config or args.overrides:
+                parser.error("--resume continues with the run's own config.yaml; "
+                             "drop --config/--set")
+            run_dir = _resume_dir(args.resume)
+            cfg = load_config(config_cls, run_dir / "config.yaml")
+        else:
+            cfg = load_config(config_cls, args.config, args.overrides)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    if args.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+        except ImportError:
+            parser.error("--tensorboard needs the tensorboard package: pip install tensorboard")
+
+    info, device = setup_distributed(args.device)
+    try:
+        if not args.resume:
+            run_dir = None
+            if info.is_main:
+                try:
+                    run_dir = make_run_dir(args.out, name, args.name, overwrite=args.overwrite)
+                except (FileExistsError, ValueError) as exc:
+                    if not info.distributed:
+                        parser.error(str(exc))
+                    run_dir = exc
+            if info.distributed:
+                import torch.distributed as dist
+
+                box = [run_dir]
+                dist.broadcast_object_list(box, src=0)
+                run_dir = box[0]
+            if isinstance(run_dir, Exception):
+                raise SystemExit(f"error: {run_dir}")
+            if info.is_main:
+                import yaml
+
+                atomic_write_text(run_dir / "config.yaml",
+                                  yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        seed = int(getattr(cfg, "seed", 0))
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        run = Run(cfg, run_dir, device, dist=info, resume=bool(args.resume), quiet=args.quiet,
+                  tensorboard=args.tensorboard)
+        try:
+            run_fn(cfg, run)
+        finally:
+            run.close()
+        if info.is_main:
+            report = run_dir / "report.md"
+            where = report if report.exists() else run_dir
+            print(f"{name}: results in {where}")
+        return run_dir
+    finally:
+        cleanup_distributed()

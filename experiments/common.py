@@ -1,0 +1,189 @@
+"""Helpers shared by the experiments: markdown reports, figures and CSV files in a run folder.
+
+Everything here writes through a temporary file renamed into place, and refuses to replace an
+existing file, so a finished result is never clobbered.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> rep = Report("Demo")
+    >>> rep.table([{"k": 3, "error": 1.5e-4}], ["k", "error"])
+    >>> rep.write(out / "report.md").read_text().splitlines()[0]
+    '# Demo'
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from cnnconv.training import atomic_write_text
+
+__all__ = ["fmt", "Report", "write_csv", "save_figure", "line_plot", "require"]
+
+
+def require(module: str):
+    """Import an optional package, or fail with the extra to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"the experiments need {module}: pip install 'cnnconv[experiments]'"
+                          ) from exc
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A table cell: floats with ``digits`` significant digits (scientific when small/large).
+
+    Example:
+        >>> fmt(0.000123456), fmt(12.5), fmt("x"), fmt(True)
+        ('1.235e-04', '12.5', 'x', 'yes')
+    """
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e5):
+            return f"{value:.{digits - 1}e}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _check_new(path: Path) -> None:
+    if path.exists():
+        raise FileExistsError(f"refusing to overwrite existing file {path}")
+
+
+def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]],
+              columns: Sequence[str] | None = None) -> Path:
+    """Write dict rows as CSV (atomically; an existing file is an error).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = write_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", [{"a": 1, "b": 2.5}])
+        >>> p.read_text().splitlines()
+        ['a,b', '1,2.5']
+    """
+    path = Path(path)
+    _check_new(path)
+    if columns is None:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in columns})
+    return atomic_write_text(path, buf.getvalue())
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Save a matplotlib figure as PNG atomically, never over an existing file."""
+    from cnnconv.plotting import save_figure as _save
+
+    return Path(_save(fig, path, overwrite=False, dpi=dpi))
+
+
+def line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], path, *,
+              xlabel: str, ylabel: str, title: str = "", logy: bool = False,
+              hlines: Mapping[str, float] | None = None):
+    """Curves ``{label: (x, y)}`` on one axis, written to ``path`` as a PNG.
+
+    Args:
+        series: Label to ``(x values, y values)``.
+        path: PNG destination inside the run folder.
+        xlabel: x-axis label.
+        ylabel: y-axis label.
+        title: Axis title.
+        logy: Log-scale y axis.
+        hlines: Labelled horizontal reference lines (e.g. an acceptance threshold).
+
+    Returns:
+        The figure.
+    """
+    require("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for label, (x, y) in series.items():
+        ax.plot(list(x), list(y), label=label, lw=1.5)
+    for label, y in (hlines or {}).items():
+        ax.axhline(y, ls="--", lw=1, color="gray")
+        ax.annotate(label, (0.01, y), xycoords=("axes fraction", "data"), fontsize=8,
+                    color="gray", va="bottom")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend(fontsize=8)
+    save_figure(fig, path)
+    return fig
+
+
+class Report:
+    """A markdown report assembled section by section, then written once.
+
+    Args:
+        title: The ``#`` heading.
+
+    Example:
+        >>> rep = Report("Kernel recovery")
+        >>> rep.section("Results")
+        >>> rep.table([{"k": 3, "err": 0.5}], ["k", "err"], headers=["kernel", "error"])
+        >>> print(rep.text().split("\\n", 2)[2])
+        ## Results
+        <BLANKLINE>
+        | kernel | error |
+        |---|---|
+        | 3 | 0.5 |
+        <BLANKLINE>
+    """
+
+    def __init__(self, title: str):
+        self._parts: list[str] = [f"# {title}\n"]
+
+    def section(self, heading: str, level: int = 2) -> None:
+        self._parts.append(f"{'#' * level} {heading}\n")
+
+    def paragraph(self, text: str) -> None:
+        self._parts.append(text.strip() + "\n")
+
+    def bullets(self, items: Iterable[str]) -> None:
+        self._parts.append("".join(f"- {item}\n" for item in items))
+
+    def table(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *,
+              headers: Sequence[str] | None = None, digits: int = 4) -> None:
+        """A markdown table of ``rows`` (dicts) restricted to ``columns``."""
+        headers = list(headers or columns)
+        if len(headers) != len(columns):
+            raise ValueError(f"headers must have {len(columns)} entries, got {len(headers)}")
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(columns)]
+        for row in rows:
+            lines.append("| " + " | ".join(fmt(row.get(c, ""), digits) for c in columns) + " |")
+        self._parts.append("\n".join(lines) + "\n")
+
+    def image(self, path: str | os.PathLike, caption: str, run_dir: str | os.PathLike) -> None:
+        """Embed a PNG by its path relative to the run folder."""
+        rel = os.path.relpath(Path(path), Path(run_dir))
+        self._parts.append(f"![{caption}]({rel})\n\n*{caption}*\n")
+
+    def text(self) -> str:
+        return "\n".join(self._parts)
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write the report (atomically; an existing file is an error)."""
+        path = Path(path)
+        _check_new(path)
+        return atomic_write_text(path, self.text())

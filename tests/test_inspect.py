@@ -1,0 +1,367 @@
+"""Tests of cnnconv.inspect: extraction, safe loading, kernel description and matching.
+
+Oracles: numpy-built kernels (written here from their formulas, independent of
+cnnconv.kernels), numpy SVD / FFT, and the known properties of Sobel and Gaussian kernels.
+"""
+
+import json
+import math
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from cnnconv.inspect import (
+    TRANSFORMS,
+    InspectError,
+    apply_transform,
+    describe_kernel,
+    extract_kernels,
+    frequency_response,
+    load_checkpoint,
+    match_kernel,
+)
+
+SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def np_gaussian(sigma, size):
+    x = np.arange(size) - (size - 1) / 2.0
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    return np.outer(g, g) / np.outer(g, g).sum()
+
+
+def np_gaussian_dx(sigma, size):
+    """x * g(x) along columns, g along rows: positive for intensity rising to the right."""
+    x = np.arange(size) - (size - 1) / 2.0
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    return np.outer(g, x * g)
+
+
+# Independent numpy versions of the eight symmetries (bank -> kernel direction).
+NP_TRANSFORMS = {
+    "identity": lambda a: a,
+    "conv_flip": lambda a: np.rot90(a, 2),
+    "flip_lr": np.fliplr,
+    "flip_ud": np.flipud,
+    "transpose": lambda a: a.T,
+    "anti_transpose": lambda a: np.rot90(a, 2).T,
+    "rot90": lambda a: np.rot90(a, 1),
+    "rot270": lambda a: np.rot90(a, 3),
+}
+
+
+class Symmetric(nn.Module):
+    def forward(self, w):
+        return 0.5 * (w + torch.rot90(w, 2, (-2, -1)))
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+def _model():
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 5),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv1d(4, 2, 3),  # shapes need not chain: only weights are read
+        nn.Flatten(),
+        nn.Linear(8, 2),
+    )
+
+
+def test_extract_from_module_state_dict_and_files(tmp_path):
+    model = _model()
+    expected = [("0", "0.weight", (4, 3, 5, 5)), ("3", "3.weight", (2, 4, 3))]
+
+    from_module = extract_kernels(model)
+    assert [(r.name, r.parameter, r.shape) for r in from_module] == expected
+    assert [r.module_type for r in from_module] == ["Conv2d", "Conv1d"]
+    torch.testing.assert_close(from_module[0].weight, model[0].weight.detach(), rtol=0, atol=0)
+
+    from_sd = extract_kernels(model.state_dict())
+    assert [(r.name, r.parameter, r.shape) for r in from_sd] == expected
+
+    plain = tmp_path / "plain.pt"
+    torch.save(model.state_dict(), plain)
+    for key in ("model", "state_dict", "model_state_dict"):
+        wrapped = tmp_path / f"{key}.pt"
+        torch.save({key: model.state_dict(), "step": 7, "config": {"lr": 0.1}}, wrapped)
+        records = extract_kernels(str(wrapped))
+        assert [(r.name, r.shape) for r in records] == [(n, s) for n, _, s in expected]
+        torch.testing.assert_close(records[1].weight, model[3].weight.detach(), rtol=0, atol=0)
+    records = extract_kernels(plain)  # os.PathLike
+    assert [r.shape for r in records] == [s for _, _, s in expected]
+
+    # A 1-D convolution's kernels are read as (1, k).
+    idx, k = next(iter(from_module[1].kernels()))
+    assert idx == (0, 0) and k.shape == (1, 3)
+    assert len(list(from_module[0].kernels())) == 12
+
+
+def test_extract_layer_selection():
+    model = nn.Sequential()
+    model.add_module("stem", nn.Conv2d(1, 2, 3))
+    model.add_module("blocks", nn.Sequential(nn.Conv2d(2, 2, 3), nn.Conv2d(2, 2, 3)))
+    assert [r.name for r in extract_kernels(model, layer="stem")] == ["stem"]
+    assert [r.name for r in extract_kernels(model, layer="blocks.1.weight")] == ["blocks.1"]
+    assert [r.name for r in extract_kernels(model, layer="blocks.*")] == ["blocks.0", "blocks.1"]
+    with pytest.raises(InspectError, match=r"no convolution layer named 'head'.*stem, blocks.0, blocks.1"):
+        extract_kernels(model, layer="head")
+
+
+def test_extract_parametrized_weight():
+    conv = nn.Conv2d(1, 3, 3)
+    model = nn.Sequential(conv)
+    parametrize.register_parametrization(conv, "weight", Symmetric())
+    raw = conv.parametrizations.weight.original.detach().clone()
+    effective = 0.5 * (raw + torch.rot90(raw, 2, (-2, -1)))
+    assert not torch.allclose(raw, effective)
+
+    (rec,) = extract_kernels(model)
+    assert rec.name == "0" and rec.parametrized
+    torch.testing.assert_close(rec.weight, effective)
+
+    (rec_sd,) = extract_kernels(model.state_dict())
+    assert rec_sd.name == "0" and rec_sd.parametrized
+    assert rec_sd.parameter == "0.parametrizations.weight.original"
+    torch.testing.assert_close(rec_sd.weight, raw)
+
+
+def test_extract_errors(tmp_path):
+    with pytest.raises(InspectError, match="does not exist"):
+        extract_kernels(tmp_path / "missing.pt")
+    with pytest.raises(InspectError, match="directory"):
+        extract_kernels(tmp_path)
+    text = tmp_path / "notes.txt"
+    text.write_text("these are not weights\n")
+    with pytest.raises(InspectError, match="not a PyTorch checkpoint"):
+        extract_kernels(text)
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(InspectError, match="not a PyTorch checkpoint.*empty"):
+        extract_kernels(empty)
+    listing = tmp_path / "list.pt"
+    torch.save([1.0, 2.0], listing)
+    with pytest.raises(InspectError, match="holds a list, not a state dict"):
+        extract_kernels(listing)
+    metrics = tmp_path / "metrics.pt"
+    torch.save({"epoch": 3, "loss": 0.5}, metrics)
+    with pytest.raises(InspectError, match="holds no state dict"):
+        extract_kernels(metrics)
+    with pytest.raises(InspectError, match="no convolution kernels"):
+        extract_kernels(nn.Sequential(nn.Linear(4, 3), nn.ReLU()))
+    with pytest.raises(InspectError, match="no convolution kernels"):
+        extract_kernels({"fc.weight": torch.randn(3, 4), "fc.bias": torch.randn(3)})
+    with pytest.raises(TypeError, match="got int"):
+        extract_kernels(3)
+
+
+class _Payload:
+    """Unpickling this object opens (creates) a file: stand-in for arbitrary code."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_malicious_checkpoint_is_refused_and_not_executed(tmp_path):
+    marker = tmp_path / "marker"
+    evil = tmp_path / "evil.pt"
+    torch.save({"conv.weight": torch.randn(1, 1, 3, 3), "payload": _Payload(marker)}, evil)
+    assert not marker.exists()
+
+    with pytest.raises(InspectError, match="refused to load .* for safety.*not executed"):
+        extract_kernels(evil)
+    with pytest.raises(InspectError, match="refused"):
+        load_checkpoint(evil)
+    assert not marker.exists()
+
+    # The payload is real: an unsafe load would have run it (shown on a copy with another target).
+    control = tmp_path / "control"
+    pickle.loads(pickle.dumps(_Payload(control))).close()
+    assert control.exists()
+
+
+def test_refused_whole_module_pickle(tmp_path):
+    path = tmp_path / "module.pt"
+    torch.save(nn.Conv2d(1, 1, 3), path)  # a pickled module needs code to rebuild
+    with pytest.raises(InspectError, match="for safety"):
+        extract_kernels(path)
+
+
+# --------------------------------------------------------------------------- description
+
+
+def test_describe_against_numpy(rng):
+    for shape in [(3, 3), (5, 5), (4, 6), (1, 7)]:
+        k = rng.standard_normal(shape)
+        d = describe_kernel(torch.tensor(k, dtype=torch.float32))
+        assert d.shape == shape
+        assert d.dc_gain == pytest.approx(k.sum(), rel=1e-5, abs=1e-5)
+        assert d.l2_norm == pytest.approx(np.linalg.norm(k), rel=1e-5)
+        flipped = k[::-1, ::-1]
+        even, odd = (k + flipped) / 2, (k - flipped) / 2
+        energy = (k**2).sum()
+        assert d.symmetry == pytest.approx((even**2).sum() / energy, rel=1e-5)
+        assert d.antisymmetry == pytest.approx((odd**2).sum() / energy, rel=1e-5)
+        assert d.symmetry + d.antisymmetry == pytest.approx(1.0, abs=1e-12)
+        s = np.linalg.svd(k, compute_uv=False)
+        assert d.separability == pytest.approx(s[0] ** 2 / (s**2).sum(), rel=1e-5)
+        mag = np.fft.fftshift(np.abs(np.fft.fft2(k, s=(32, 32))))
+        ref, _ = frequency_response(torch.tensor(k), size=32)
+        np.testing.assert_allclose(ref.numpy(), mag, rtol=1e-10, atol=1e-12)
+        mag64 = np.abs(np.fft.fft2(k, s=(64, 64)))
+        assert d.peak_gain == pytest.approx(mag64.max(), rel=1e-5)
+    d = describe_kernel(torch.tensor(np.outer(rng.standard_normal(5), rng.standard_normal(5))))
+    assert d.separability == pytest.approx(1.0, abs=1e-12)
+    payload = json.dumps(d.to_dict(include_response=True))
+    assert len(json.loads(payload)["frequency_response"]) == 64
+
+
+def test_describe_sobel_gaussian_and_zero():
+    d = describe_kernel(torch.tensor(SOBEL_X))
+    assert d.dc_gain == 0.0
+    assert d.antisymmetry == pytest.approx(1.0) and d.symmetry == pytest.approx(0.0, abs=1e-15)
+    assert d.separability == pytest.approx(1.0)
+    assert d.orientation == pytest.approx(0.0, abs=1e-9)
+    # |H| = |sin(2 pi fx)| (2 + 2 cos(2 pi fy)): peak at fx = 1/4, fy = 0, gain 8.
+    assert d.peak_frequency == pytest.approx(0.25) and d.peak_gain == pytest.approx(8.0)
+    assert describe_kernel(torch.tensor(SOBEL_X.T)).orientation == pytest.approx(90.0)
+
+    g = describe_kernel(torch.tensor(np_gaussian(1.5, 9)))
+    assert g.symmetry == pytest.approx(1.0) and g.separability == pytest.approx(1.0)
+    assert g.peak_frequency == 0.0 and g.dc_gain == pytest.approx(1.0)
+    assert math.isnan(g.orientation) and g.to_dict()["orientation"] is None
+
+    z = describe_kernel(torch.zeros(3, 3))
+    assert z.l2_norm == 0.0 and math.isnan(z.symmetry)
+
+
+@pytest.mark.parametrize("degrees", [0.0, 20.0, 45.0, 70.0, 100.0, 135.0, 160.0])
+def test_orientation_of_steered_gaussian_derivative(degrees):
+    # cos(t) d/dx + sin(t) d/dy with y downwards (rows): the orientation convention.
+    t = math.radians(degrees)
+    dx = np_gaussian_dx(1.5, 11)
+    k = math.cos(t) * dx + math.sin(t) * dx.T
+    d = describe_kernel(torch.tensor(k, dtype=torch.float32))
+    diff = (d.orientation - degrees + 90.0) % 180.0 - 90.0
+    assert abs(diff) < 0.05
+    assert d.orientation_strength == pytest.approx(0.5, abs=0.01)  # 3:1 energy ratio of a first derivative
+
+
+def test_peak_frequency_of_a_grating():
+    x = np.arange(15) - 7.0
+    window = np.exp(-(x**2) / (2 * 4.0**2))
+    for f in (0.125, 0.25):
+        k = np.outer(window, window * np.cos(2 * np.pi * f * x))  # varies along x
+        d = describe_kernel(torch.tensor(k), grid=128)
+        assert d.peak_frequency == pytest.approx(f, abs=1.5 / 128)
+        assert d.orientation == pytest.approx(0.0, abs=0.5) or d.orientation == pytest.approx(180.0, abs=0.5)
+
+
+def test_describe_bad_input():
+    with pytest.raises(ValueError, match=r"2-D kernel .* got shape \(2, 3, 3\)"):
+        describe_kernel(torch.randn(2, 3, 3))
+    with pytest.raises(ValueError, match="finite"):
+        describe_kernel(torch.tensor([[1.0, float("nan")]]))
+    with pytest.raises(TypeError, match="tensor or array"):
+        describe_kernel(object())
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def test_match_sobel_identity_and_conv_flip():
+    k = torch.tensor(SOBEL_X, dtype=torch.float32)
+    best = match_kernel(k)[0]
+    assert (best.name, best.transform) == ("sobel_x", "identity")
+    assert best.similarity == pytest.approx(1.0, abs=1e-7) and best.scale == pytest.approx(1.0, rel=1e-6)
+
+    flipped = torch.rot90(k, 2)
+    best = match_kernel(flipped)[0]
+    assert (best.name, best.transform) == ("sobel_x", "conv_flip")
+    assert best.similarity == pytest.approx(1.0, abs=1e-7)
+    torch.testing.assert_close(best.aligned, flipped.double())
+
+    # Scaled, on a larger canvas with a zero ring: still Sobel x.
+    big = torch.zeros(5, 5)
+    big[1:4, 1:4] = 0.37 * k
+    best = match_kernel(big)[0]
+    assert (best.name, best.transform) == ("sobel_x", "identity")
+    assert best.similarity == pytest.approx(1.0, abs=1e-6) and best.scale == pytest.approx(0.37, rel=1e-5)
+
+
+def test_match_reports_each_transform():
+    # An asymmetric bank kernel: each of the 16 transforms is distinguishable.
+    rng = np.random.default_rng(7)
+    ref = rng.standard_normal((5, 5))
+    for name, fn in NP_TRANSFORMS.items():
+        for sign in (1.0, -1.0):
+            k = sign * 2.5 * fn(ref)
+            (m,) = match_kernel(torch.tensor(k.copy()), bank={"ref": torch.tensor(ref)}, top=1)
+            expected = name if sign > 0 else ("negated" if name == "identity" else f"{name}+negated")
+            assert m.transform == expected
+            assert m.similarity == pytest.approx(1.0, abs=1e-12) and m.scale == pytest.approx(2.5)
+            np.testing.assert_allclose(m.aligned.numpy(), k, atol=1e-12)
+            np.testing.assert_allclose(apply_transform(torch.tensor(ref), expected).numpy() * 2.5, k, atol=1e-12)
+    assert set(TRANSFORMS) == set(NP_TRANSFORMS)
+
+
+def test_match_similarity_is_the_cosine(rng):
+    k = rng.standard_normal((3, 3))
+    ref = rng.standard_normal((3, 3))
+    (m,) = match_kernel(torch.tensor(k), bank={"ref": torch.tensor(ref)}, top=1)
+    best = max(abs((k * fn(ref)).sum()) / np.linalg.norm(k) / np.linalg.norm(ref) for fn in NP_TRANSFORMS.values())
+    assert m.similarity == pytest.approx(best, rel=1e-12)
+
+
+@pytest.mark.parametrize("sigma,size", [(0.8, 5), (1.0, 7), (1.7, 9), (2.3, 13), (3.1, 15), (1.25, 6)])
+def test_match_gaussian_recovers_sigma(sigma, size):
+    k = torch.tensor(3.0 * np_gaussian(sigma, size), dtype=torch.float32)
+    best = match_kernel(k)[0]
+    assert best.name == "gaussian" and best.transform == "identity"
+    assert best.similarity > 0.9999
+    assert best.sigma == pytest.approx(sigma, rel=0.02)
+    assert best.params["sigma"] == best.sigma
+
+
+@pytest.mark.parametrize("sigma,size,transform", [(1.0, 7, "identity"), (1.8, 11, "transpose"), (1.4, 9, "conv_flip")])
+def test_match_gaussian_derivative_recovers_sigma(sigma, size, transform):
+    k = NP_TRANSFORMS[transform](np_gaussian_dx(sigma, size))
+    best = match_kernel(torch.tensor(k.copy()))[0]
+    assert best.sigma == pytest.approx(sigma, rel=0.02)
+    assert best.similarity > 0.9999
+    # The transposed x-derivative is the y-derivative.
+    expected = {"identity": ("gaussian_dx", "identity"), "transpose": ("gaussian_dy", "identity"),
+                "conv_flip": ("gaussian_dx", "conv_flip")}[transform]
+    assert (best.name, best.transform) == expected
+
+
+def test_match_top_and_dedup():
+    matches = match_kernel(torch.tensor(SOBEL_X), top=5)
+    names = [m.name for m in matches]
+    assert len(matches) == 5 and names[0] == "sobel_x"
+    assert "sobel_y" not in names  # only a transposed copy of sobel_x
+    sims = [m.similarity for m in matches]
+    assert sims == sorted(sims, reverse=True)
+    json.dumps([m.to_dict() for m in matches])
+
+
+def test_match_edge_cases():
+    assert match_kernel(torch.zeros(3, 3)) == []
+    with pytest.raises(ValueError, match="top must be positive, got 0"):
+        match_kernel(torch.randn(3, 3), top=0)
+    with pytest.raises(ValueError, match="unknown"):
+        match_kernel(torch.randn(3, 3), bank=["sobel_x", "nope"])
+    with pytest.raises(TypeError, match="bank must be"):
+        match_kernel(torch.randn(3, 3), bank=42)
+    # A restricted registry bank.
+    (m,) = match_kernel(torch.tensor(SOBEL_X.T), bank=["prewitt_x"], top=1)
+    assert m.name == "prewitt_x" and m.transform == "transpose" and m.similarity < 1.0
