@@ -48,7 +48,8 @@ def _clean(value):
 
 
 def _value_rows(k) -> list[str]:
-    values = k.detach().cpu().double().tolist()
+    # Values that round to zero are printed as 0.0000, not -0.0000.
+    values = [[0.0 if abs(v) < 5e-5 else v for v in row] for row in k.detach().cpu().double().tolist()]
     width = max(len(f"{v:.4f}") for row in values for v in row)
     return ["  ".join(f"{v:>{width}.4f}" for v in row) for row in values]
 
@@ -160,6 +161,14 @@ def _run_inspect(args) -> int:
         raise CommandError(f"--top must be positive, got {args.top}")
     if args.max_kernels is not None and args.max_kernels < 1:
         raise CommandError(f"--max-kernels must be positive, got {args.max_kernels}")
+    if args.plot:
+        import os
+
+        if os.path.exists(args.plot) and not args.overwrite:
+            raise CommandError(f"refusing to overwrite existing file {args.plot!r} (pass --overwrite)")
+        folder = os.path.dirname(os.path.abspath(args.plot))
+        if not os.path.isdir(folder):
+            raise CommandError(f"folder of --plot does not exist: {folder!r}")
     layers = list(_inspect_layers(args))
     if args.plot:
         try:
@@ -245,7 +254,10 @@ def _run_calibrate(args) -> int:
     calibrate = getattr(planner, "calibrate", None)
     if calibrate is None:
         raise CommandError("calibration is not available in this version of cnnconv")
-    result = calibrate(path=args.path, quick=args.quick)
+    kwargs = {"path": args.path, "quick": args.quick}
+    if args.device is not None:
+        kwargs["device"] = args.device
+    result = calibrate(**kwargs)
     if result is not None:
         try:
             print(json.dumps(_clean(result), indent=2, default=str))
@@ -258,6 +270,7 @@ def _add_calibrate(subparsers) -> None:
     p = subparsers.add_parser("calibrate", help="refit the planner's cost model on this machine and cache it")
     p.add_argument("--path", help="where to write the calibration (default: the cache folder)")
     p.add_argument("--quick", action="store_true", help="fewer, smaller measurements")
+    p.add_argument("--device", help="device to calibrate, e.g. cuda (default: cpu)")
     p.set_defaults(func=_run_calibrate)
 
 

@@ -5,18 +5,13 @@ Each constraint is a :mod:`torch.nn.utils.parametrize` parametrization of a conv
 recomputed from it, so the constraint holds (to floating-point rounding) at every step, not only
 after a projection.
 
-===================  ========================================================  =============
-name                 weight                                                    acts on
-===================  ========================================================  =============
-``zero_sum``         ``w - mean(w)``: no response to flat regions               each 2-D slice
-``antisymmetric``    ``(w - rot180(w)) / 2``: odd, ``w(-x) = -w(x)``            each 2-D slice
-``symmetric``        ``(w + rot180(w)) / 2``: even, ``w(-x) = w(x)``            each 2-D slice
-``unit_norm``        ``w / ||w||_2``                                           each output
-                                                                               filter (in, kh, kw)
-``rank_one``         ``u v^T`` from two learned vectors (separable kernel)     each 2-D slice
-===================  ========================================================  =============
+- ``zero_sum``: ``w - mean(w)`` per 2-D kernel: no response to flat regions.
+- ``antisymmetric``: ``(w - rot180(w)) / 2`` per 2-D kernel: odd, ``w(-x) = -w(x)``.
+- ``symmetric``: ``(w + rot180(w)) / 2`` per 2-D kernel: even, ``w(-x) = w(x)``.
+- ``unit_norm``: ``w / ||w||_2`` per output filter ``w[o]`` (all of ``in, kh, kw``).
+- ``rank_one``: ``u v^T`` per 2-D kernel from two learned vectors (a separable kernel).
 
-"Each 2-D slice" is one ``(kh, kw)`` kernel ``weight[o, i]``; zero-sum per slice makes the
+A 2-D kernel is one ``(kh, kw)`` slice ``weight[o, i]``; zero-sum per slice makes the
 response zero for any image that is constant in space, whatever its per-channel values.
 
 ``rank_one`` changes the parameters: the layer stores ``original0`` ``(out, in, kh)`` and
@@ -158,7 +153,9 @@ class RankOne(nn.Module):
     The parametrization stores two tensors: ``original0 = u`` of shape ``(out, in, kh)`` and
     ``original1 = v`` of shape ``(out, in, kw)``. Assigning a weight (including at registration)
     stores its best rank-1 approximation, computed by SVD, with the largest singular value split
-    evenly between the two factors.
+    evenly between the two factors. With ``zero_sum`` the stored factors are not themselves
+    zero-mean (training moves them freely); the mean is removed in ``forward``, so read kernels
+    from ``module.weight``, not from the outer product of the stored factors.
     """
 
     name = "rank_one"

@@ -129,6 +129,12 @@ class _Ellipse:
         dx, dy = x - self.cx, y - self.cy
         return dx * c + dy * s, -dx * s + dy * c
 
+    def bbox(self) -> tuple[float, float, float, float]:
+        c, s = math.cos(self.theta), math.sin(self.theta)
+        hx = math.hypot(self.a * c, self.b * s)
+        hy = math.hypot(self.a * s, self.b * c)
+        return self.cx - hx, self.cx + hx, self.cy - hy, self.cy + hy
+
     def inside(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         u, v = self._local(x, y)
         return (u / self.a) ** 2 + (v / self.b) ** 2 <= 1.0
@@ -155,6 +161,9 @@ class _Polygon:
         rad = rng.uniform(0.5, 1.0, size=m) * r
         self.vx = self.cx + rad * np.cos(ang)
         self.vy = self.cy + rad * np.sin(ang)
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        return self.vx.min(), self.vx.max(), self.vy.min(), self.vy.max()
 
     def inside(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         # even-odd crossing test against every side
@@ -184,10 +193,21 @@ class _Polygon:
         return np.arctan2(ny, nx)
 
 
-def _render_labels(shapes, x, y) -> np.ndarray:
-    labels = np.zeros(np.broadcast(x, y).shape, dtype=np.int64)
+def _render_labels(shapes, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Label of the topmost shape at each grid point ``(ys[i], xs[j])`` (0 = background).
+
+    ``xs`` and ``ys`` are increasing 1-D coordinates; each shape is evaluated only inside its
+    bounding box.
+    """
+    labels = np.zeros((ys.size, xs.size), dtype=np.int64)
     for k, shape in enumerate(shapes, start=1):
-        labels[shape.inside(x, y)] = k
+        x0, x1, y0, y1 = shape.bbox()
+        i0, i1 = np.searchsorted(ys, y0), np.searchsorted(ys, y1, side="right")
+        j0, j1 = np.searchsorted(xs, x0), np.searchsorted(xs, x1, side="right")
+        if i0 >= i1 or j0 >= j1:
+            continue
+        inside = shape.inside(xs[None, j0:j1], ys[i0:i1, None])
+        labels[i0:i1, j0:j1][inside] = k
     return labels
 
 
@@ -200,24 +220,37 @@ def _adjacent_pairs(labels: np.ndarray) -> np.ndarray:
 
 
 def _region_values(rng, n_labels: int, channels: int, pairs: np.ndarray, contrast: float):
+    """Region values with adjacent regions at least ``contrast`` apart (RMS over channels).
+
+    Greedy in label order, each value drawn among random candidates that keep the contrast to
+    the regions already set; up to 20 attempts, then the attempt with the largest smallest
+    adjacent difference is kept.
+    """
     lo, hi = _VALUE_RANGE
-    nbrs: list[set[int]] = [set() for _ in range(n_labels)]
+    nbrs: list[list[int]] = [[] for _ in range(n_labels)]
     for i, j in pairs:
-        nbrs[i].add(int(j))
-        nbrs[j].add(int(i))
-    values = np.zeros((n_labels, channels))
-    for k in range(n_labels):
-        cand = rng.uniform(lo, hi, size=(64, channels))
-        done = [j for j in nbrs[k] if j < k]
-        if done:
-            diff = np.sqrt(((cand[:, None, :] - values[None, done, :]) ** 2).mean(axis=2))
-            worst = diff.min(axis=1)
-            ok = np.nonzero(worst >= contrast)[0]
-            pick = ok[0] if ok.size else int(np.argmax(worst))
-        else:
-            pick = 0
-        values[k] = cand[pick]
-    return values
+        nbrs[max(i, j)].append(int(min(i, j)))
+    best, best_worst = None, -1.0
+    for _ in range(20):
+        values = np.zeros((n_labels, channels))
+        worst_all = np.inf
+        for k in range(n_labels):
+            cand = rng.uniform(lo, hi, size=(128, channels))
+            done = nbrs[k]
+            if done:
+                diff = np.sqrt(((cand[:, None, :] - values[None, done, :]) ** 2).mean(axis=2))
+                worst = diff.min(axis=1)
+                ok = np.nonzero(worst >= contrast)[0]
+                pick = int(ok[0]) if ok.size else int(np.argmax(worst))
+                worst_all = min(worst_all, float(worst[pick]))
+            else:
+                pick = 0
+            values[k] = cand[pick]
+        if worst_all >= contrast:
+            return values
+        if worst_all > best_worst:
+            best, best_worst = values, worst_all
+    return best
 
 
 def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -328,13 +361,12 @@ def make_scene(
         objs.append(_Polygon(g_rng, h, w) if kind == "polygon" else _Ellipse(g_rng, h, w))
 
     # labels at pixel centres (integer coordinates)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    labels = _render_labels(objs, xx, yy)
+    labels = _render_labels(objs, np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
     # supersampled labels for the image: ss x ss samples inside each pixel
     sub = (np.arange(ss) + 0.5) / ss - 0.5
     ys = (np.arange(h)[:, None] + sub[None, :]).reshape(-1)
     xs = (np.arange(w)[:, None] + sub[None, :]).reshape(-1)
-    labels_hi = _render_labels(objs, xs[None, :], ys[:, None]) if ss > 1 else labels
+    labels_hi = _render_labels(objs, xs, ys) if ss > 1 else labels
 
     channels = 3 if colour else 1
     pairs = _adjacent_pairs(labels)
@@ -342,7 +374,7 @@ def make_scene(
     img_hi = values[labels_hi].transpose(2, 0, 1)  # (C, Hs, Ws)
     if tex_amp > 0:
         amp = tex_amp * contrast
-        xg, yg = (xs[None, :], ys[:, None]) if ss > 1 else (xx, yy)
+        xg, yg = xs[None, :], ys[:, None]  # with ss == 1 these are the pixel centres
         pattern = np.zeros(labels_hi.shape)
         for k in range(n + 1):
             theta = t_rng.uniform(0, np.pi)

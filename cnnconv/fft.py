@@ -49,6 +49,7 @@ __all__ = [
     "fft_conv1d",
     "fft_conv2d",
     "next_fast_len",
+    "set_fft_backend",
 ]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -178,6 +179,76 @@ def _check_args(x, weight, bias, groups, nd, padding_mode, nonfinite):
         raise ValueError(f"nonfinite must be one of {NONFINITE_MODES}, got {nonfinite!r}")
 
 
+
+# --------------------------------------------------------------------------------------------
+# Transforms: torch.fft, or scipy.fft (pocketfft) on CPU where it is faster and no graph is built
+# --------------------------------------------------------------------------------------------
+
+FFT_BACKENDS = ("auto", "torch", "scipy")
+_backend = {"name": "auto", "scipy": None}
+
+
+def set_fft_backend(name: str) -> None:
+    """Pick the transform library: ``"auto"`` (scipy.fft for CPU tensors when scipy is installed
+    and no autograd graph is being recorded, torch.fft otherwise), ``"torch"`` or ``"scipy"``.
+
+    Args:
+        name: one of ``"auto"``, ``"torch"``, ``"scipy"``.
+
+    Example:
+        >>> set_fft_backend("torch"); set_fft_backend("auto")
+    """
+    if name not in FFT_BACKENDS:
+        raise ValueError(f"backend must be one of {FFT_BACKENDS}, got {name!r}")
+    if name == "scipy":
+        try:
+            import scipy.fft  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "the scipy FFT backend needs scipy: pip install 'cnnconv[experiments]'"
+            ) from exc
+    _backend["name"] = name
+
+
+def _scipy_fft(t: torch.Tensor):
+    """scipy.fft when it should compute this transform, else None."""
+    name = _backend["name"]
+    if name == "torch" or t.device.type != "cpu" or torch.is_grad_enabled():
+        return None
+    if t.dtype not in (torch.float32, torch.float64, torch.complex64, torch.complex128):
+        return None
+    mod = _backend["scipy"]
+    if mod is None:
+        try:
+            import scipy.fft as mod
+        except ImportError:
+            mod = False
+        _backend["scipy"] = mod
+    return mod or None
+
+
+def _rfftn(x: torch.Tensor, n: Sequence[int]) -> torch.Tensor:
+    nd = len(n)
+    sp = _scipy_fft(x)
+    if sp is None:
+        return torch.fft.rfftn(x, s=tuple(n), dim=_dims(nd))
+    a = x.detach().resolve_conj().numpy()
+    out = sp.rfftn(a, s=tuple(n), axes=_dims(nd), workers=torch.get_num_threads())
+    return torch.from_numpy(out)
+
+
+def _irfftn(X: torch.Tensor, n: Sequence[int], overwrite: bool = False) -> torch.Tensor:
+    nd = len(n)
+    sp = _scipy_fft(X)
+    if sp is None:
+        return torch.fft.irfftn(X, s=tuple(n), dim=_dims(nd))
+    a = X.detach().resolve_conj().numpy()
+    out = sp.irfftn(
+        a, s=tuple(n), axes=_dims(nd), workers=torch.get_num_threads(), overwrite_x=overwrite
+    )
+    return torch.from_numpy(out)
+
+
 # --------------------------------------------------------------------------------------------
 # Spectral kernels (pure functions of tensors: differentiable, reused by forward and backward)
 # --------------------------------------------------------------------------------------------
@@ -187,29 +258,43 @@ def _dims(nd: int) -> tuple[int, ...]:
     return tuple(range(-nd, 0))
 
 
-def _wrap_kernel(w: torch.Tensor, n: Sequence[int], shift: Sequence[int]) -> torch.Tensor:
-    """Zero-extend the kernel to ``n`` and roll it so that tap ``j`` sits at ``(j - shift) % n``.
+def _pieces(k: int, N: int, shift: int):
+    """(src_start, dst_start, length) of the taps of a kernel rolled by ``-shift`` modulo N."""
+    a = min(shift, k)
+    out = []
+    if k - a > 0:
+        out.append((a, a - shift if shift <= k else 0, k - a))
+    if a > 0:
+        out.append((0, N - shift, a))
+    return out
 
-    Correlating with the rolled kernel puts output position ``i`` of the zero-padded problem
+
+def _wrap_kernel(w: torch.Tensor, n: Sequence[int], shift: Sequence[int]) -> torch.Tensor:
+    """Zero-extend the kernel to ``n`` with tap ``j`` at ``(j - shift) % n``.
+
+    Correlating with the wrapped kernel puts output position ``i`` of the zero-padded problem
     (padding ``shift`` before) at circular index ``i``: the padding is never materialised.
     """
     nd = len(n)
-    pads = []
-    for k, N in zip(reversed(w.shape[-nd:]), reversed(n)):
-        pads += [0, N - k]
-    w = F.pad(w, pads)
-    if any(shift):
-        w = torch.roll(w, shifts=[-s for s in shift], dims=list(range(-nd, 0)))
-    return w
+    ks = w.shape[-nd:]
+    out = w.new_zeros(*w.shape[:-nd], *n)
+    for combo in _product([_pieces(k, N, s) for k, N, s in zip(ks, n, shift)]):
+        src = (Ellipsis,) + tuple(slice(a, a + L) for a, _, L in combo)
+        dst = (Ellipsis,) + tuple(slice(b, b + L) for _, b, L in combo)
+        out[dst] = w[src]
+    return out
 
 
 def _unwrap_kernel(g: torch.Tensor, k: Sequence[int], shift: Sequence[int]) -> torch.Tensor:
     """Adjoint of :func:`_wrap_kernel`: read the ``k`` taps back from a length-``n`` buffer."""
     nd = len(k)
-    if any(shift):
-        g = torch.roll(g, shifts=list(shift), dims=list(range(-nd, 0)))
-    for i, kk in enumerate(k):
-        g = g.narrow(g.dim() - nd + i, 0, kk)
+    for i, (kk, s) in enumerate(zip(k, shift)):
+        dim = g.dim() - nd + i
+        N = g.shape[dim]
+        parts = sorted(_pieces(kk, N, s))  # ordered by source tap
+        g = torch.cat([g.narrow(dim, b, L) for _, b, L in parts], dim) if len(parts) > 1 else (
+            g.narrow(dim, parts[0][1], parts[0][2])
+        )
     return g
 
 
@@ -224,9 +309,9 @@ def _kernel_spectrum(
     nd = len(n)
     cout, cin_g = w.shape[:2]
     if shift is not None and any(shift):
-        spec = torch.fft.rfftn(_wrap_kernel(w, n, shift), dim=_dims(nd))
+        spec = _rfftn(_wrap_kernel(w, n, shift), n)
     else:
-        spec = torch.fft.rfftn(w, s=tuple(n), dim=_dims(nd))
+        spec = _rfftn(w, n)
     spec = spec.conj()
     fshape = spec.shape[2:]
     if cin_g == 1:
@@ -299,66 +384,251 @@ class _NonFinite(Exception):
 def _check_finite(x: torch.Tensor, X: torch.Tensor, nd: int) -> None:
     # The zero-frequency term is the sum of each plane: it is finite unless the plane holds a
     # NaN or inf (or the sum overflows, which the exact check below tells apart).
+    # Either way the transform would spread it over the whole output, so the caller falls back.
     dc = X[(Ellipsis,) + (0,) * nd]
-    if not bool(torch.isfinite(dc).all()) and not bool(torch.isfinite(x).all()):
+    if not bool(torch.isfinite(dc).all()):
         raise _NonFinite
 
 
-def _forward_math(x, w, W, n, shift, out_len, groups, keep_x=True, check=False):
-    nd = len(n)
-    X = torch.fft.rfftn(x, s=tuple(n), dim=_dims(nd))
-    if check:
-        _check_finite(x, X, nd)
+# --------------------------------------------------------------------------------------------
+# Execution of a plan: chunks of batch items or of overlap-save tiles
+# --------------------------------------------------------------------------------------------
+
+
+class _Plan:
+    """How one call is computed (see :func:`_make_plan`)."""
+
+    def __init__(self, n, tiled, shift, out_len, tile_out=None, counts=None, pads=None,
+                 chunk=1, cost=0.0):
+        self.n = tuple(n)
+        self.tiled = tiled
+        self.shift = tuple(shift)
+        self.out_len = tuple(out_len)
+        self.tile_out = tile_out
+        self.counts = counts
+        self.pads = pads
+        self.chunk = chunk
+        self.cost = cost
+
+    def as_dict(self) -> dict:
+        return dict(n=self.n, tiled=self.tiled, tile_out=self.tile_out, counts=self.counts,
+                    chunk=self.chunk, cost=self.cost)
+
+
+def _chunks(plan: _Plan, batch: int):
+    """(b0, b1, i0, i1): batch items b0..b1, and for tiles, tile rows i0..i1 of dim 0."""
+    if not plan.tiled:
+        for b0 in range(0, batch, plan.chunk):
+            yield b0, min(batch, b0 + plan.chunk), 0, 1
+        return
+    t1 = plan.counts[0]
+    per_row = math.prod(plan.counts[1:])
+    rows = max(1, plan.chunk // per_row)
+    if rows >= t1:
+        images = max(1, rows // t1)
+        for b0 in range(0, batch, images):
+            yield b0, min(batch, b0 + images), 0, t1
+    else:
+        for b in range(batch):
+            for i0 in range(0, t1, rows):
+                yield b, b + 1, i0, min(t1, i0 + rows)
+
+
+def _padded_for_tiles(x, plan: _Plan):
+    nd = len(plan.n)
+    flat = []
+    for i in reversed(range(nd)):
+        need = plan.counts[i] * plan.tile_out[i] + plan.n[i] - plan.tile_out[i]
+        pb = plan.pads[i][0]
+        flat += [pb, need - x.shape[2 + i] - pb]
+    return F.pad(x, flat)
+
+
+def _tiles_of(xp, plan: _Plan, b0, b1, i0, i1):
+    """Input tiles (nb * ti * t2.., C, *n) of rows i0..i1 of images b0..b1."""
+    nd = len(plan.n)
+    T, N = plan.tile_out, plan.n
+    v = xp[b0:b1].narrow(2, i0 * T[0], (i1 - i0 - 1) * T[0] + N[0])
+    for i in range(nd):
+        v = v.unfold(2 + i, N[i], T[i])
+    # (nb, C, ti, t2.., N..) -> (nb, ti, t2.., C, N..)
+    perm = [0] + list(range(2, 2 + nd)) + [1] + list(range(2 + nd, 2 + 2 * nd))
+    v = v.permute(*perm)
+    return v.reshape(-1, xp.shape[1], *N)
+
+
+def _untile(yt, plan: _Plan, nb, ti):
+    """Output tiles (nb * ti * t2.., C, *T) -> (nb, C, ti * T0, t2 * T1..)."""
+    nd = len(plan.n)
+    T = plan.tile_out
+    counts = (ti,) + tuple(plan.counts[1:])
+    c = yt.shape[1]
+    yt = yt.reshape(nb, *counts, c, *T)
+    perm = [0, 1 + nd]
+    for i in range(nd):
+        perm += [1 + i, 2 + nd + i]
+    return yt.permute(*perm).reshape(nb, c, *(k * t for k, t in zip(counts, T)))
+
+
+def _tile(g, plan: _Plan, nb, ti):
+    """Inverse of :func:`_untile`: (nb, C, ti * T0, ..) -> (nb * ti * .., C, *T)."""
+    nd = len(plan.n)
+    T = plan.tile_out
+    counts = (ti,) + tuple(plan.counts[1:])
+    c = g.shape[1]
+    shape = [nb, c]
+    for k, t in zip(counts, T):
+        shape += [k, t]
+    g = g.reshape(*shape)
+    perm = [0] + [2 + 2 * i for i in range(nd)] + [1] + [3 + 2 * i for i in range(nd)]
+    return g.permute(*perm).reshape(-1, c, *T)
+
+
+def _overlap_add(target, tiles, plan: _Plan, nb, ti):
+    """Add input-gradient tiles (nb * ti * .., C, *n) into ``target`` (nb, C, region..)."""
+    nd = len(plan.n)
+    T, N = plan.tile_out, plan.n
+    counts = (ti,) + tuple(plan.counts[1:])
+    c = tiles.shape[1]
+    tiles = tiles.reshape(nb, *counts, c, *N)
+    # Tiles of equal parity along every dim do not overlap (tile step T >= N / 2), so each
+    # parity class is one vectorised add into a strided window view.
+    for par in _product([[0, 1]] * nd):
+        src = tiles[(slice(None),) + tuple(slice(p, None, 2) for p in par)]
+        if any(s == 0 for s in src.shape):
+            continue
+        perm = [0, 1 + nd] + list(range(1, 1 + nd)) + list(range(2 + nd, 2 + 2 * nd))
+        src = src.permute(*perm)
+        dst = target
+        for i, p in enumerate(par):
+            dst = dst.narrow(2 + i, p * T[i], dst.shape[2 + i] - p * T[i])
+        for i in range(nd):
+            dst = dst.unfold(2 + i, N[i], 2 * T[i])
+        dst = dst[(Ellipsis,) + tuple(slice(0, s) for s in src.shape[2:2 + nd]) + (slice(None),) * nd]
+        dst.add_(src)
+
+
+def _run_forward(x, w, W, plan: _Plan, groups, keep_x, check):
+    """y (B, Cout, *out_len) and the list of per-chunk input spectra (when ``keep_x``)."""
+    nd = len(plan.n)
+    n = plan.n
+    batch = x.shape[0]
+    cout = w.shape[0]
     if W is None:
-        W = _kernel_spectrum(w, n, groups, shift)
-    Y = _mix(X, W, groups, inplace=not keep_x)
-    y = torch.fft.irfftn(Y, s=tuple(n), dim=_dims(nd))
-    return _crop(y, out_len), (X if keep_x else None), W
+        W = _kernel_spectrum(w, n, groups, plan.shift)
+    spectra = []
+    chunks = list(_chunks(plan, batch))
+    if plan.tiled:
+        xp = _padded_for_tiles(x, plan)
+        grid = tuple(c * t for c, t in zip(plan.counts, plan.tile_out))
+        y = x.new_empty(batch, cout, *grid)
+    elif len(chunks) > 1:
+        y = x.new_empty(batch, cout, *plan.out_len)
+    for b0, b1, i0, i1 in chunks:
+        xc = _tiles_of(xp, plan, b0, b1, i0, i1) if plan.tiled else x[b0:b1]
+        X = _rfftn(xc, n)
+        if check:
+            _check_finite(xc, X, nd)
+        Y = _mix(X, W, groups, inplace=not keep_x)
+        if keep_x:
+            spectra.append(X)
+        length = plan.tile_out if plan.tiled else plan.out_len
+        yc = _crop(_irfftn(Y, n, overwrite=True), length)
+        if plan.tiled:
+            T0 = plan.tile_out[0]
+            y[b0:b1, :, i0 * T0:i1 * T0] = _untile(yc, plan, b1 - b0, i1 - i0)
+        elif len(chunks) > 1:
+            y[b0:b1] = yc
+        else:
+            y = yc
+    if plan.tiled:
+        y = _crop(y, plan.out_len)
+    return y, spectra, W
 
 
-def _backward_math(gy, x_shape, w_shape, X, W, n, shift, groups, need_x, need_w):
-    nd = len(n)
-    GY = torch.fft.rfftn(gy, s=tuple(n), dim=_dims(nd))
+def _run_backward(gy, x, w, spectra, W, plan: _Plan, groups, need_x, need_w):
+    nd = len(plan.n)
+    n = plan.n
+    batch = x.shape[0]
+    cin_g = w.shape[1]
     gx = gw = None
-    if need_x:
-        GX = _mix_transpose(GY, W, groups, w_shape[1])
-        gx = _crop(torch.fft.irfftn(GX, s=tuple(n), dim=_dims(nd)), x_shape[-nd:])
+    chunks = list(_chunks(plan, batch))
+    if plan.tiled:
+        grid = tuple(c * t for c, t in zip(plan.counts, plan.tile_out))
+        flat = []
+        for L, G in zip(reversed(plan.out_len), reversed(grid)):
+            flat += [0, G - L]
+        gy = F.pad(gy, flat)
+        if need_x:
+            gxp = x.new_zeros(
+                batch, x.shape[1], *(c * t + N - t for c, t, N in zip(plan.counts, plan.tile_out, n))
+            )
+    elif need_x and len(chunks) > 1:
+        gx = x.new_empty(x.shape)
+    GW = None
+    for idx, (b0, b1, i0, i1) in enumerate(chunks):
+        if plan.tiled:
+            T0 = plan.tile_out[0]
+            gyc = _tile(gy[b0:b1, :, i0 * T0:i1 * T0], plan, b1 - b0, i1 - i0)
+        else:
+            gyc = gy[b0:b1]
+        GY = _rfftn(gyc, n)
+        if need_w:
+            X = spectra[idx] if spectra else _rfftn(
+                _tiles_of(_padded_for_tiles(x, plan), plan, b0, b1, i0, i1) if plan.tiled
+                else x[b0:b1], n)
+            part = _mix_weight(X, GY, groups, cin_g)
+            GW = part if GW is None else GW.add_(part)
+        if need_x:
+            GX = _mix_transpose(GY, W, groups, cin_g)
+            g = _irfftn(GX, n, overwrite=True)
+            if plan.tiled:
+                T0 = plan.tile_out[0]
+                region = gxp[b0:b1].narrow(2, i0 * T0, (i1 - i0 - 1) * T0 + n[0])
+                _overlap_add(region, g, plan, b1 - b0, i1 - i0)
+            elif len(chunks) > 1:
+                gx[b0:b1] = _crop(g, x.shape[2:])
+            else:
+                gx = _crop(g, x.shape[2:])
+    if need_x and plan.tiled:
+        gx = gxp
+        for i, (pb, _) in enumerate(plan.pads):
+            gx = gx.narrow(2 + i, pb, x.shape[2 + i])
     if need_w:
-        GW = _mix_weight(X, GY, groups, w_shape[1])
-        gw = _unwrap_kernel(torch.fft.irfftn(GW, s=tuple(n), dim=_dims(nd)), w_shape[-nd:], shift)
+        gw = _unwrap_kernel(_irfftn(GW, n, overwrite=True), w.shape[2:], plan.shift)
     return gx, gw
 
 
 class _SpectralCorrelation(torch.autograd.Function):
-    """Zero-padded correlation through circular correlation at length ``n``.
-
-    ``shift`` is the padding before each dim (realised by rolling the kernel), ``out_len`` the
-    number of output positions read back.
-    """
+    """Zero-padded correlation of ``x`` with ``w`` computed as :class:`_Plan` says."""
 
     @staticmethod
-    def forward(ctx, x, w, W, n, shift, out_len, groups, check):
+    def forward(ctx, x, w, W, plan, groups, check):
         keep_x = w.requires_grad
-        y, X, W = _forward_math(x, w, W, n, shift, out_len, groups, keep_x, check)
+        y, spectra, W = _run_forward(x, w, W, plan, groups, keep_x, check)
         ctx.save_for_backward(x, w)
-        ctx.spectra = (X, W)
-        ctx.conf = (n, shift, groups)
+        ctx.spectra = (spectra, W)
+        ctx.conf = (plan, groups)
         return y
 
     @staticmethod
     def backward(ctx, gy):
         x, w = ctx.saved_tensors
-        n, shift, groups = ctx.conf
+        plan, groups = ctx.conf
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        X, W = ctx.spectra
         if torch.is_grad_enabled():
-            # Double backward requested: recompute the spectra with differentiable operations
-            # so that the graph links the gradients to x and w.
-            nd = len(n)
-            X = torch.fft.rfftn(x, s=tuple(n), dim=_dims(nd))
-            W = _kernel_spectrum(w, n, groups, shift)
-        gx, gw = _backward_math(gy, x.shape, w.shape, X, W, n, shift, groups, need_x, need_w)
-        return gx, gw, None, None, None, None, None, None
+            # Double backward: differentiate a differentiable re-run of the forward (torch.fft,
+            # no in-place reuse), so the graph links the gradients to x and w.
+            inputs = [t for t, need in ((x, need_x), (w, need_w)) if need]
+            with torch.enable_grad():
+                y, _, _ = _run_forward(x, w, None, plan, groups, True, False)
+                grads = list(torch.autograd.grad(y, inputs, gy, create_graph=True))
+            gx = grads.pop(0) if need_x else None
+            gw = grads.pop(0) if need_w else None
+            return gx, gw, None, None, None, None
+        spectra, W = ctx.spectra
+        gx, gw = _run_backward(gy, x, w, spectra, W, plan, groups, need_x, need_w)
+        return gx, gw, None, None, None, None
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,48 +701,24 @@ def _spectrum_elems(n: Sequence[int]) -> int:
 
 def _untiled_sizes(spatial, pads, kd, out_len):
     return tuple(
-        next_fast_len(max(s + pb, s + pa, k, L - pb + k - 1, 1))
+        next_fast_len(max(s + pb, s + pa, k, L, L - pb + k - 1, 1))
         for s, (pb, pa), k, L in zip(spatial, pads, kd, out_len)
     )
 
 
-def _call_bytes(batch, cin, cout, cin_g, n, item) -> int:
-    """Rough peak bytes of the spectra of one call (input, output, kernel, temporaries)."""
-    f = _spectrum_elems(n)
-    planes = batch * (cin + cout) * f * item * 2  # spectra and their permuted copies
-    kernel = cout * cin_g * f * item
-    return planes + kernel
+def _item_bytes(cin, cout, n, item) -> int:
+    """Working bytes per batch item (or tile): input and output spectra and their copies."""
+    return (cin + cout) * _spectrum_elems(n) * item * 2
 
 
-def _tile_candidates(L: int, k: int, n_full: int) -> list[int]:
-    """Fast transform lengths for tiles along one dim (output tile = N - k + 1)."""
+def _tile_candidates(k: int, n_full: int) -> list[int]:
+    """Fast transform lengths for tiles along one dim (output tile = N - k + 1 >= k)."""
     cands = []
-    N = next_fast_len(max(2 * k, k + 7))
+    N = next_fast_len(max(2 * k, 16))
     while N < n_full:
         cands.append(N)
-        N = next_fast_len(N + 1) if N < 64 else next_fast_len(int(N * 1.25))
+        N = next_fast_len(int(N * 1.2) + 1)
     return cands
-
-
-def _choose_tiles(batch, cin, cout, cin_g, spatial_padded, kd, out_len, item, budget):
-    """Transform sizes for overlap-save tiles that fit ``budget`` at the least estimated cost."""
-    from cnnconv import planner
-
-    nd = len(kd)
-    per_dim = []
-    for L, k, Sp in zip(out_len, kd, spatial_padded):
-        full = next_fast_len(Sp)
-        per_dim.append(_tile_candidates(L, k, full) + [full])
-    best = None
-    for combo in _product(per_dim):
-        tiles = [max(1, -(-L // (N - k + 1))) for L, N, k in zip(out_len, combo, kd)]
-        nt = math.prod(tiles)
-        mem = _call_bytes(batch * nt, cin, cout, cin_g, combo, item)
-        cost = planner.fft_cost(batch * nt, cin, cout, cin_g, combo)
-        key = (mem > budget, cost if mem <= budget else mem)
-        if best is None or key < best[0]:
-            best = (key, combo)
-    return best[1]
 
 
 def _product(lists):
@@ -482,6 +728,61 @@ def _product(lists):
     for head in lists[0]:
         for tail in _product(lists[1:]):
             yield (head,) + tail
+
+
+def _make_plan(batch, cin, cout, cin_g, spatial, pads, kd, out_len, item, budget, consts=None):
+    """The cheapest way (by the planner's cost model) to compute one call within ``budget``.
+
+    Candidates: the whole (implicitly padded) input at one transform size, or overlap-save
+    tiles of every size from about twice the kernel up. Tiles cut the kernel-spectrum work
+    (``Cout * Cin/g`` transforms at the tile size instead of the image size) and memory, at the
+    price of overlap. Batch items or tile rows are processed in chunks that fit ``budget``.
+    """
+    from cnnconv import planner
+
+    nd = len(kd)
+    n_u = _untiled_sizes(spatial, pads, kd, out_len)
+    options = []
+    kbytes = cout * cin_g * _spectrum_elems(n_u) * item
+    chunk = max(1, int((budget - kbytes) // max(1, _item_bytes(cin, cout, n_u, item))))
+    cost = planner.fft_cost(batch, cin, cout, cin_g, n_u, consts)
+    options.append((kbytes > budget // 2, kbytes, cost, _Plan(n_u, False, [pb for pb, _ in pads],
+                                                      out_len, chunk=chunk, cost=cost)))
+    padded = [s + pb + pa for s, (pb, pa) in zip(spatial, pads)]
+    per_dim = [_tile_candidates(k, next_fast_len(P)) for k, P in zip(kd, padded)]
+    if all(per_dim):
+        for combo in _product(per_dim):
+            T = tuple(N - k + 1 for N, k in zip(combo, kd))
+            counts = tuple(-(-L // t) for L, t in zip(out_len, T))
+            nt = math.prod(counts)
+            kbytes = cout * cin_g * _spectrum_elems(combo) * item
+            chunk = max(1, int((budget - kbytes) // max(1, _item_bytes(cin, cout, combo, item))))
+            cost = planner.fft_cost(batch * nt, cin, cout, cin_g, combo, consts)
+            # cutting and reassembling the tiles: copies and per-chunk overhead
+            cost *= 1.2 + 0.1 * (math.prod(combo) / math.prod(T) - 1)
+            plan = _Plan(combo, True, (0,) * nd, out_len, T, counts, pads, chunk, cost)
+            options.append((kbytes > budget // 2, kbytes, cost, plan))
+    # Within budget: the cheapest; if nothing fits: the smallest kernel spectrum.
+    options.sort(key=lambda o: (o[0], o[1] if o[0] else o[2]))
+    return options[0][3]
+
+
+def _plan_for(input, weight, stride=1, padding=0, dilation=1, groups=1, memory_budget=None):
+    """The plan :func:`fft_conv2d` / :func:`fft_conv1d` would use, as a dict (for inspection)."""
+    nd = weight.dim() - 2
+    stride = _int_tuple(stride, nd, "stride")
+    dilation = _int_tuple(dilation, nd, "dilation")
+    ks = tuple(weight.shape[2:])
+    pads = _resolve_padding(padding, ks, stride, dilation, nd)
+    kd = tuple(d * (k - 1) + 1 for k, d in zip(ks, dilation))
+    spatial = tuple(input.shape[-nd:])
+    dense = tuple(s + pb + pa - k + 1 for s, (pb, pa), k in zip(spatial, pads, kd))
+    out_len = tuple((L - 1) // s * s + 1 for L, s in zip(dense, stride))
+    batch = input.shape[0] if input.dim() == nd + 2 else 1
+    item = _COMPLEX_BYTES.get(input.dtype, 8)
+    plan = _make_plan(batch, input.shape[-nd - 1], weight.shape[0], weight.shape[1], spatial,
+                      pads, kd, out_len, item, memory_budget or DEFAULT_MEMORY_BUDGET)
+    return plan.as_dict()
 
 
 # --------------------------------------------------------------------------------------------
@@ -582,7 +883,9 @@ def _fft_conv(
         except _NonFinite:
             y = None
     if y is None:
-        if nonfinite == "raise":
+        # Non-finite values (or a float overflow inside the transform): the direct method only
+        # spoils the neighbourhood of a bad sample.
+        if nonfinite == "raise" and not (_all_finite(x) and _all_finite(weight)):
             raise ValueError("input or weight contains NaN or inf (nonfinite='raise')")
         y = _direct(x, weight, stride, pads, dilation, groups, nd)
     elif any(s > 1 for s in stride):
@@ -599,44 +902,15 @@ def _fft_conv(
 def _fft_core(x, weight, pads, dilation, kd, out_len, groups, nd, cache, memory_budget):
     batch, cin = x.shape[:2]
     cout, cin_g = weight.shape[:2]
+    if batch == 0:
+        return x.new_zeros(0, cout, *out_len) + weight.sum() * 0
     item = _COMPLEX_BYTES[x.dtype]
     spatial = tuple(x.shape[-nd:])
-    n = _untiled_sizes(spatial, pads, kd, out_len)
+    plan = _make_plan(batch, cin, cout, cin_g, spatial, pads, kd, out_len, item, memory_budget)
     use_cache = cache is not None and not (torch.is_grad_enabled() and weight.requires_grad)
     w = _spread(weight, dilation)
-
-    if _call_bytes(batch, cin, cout, cin_g, n, item) <= memory_budget:
-        shift = tuple(pb for pb, _ in pads)
-        W = cache.get(weight, w, n, groups, shift, dilation) if use_cache else None
-        return _SpectralCorrelation.apply(x, w, W, n, shift, out_len, groups, True)
-
-    # Overlap-save tiles: pad explicitly, cut overlapping tiles, fold them into the batch.
-    padded = tuple(s + pb + pa for s, (pb, pa) in zip(spatial, pads))
-    n = _choose_tiles(batch, cin, cout, cin_g, padded, kd, out_len, item, memory_budget)
-    tile_out = tuple(N - k + 1 for N, k in zip(n, kd))
-    counts = tuple(-(-L // T) for L, T in zip(out_len, tile_out))
-    flat = []
-    for i in reversed(range(nd)):
-        need = counts[i] * tile_out[i] + kd[i] - 1  # padded length covering all tiles
-        pb, _ = pads[i]
-        flat += [pb, need - spatial[i] - pb]
-    xp = F.pad(x, flat)
-    for i in range(nd):
-        xp = xp.unfold(2 + i, n[i], tile_out[i])
-    # xp: (B, C, t1[, t2], N1[, N2]) -> (B * prod(t), C, N...)
-    perm = [0] + list(range(2, 2 + nd)) + [1] + list(range(2 + nd, 2 + 2 * nd))
-    xt = xp.permute(*perm).reshape(batch * math.prod(counts), cin, *n)
-    W = cache.get(weight, w, n, groups, (0,) * nd, dilation) if use_cache else None
-    yt = _SpectralCorrelation.apply(xt, w, W, n, (0,) * nd, tile_out, groups, True)
-    # yt: (B * prod(t), Cout, T...) -> (B, Cout, t1 * T1, ...)
-    yt = yt.reshape(batch, *counts, cout, *tile_out)
-    perm = [0, 1 + nd]
-    for i in range(nd):
-        perm += [1 + i, 2 + nd + i]
-    y = yt.permute(*perm).reshape(batch, cout, *(c * T for c, T in zip(counts, tile_out)))
-    for i in range(nd):
-        y = y.narrow(2 + i, 0, out_len[i])
-    return y
+    W = cache.get(weight, w, plan.n, groups, plan.shift, dilation) if use_cache else None
+    return _SpectralCorrelation.apply(x, w, W, plan, groups, True)
 
 
 def fft_conv1d(

@@ -77,13 +77,17 @@ class Filter2d(_FixedFilter):
         self.kernel_kwargs = dict(kernel_kwargs)
         kernel = kernel.detach().clone()
         self.register_buffer("kernel", kernel, persistent=False)
+        # The kernel is fixed: find its structure once, here, instead of at every call.
         factors = K.separable_factors(kernel) if method in ("auto", "separable") else None
+        self._method = method
+        if method == "auto" and CF._box_scale(kernel) is not None and kernel.shape[-1] * kernel.shape[-2] > 9:
+            self._method, factors = "box", None
         self.register_buffer("ky", None if factors is None else factors[0], persistent=False)
         self.register_buffer("kx", None if factors is None else factors[1], persistent=False)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         factors = None if self.ky is None else (self.ky, self.kx)
-        return CF.filter2d(input, self.kernel, self.mode, self.border, method=self.method, factors=factors)
+        return CF.filter2d(input, self.kernel, self.mode, self.border, method=self._method, factors=factors)
 
     def extra_repr(self) -> str:
         name = f"{self.kernel_name!r}" if self.kernel_name is not None else "tensor"
@@ -122,7 +126,10 @@ class BoxBlur(_FixedFilter):
         self.kernel = K.box(self.kernel_size, normalized=self.normalized)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return CF.filter2d(input, self.kernel, self.mode, self.border, method=self.method)
+        method = self.method
+        if method == "auto" and self.kernel_size[0] * self.kernel_size[1] > 9:
+            method = "box"  # what auto picks for a box; decided here so compiled graphs need no check
+        return CF.filter2d(input, self.kernel, self.mode, self.border, method=method)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, normalized={self.normalized}, {self._common_repr()}"

@@ -194,23 +194,42 @@ def _separable_valid(x: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor) -> tor
     return planes.reshape(b, c, hp - kh + 1, wp - kw + 1)
 
 
-def _box_valid(x: torch.Tensor, kh: int, kw: int, scale: torch.Tensor) -> torch.Tensor:
-    """Valid box sums by cumulative sums (integral image), times ``scale`` (scalar or ``(C,)``).
+def _window_sums(y: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """Valid sums of ``k`` consecutive entries along ``dim`` by sliding differences.
 
-    float32 sums are accumulated in float64 so long windows keep float32 accuracy.
+    The first window is summed directly; the rest follow from the cumulative sum of
+    ``y[i + k] - y[i]``. Those differences are small, so float32 keeps its accuracy on long
+    axes where a plain integral image (cumulative sum of ``y``) would not.
     """
-    acc = torch.float64 if x.dtype in (torch.float32, torch.float16, torch.bfloat16) else x.dtype
-    y = x.to(acc)
+    n = y.shape[dim]
+    first = y.narrow(dim, 0, k).sum(dim, keepdim=True)
+    if n == k:
+        return first
+    diff = y.narrow(dim, k, n - k) - y.narrow(dim, 0, n - k)
+    return torch.cat((first, diff), dim).cumsum(dim)
+
+
+def _box_valid(x: torch.Tensor, kh: int, kw: int, scale: torch.Tensor) -> torch.Tensor:
+    """Valid box sums (sliding differences, cost independent of the window), times ``scale``.
+
+    A NaN or inf would spread along the running sums: such inputs take the separable path,
+    where a bad value only spoils its own window.
+    """
+    if not torch.compiler.is_compiling() and not bool(torch.isfinite(x.sum())):
+        ones_y = torch.ones(kh, dtype=x.dtype, device=x.device)
+        ones_x = torch.ones(kw, dtype=x.dtype, device=x.device)
+        y = _separable_valid(x, ones_y, ones_x)
+        scale = scale.to(dtype=x.dtype)
+        return y * (scale.reshape(1, -1, 1, 1) if scale.ndim == 1 else scale)
+    y = x
     if kh > 1:
-        s = F.pad(y, (0, 0, 1, 0)).cumsum(-2)
-        y = s[..., kh:, :] - s[..., :-kh, :]
+        y = _window_sums(y, kh, -2)
     if kw > 1:
-        s = F.pad(y, (1, 0)).cumsum(-1)
-        y = s[..., kw:] - s[..., :-kw]
-    scale = scale.to(acc)
+        y = _window_sums(y, kw, -1)
+    scale = scale.to(dtype=x.dtype)
     if scale.ndim == 1:
         scale = scale.reshape(1, -1, 1, 1)
-    return (y * scale).to(x.dtype)
+    return y * scale
 
 
 def _fft_valid(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -247,6 +266,8 @@ def _choose(x4, kernel_shape, channels, box, separable, mode) -> str:
     kh, kw = kernel_shape
     if box and kh * kw > 9:
         return "box"
+    if torch.compiler.is_compiling():  # keep traced graphs free of the planner's Python
+        return _own_rule(kh, kw, box, separable)
     try:
         from .planner import choose_method
     except ImportError:
@@ -352,12 +373,17 @@ def filter2d(
         return _from_batch(out, ndim)
     learn = kernel.requires_grad
 
+    # Structure detection reads the kernel's values: skipped for kernels being learned and
+    # inside torch.compile graphs (layers pass their factors or method instead).
+    detect = not learn and not torch.compiler.is_compiling()
     box_scale = None
-    if method in ("auto", "box") and not learn:
+    if method == "box" and torch.compiler.is_compiling():  # trust the caller: one scale per channel
+        box_scale = kernel[..., 0, 0] if kernel.ndim == 3 else kernel[0, 0]
+    elif method == "box" or (method == "auto" and detect and factors is None):
         box_scale = _box_scale(kernel)
     if method == "box" and box_scale is None:
         raise ValueError("method='box' needs a constant kernel, got a kernel with differing entries")
-    if method in ("auto", "separable") and factors is None and not learn:
+    if factors is None and (method == "separable" or (method == "auto" and detect)):
         factors = K.separable_factors(kernel)
         if factors is not None:
             ky, kx = factors
@@ -387,17 +413,18 @@ def filter2d(
 _ANCHORS = ("signal", "ndimage")
 
 
-def _padding_anchor(anchor, flipped: bool) -> str:
+def _padding_anchor(anchor, flipped: bool, two_d: bool = True) -> str:
     """Map the public ``anchor`` names to :func:`cnnconv._padding.output_padding`'s.
 
-    scipy.signal takes ``same`` as the centre of ``full`` (first index ``(k-1)//2``), which
-    for a correlation puts kernel element ``(k-1)//2`` on the output pixel and for a
-    convolution (flipped kernel) element ``k//2``; scipy.ndimage and OpenCV put element
-    ``k//2`` of the kernel as given on the output pixel.
+    For even kernels in ``same`` mode: ``scipy.signal.correlate2d`` puts kernel element
+    ``(k-1)//2`` on the output pixel; ``scipy.signal.correlate`` / ``numpy.correlate``,
+    scipy.ndimage and OpenCV put element ``k//2`` there. ``scipy.signal.convolve2d`` /
+    ``numpy.convolve`` equal a correlation with the flipped kernel anchored at ``k//2``;
+    ``scipy.ndimage.convolve`` anchors the flipped kernel at ``(k-1)//2``.
     """
     _check_choice(anchor, "anchor", _ANCHORS)
     if anchor == "signal":
-        return "scipy" if flipped else "torch"
+        return "torch" if (two_d and not flipped) else "scipy"
     return "torch" if flipped else "scipy"
 
 
@@ -487,7 +514,7 @@ def _filter1d(input, kernel, mode, border, method, anchor, flip):
             f"kernel has {kernel.shape[0]} per-channel kernels but the input has no channel "
             f"dimension (input shape {tuple(x.shape)})"
         )
-    pad_anchor = _padding_anchor(anchor, flip)
+    pad_anchor = _padding_anchor(anchor, flip, two_d=False)
     if flip:
         kernel = kernel.flip(-1)
     # A signal of length L is an image of height 1: (L,) -> (1, L), (C, L) -> (C, 1, L).
@@ -512,8 +539,10 @@ def correlate1d(
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
         method: see :func:`filter2d`.
-        anchor: ``"signal"`` or ``"ndimage"`` (``scipy.ndimage.correlate1d``), see
-            :func:`correlate2d`.
+        anchor: only matters for even kernels in ``same`` mode: ``"signal"``
+            (``scipy.signal.correlate`` and ``numpy.correlate``) or ``"ndimage"``
+            (``scipy.ndimage.correlate1d``); both put kernel element ``k // 2`` on the output
+            sample.
 
     Returns:
         Tensor with the input's number of dimensions.
@@ -542,8 +571,9 @@ def convolve1d(
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
         method: see :func:`filter2d`.
-        anchor: ``"signal"`` or ``"ndimage"`` (``scipy.ndimage.convolve1d``), see
-            :func:`convolve2d`.
+        anchor: only matters for even kernels in ``same`` mode: ``"signal"``
+            (``numpy.convolve``, ``scipy.signal.convolve``) or ``"ndimage"``
+            (``scipy.ndimage.convolve1d``).
 
     Returns:
         Tensor with the input's number of dimensions.
@@ -704,7 +734,7 @@ _DERIVATIVE_FACTORS = {
     "sobel": ([1.0, 2.0, 1.0], [-1.0, 0.0, 1.0]),
     "prewitt": ([1.0, 1.0, 1.0], [-1.0, 0.0, 1.0]),
     "scharr": ([3.0, 10.0, 3.0], [-1.0, 0.0, 1.0]),
-    "diff": ([0.0, 1.0, 0.0], [-0.5, 0.0, 0.5]),
+    "diff": ([0.0, 1.0, 0.0], [-1.0, 0.0, 1.0]),
 }
 
 
@@ -761,9 +791,16 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
         return gy
     if output == "xy":
         return torch.stack((gx, gy), dim=-3)
+    if output == "magnitude" and eps > 0:
+        return torch.sqrt(gx * gx + gy * gy + eps)
+    if torch.is_grad_enabled() and (gx.requires_grad or gy.requires_grad):
+        # hypot and atan2 have no derivative where gx = gy = 0 (flat regions, corners under
+        # reflect): give them the zero subgradient there instead of NaN.
+        flat = (gx == 0) & (gy == 0)
+        gx = torch.where(flat, torch.ones_like(gx), gx)
+        value = torch.hypot(gx, gy) if output == "magnitude" else torch.atan2(gy, gx)
+        return torch.where(flat, torch.zeros_like(value), value)
     if output == "magnitude":
-        if eps > 0:
-            return torch.sqrt(gx * gx + gy * gy + eps)
         return torch.hypot(gx, gy)
     return torch.atan2(gy, gx)
 
@@ -829,7 +866,8 @@ def spatial_gradient(
 
     Args:
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
-        operator: ``"sobel"``, ``"prewitt"``, ``"scharr"`` or ``"diff"`` (central difference).
+        operator: ``"sobel"``, ``"prewitt"``, ``"scharr"`` or ``"diff"`` (``[-1, 0, 1]``,
+            a central difference when normalized).
         normalized: divide the kernels by the sum of their absolute values.
         border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
         method: see :func:`filter2d`.
@@ -843,7 +881,7 @@ def spatial_gradient(
     """
     _check_input(input)
     _check_choice(operator, "operator", tuple(_DERIVATIVE_FACTORS))
-    s, d = _derivative_factors(operator, normalized and operator != "diff", input.dtype, input.device)
+    s, d = _derivative_factors(operator, normalized, input.dtype, input.device)
     return apply_gradient(input, s, d, "xy", border, "same", method=method)
 
 

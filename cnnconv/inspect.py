@@ -35,6 +35,7 @@ import fnmatch
 import math
 import os
 import pickle
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ class InspectError(ValueError):
 # cnnconv's own training checkpoints use "model".
 STATE_DICT_KEYS = ("model", "state_dict", "model_state_dict", "model_state", "net", "network", "weights", "module")
 
-_PARAMETRIZED_SUFFIX = ".parametrizations.weight.original"
+_PARAMETRIZED = "parametrizations.weight.original"
 
 
 @dataclass
@@ -79,9 +80,11 @@ class KernelRecord:
         name: module name (``"features.0"``; ``""`` for a bare convolution module).
         parameter: full parameter name (``"features.0.weight"``, or
             ``"conv.parametrizations.weight.original"`` for a parametrized weight in a state dict).
-        shape: shape of the weight, ``(out, in/groups, kh, kw)`` or ``(out, in/groups, k)``.
+        shape: shape of the weight, ``(out, in/groups, kh, kw)`` or ``(out, in/groups, k)``
+            (``(in, out/groups, ...)`` for transposed convolutions, as PyTorch stores them).
         weight: the weight tensor (detached). For a module with a parametrized weight this is the
-            effective weight; from a state dict it is the stored unconstrained ``original``.
+            effective weight; from a state dict it is the stored unconstrained ``original`` (or
+            the outer product of ``original0`` and ``original1``).
         module_type: class name of the module when extracted from a module, else ``None``.
         parametrized: whether the weight is registered through ``torch.nn.utils.parametrize``.
     """
@@ -159,14 +162,10 @@ def load_checkpoint(path) -> Any:
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        text = str(exc)
-        detail = ""
-        for line in text.splitlines():
-            line = line.strip()
-            if "Unsupported global" in line:
-                # e.g. "WeightsUnpickler error: Unsupported global: GLOBAL os.system was not ..."
-                detail = line.split("Unsupported global:", 1)[1].split(" was not", 1)[0].strip()
-                break
+        # torch names the refused callable: "Unsupported global: GLOBAL io.open was not an
+        # allowed global" or "Trying to load unsupported GLOBAL posix.system whose module ...".
+        found = re.search(r"GLOBAL\s+([\w.]+)", str(exc))
+        detail = f"GLOBAL {found.group(1)}" if found else ""
         if detail:
             raise InspectError(
                 f"refused to load {path!r} for safety: it needs arbitrary code to unpickle "
@@ -174,8 +173,8 @@ def load_checkpoint(path) -> Any:
                 f"(torch.load with weights_only=True); save a state_dict instead of a pickled object"
             ) from None
         raise InspectError(
-            f"refused to load {path!r}: not a PyTorch checkpoint the safe loader can read "
-            f"(torch.load with weights_only=True rejected it; nothing in it was executed)"
+            f"refused to load {path!r}: not a checkpoint of plain tensors that the safe loader "
+            f"(torch.load with weights_only=True) can read; it was not executed"
         ) from None
     except (EOFError, KeyError, RuntimeError, ValueError, UnicodeDecodeError, IndexError, AttributeError) as exc:
         reason = "the file is empty" if isinstance(exc, EOFError) else "it is not in torch.save format"
@@ -186,41 +185,72 @@ def _is_state_dict(obj) -> bool:
     return isinstance(obj, Mapping) and any(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def _find_state_dict(obj, source: str) -> Mapping:
-    """The state dict inside a loaded checkpoint (the object itself or a value under a known key)."""
+def _candidate_state_dicts(obj, depth: int = 0):
+    """Mappings inside a checkpoint that may be the state dict, most likely first: the object
+    itself, then the values under the usual keys, then any other mapping value (nested up to
+    three levels, e.g. ``{"model": {"state_dict": ...}}``)."""
+    if not isinstance(obj, Mapping) or depth > 3:
+        return
+    yield obj
+    keys = [k for k in STATE_DICT_KEYS if k in obj] + [k for k in obj if k not in STATE_DICT_KEYS]
+    for key in keys:
+        yield from _candidate_state_dicts(obj[key], depth + 1)
+
+
+def _records_from_checkpoint(obj, source: str) -> list[KernelRecord]:
+    """Records of the first state dict in ``obj`` that holds convolution weights."""
     if not isinstance(obj, Mapping):
         raise InspectError(f"not a checkpoint: {source} holds a {_describe_type(obj)}, not a state dict or a dict")
-    if _is_state_dict(obj):
-        return obj
-    for key in STATE_DICT_KEYS:
-        value = obj.get(key)
-        if _is_state_dict(value):
-            return value
-    for value in obj.values():
-        if _is_state_dict(value):
-            return value
-    raise InspectError(
-        f"not a checkpoint: {source} is a dict with keys {sorted(map(str, obj))[:12]} but holds no "
-        f"state dict of tensors (looked under {', '.join(STATE_DICT_KEYS)})"
-    )
+    any_tensors = False
+    for candidate in _candidate_state_dicts(obj):
+        any_tensors = any_tensors or _is_state_dict(candidate)
+        records = _records_from_state_dict(candidate)
+        if records:
+            return records
+    if not any_tensors:
+        raise InspectError(
+            f"not a checkpoint: {source} is a dict with keys {sorted(map(str, obj))[:12]} but holds no "
+            f"state dict of tensors (looked under {', '.join(STATE_DICT_KEYS)} and every other key)"
+        )
+    return []
+
+
+def _module_prefix(key: str, suffix: str) -> str | None:
+    """``"a.b"`` for ``key == "a.b." + suffix``, ``""`` for ``key == suffix``, else ``None``."""
+    if key == suffix:
+        return ""
+    if key.endswith("." + suffix):
+        return key[: -len(suffix) - 1]
+    return None
 
 
 def _records_from_state_dict(sd: Mapping) -> list[KernelRecord]:
     records = []
     for key, value in sd.items():
-        if not isinstance(key, str) or not isinstance(value, torch.Tensor) or value.ndim not in (3, 4):
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor) or not value.is_floating_point():
             continue
-        if key.endswith(_PARAMETRIZED_SUFFIX):
-            name = key[: -len(_PARAMETRIZED_SUFFIX)]
-            parametrized = True
-        elif key == "weight" or key.endswith(".weight"):
-            name = key[: -len("weight")].rstrip(".")
-            parametrized = False
-        else:
-            continue
-        if not value.is_floating_point():
-            continue
-        records.append(KernelRecord(name, key, tuple(value.shape), value.detach(), None, parametrized))
+        if value.ndim in (3, 4):
+            name = _module_prefix(key, _PARAMETRIZED)
+            if name is not None:
+                records.append(KernelRecord(name, key, tuple(value.shape), value.detach(), None, True))
+                continue
+            name = _module_prefix(key, "weight")
+            if name is not None:
+                records.append(KernelRecord(name, key, tuple(value.shape), value.detach(), None, False))
+                continue
+        # A weight parametrized by two tensors u (out, in, kh) and v (out, in, kw) (cnnconv's
+        # rank-one constraint): the kernel is their outer product u v^T.
+        name = _module_prefix(key, _PARAMETRIZED + "0")
+        other = sd.get(key[:-1] + "1") if name is not None else None
+        if (
+            isinstance(other, torch.Tensor)
+            and value.ndim == 3
+            and other.ndim == 3
+            and other.is_floating_point()
+            and value.shape[:2] == other.shape[:2]
+        ):
+            weight = (value.unsqueeze(-1) * other.unsqueeze(-2)).detach()
+            records.append(KernelRecord(name, key[:-1] + "{0,1}", tuple(weight.shape), weight, None, True))
     return records
 
 
@@ -255,7 +285,10 @@ def extract_kernels(obj, *, layer: str | None = None) -> list[KernelRecord]:
     module with a weight parametrized through ``torch.nn.utils.parametrize`` the effective
     ``module.weight`` is returned; in a state dict the stored
     ``<name>.parametrizations.weight.original`` is returned (the parametrization itself is code,
-    which a state dict does not hold) and the record is flagged ``parametrized``.
+    which a state dict does not hold) and the record is flagged ``parametrized``; a weight stored
+    as two factors ``original0`` ``(out, in, kh)`` and ``original1`` ``(out, in, kw)`` (a rank-one
+    parametrization) is rebuilt as their outer product. To see the constrained kernels exactly,
+    pass the model itself, or save it after baking the constraints into a plain ``weight``.
 
     Args:
         obj: an ``nn.Module``; a mapping of names to tensors (``state_dict``); or a path to a file
@@ -282,11 +315,11 @@ def extract_kernels(obj, *, layer: str | None = None) -> list[KernelRecord]:
         records = _records_from_module(obj)
         source = f"the {_describe_type(obj)} model"
     elif isinstance(obj, Mapping):
-        records = _records_from_state_dict(_find_state_dict(obj, "the mapping"))
+        records = _records_from_checkpoint(obj, "the mapping")
         source = "the state dict"
     elif isinstance(obj, (str, os.PathLike)):
         source = repr(os.fspath(obj))
-        records = _records_from_state_dict(_find_state_dict(load_checkpoint(obj), source))
+        records = _records_from_checkpoint(load_checkpoint(obj), source)
     else:
         raise TypeError(
             f"obj must be an nn.Module, a state dict (mapping) or a checkpoint path, got {_describe_type(obj)}"
@@ -477,7 +510,10 @@ def describe_kernel(k, *, grid: int = 64) -> KernelDescription:
     power = mag * mag
     jxx = float((power * fx * fx).sum())
     jyy = float((power * fy * fy).sum())
-    jxy = float((power * fx * fy).sum())
+    # On an even grid the Nyquist frequency -0.5 is also +0.5: its cross term averages to zero,
+    # which keeps the estimate exactly consistent under flips and transposes.
+    nyquist = (fx.abs() == 0.5) | (fy.abs() == 0.5)
+    jxy = float(torch.where(nyquist, 0.0, power * fx * fy).sum())
     trace = jxx + jyy
     spread = math.hypot(jxx - jyy, 2.0 * jxy)
     if trace > 0 and spread > 1e-6 * trace:
@@ -622,7 +658,7 @@ class KernelMatch:
 # Gaussian families whose sigma is fitted. unsharp also has a sigma but a second parameter
 # (amount) as well; it is matched at its default parameters.
 _SIGMA_FAMILIES = ("gaussian", "gaussian_dx", "gaussian_dy", "gaussian_dxx", "gaussian_dyy", "log")
-_GOLDEN_STEPS = 28
+_GOLDEN_STEPS = 20  # the bracket (two grid steps) shrinks to 1e-4 of its width
 _TIE = 1e-6  # similarities closer than this count as equal; the simpler transform wins
 
 
@@ -657,15 +693,23 @@ class _Variant:
     kernel: torch.Tensor  # float64 CPU, 2-D
 
 
+@dataclass
+class _Bank:
+    """Bank kernels placed in a common square frame, ready for one matrix product."""
+
+    variants: list
+    frame: int
+    matrix: torch.Tensor  # (rows, frame * frame), unit rows, float64 CPU
+    owners: list  # row -> (variant index, offset)
+    fit_sigma: bool
+
+
 _BANK_CACHE: dict = {}
 
 
 def _registry_variants(names, shape) -> list[_Variant]:
     """Bank kernels for a kernel of ``shape``: each name at its default and at ``shape`` when its
     builder takes a size; Gaussian families on a grid of sigmas at ``shape``."""
-    key = (tuple(names), tuple(shape))
-    if key in _BANK_CACHE:
-        return _BANK_CACHE[key]
     size = list(shape)
     variants = []
     for name in names:
@@ -691,10 +735,30 @@ def _registry_variants(names, shape) -> list[_Variant]:
                 continue
             fixed.append(k)
             variants.append(_Variant(name, {"size": size}, k))
-    if len(_BANK_CACHE) > 64:
-        _BANK_CACHE.clear()
-    _BANK_CACHE[key] = variants
     return variants
+
+
+def _make_bank(variants, shape, fit_sigma: bool) -> _Bank:
+    variants = [v for v in variants if float(v.kernel.norm()) > 0]
+    if not variants:
+        raise ValueError("bank must hold at least one non-zero kernel, got none")
+    frame = max(list(shape) + [max(v.kernel.shape) for v in variants])
+    rows, owners = [], []
+    for vi, v in enumerate(variants):
+        unit = v.kernel / v.kernel.norm()
+        for offset in _placements(*v.kernel.shape, frame):
+            rows.append(_place(unit, frame, offset).reshape(-1))
+            owners.append((vi, offset))
+    return _Bank(variants, frame, torch.stack(rows), owners, fit_sigma)
+
+
+def _registry_bank(names, shape) -> _Bank:
+    key = (tuple(names), tuple(shape))
+    if key not in _BANK_CACHE:
+        if len(_BANK_CACHE) >= 64:
+            _BANK_CACHE.clear()
+        _BANK_CACHE[key] = _make_bank(_registry_variants(names, shape), shape, fit_sigma=True)
+    return _BANK_CACHE[key]
 
 
 def _placements(kh: int, kw: int, frame: int) -> list[tuple[int, int]]:
@@ -717,6 +781,14 @@ def _rank_key(similarity: float, priority: int, fitted: bool, order: int):
     return (-round(similarity / _TIE), priority, fitted, order)
 
 
+def _split(transform: str) -> tuple[str, bool]:
+    if transform == "negated":
+        return "identity", True
+    if transform.endswith("+negated"):
+        return transform.removesuffix("+negated"), True
+    return transform, False
+
+
 def match_kernel(k, bank=None, top: int = 3) -> list[KernelMatch]:
     """Nearest hand-designed kernels under scale, sign, rotations by 90 degrees and flips.
 
@@ -725,7 +797,8 @@ def match_kernel(k, bank=None, top: int = 3) -> list[KernelMatch]:
     cosine similarity; the scale is free. Kernels of different sizes are compared centred, the
     smaller one zero-padded. Registry kernels whose builder takes a size are also built at the
     kernel's size; for the Gaussian families (``gaussian``, ``gaussian_dx/dy/dxx/dyy``, ``log``)
-    sigma is fitted by least squares (a grid, then a golden-section search in log sigma).
+    sigma is fitted by least squares (a grid, then a golden-section search in log sigma) within
+    ``[0.25, max(2, largest side)]``.
 
     When several descriptions fit equally well (within 1e-6) the simplest wins, in this order:
     ``identity``, ``conv_flip``, ``negated``, ``flip_lr``, ``flip_ud``, ``transpose``,
@@ -753,114 +826,95 @@ def match_kernel(k, bank=None, top: int = 3) -> list[KernelMatch]:
         raise TypeError(f"top must be an int, got {top!r}")
     if top < 1:
         raise ValueError(f"top must be positive, got {top}")
-    device = kernel.device
-    norm = float(kernel.norm())
-    if norm == 0:
-        return []
-    kh, kw = kernel.shape
-
+    shape = tuple(kernel.shape)
     if bank is None:
         from cnnconv import kernels
 
-        variants = _registry_variants(kernels.list_kernels(), (kh, kw))
-        fit_sigma = True
+        bank_ = _registry_bank(kernels.list_kernels(), shape)
     elif isinstance(bank, Mapping):
         variants = []
         for name, ref in bank.items():
             if not isinstance(name, str):
                 raise TypeError(f"bank names must be strings, got {name!r}")
             variants.append(_Variant(name, {}, _as_kernel2d(ref, f"bank[{name!r}]").cpu()))
-        fit_sigma = False
+        bank_ = _make_bank(variants, shape, fit_sigma=False)
     elif isinstance(bank, (list, tuple)):
-        for name in bank:
-            if not isinstance(name, str):
-                raise TypeError(f"bank must hold kernel names, got {name!r}")
         from cnnconv import kernels
 
         known = set(kernels.list_kernels())
-        unknown = [n for n in bank if n not in known]
+        unknown = [n for n in bank if not isinstance(n, str) or n not in known]
         if unknown:
             raise ValueError(f"bank names must be registered kernels, got unknown {unknown}")
-        variants = _registry_variants(list(bank), (kh, kw))
-        fit_sigma = True
+        bank_ = _registry_bank(list(bank), shape)
     else:
         raise TypeError(f"bank must be None, a list of names or a mapping of tensors, got {_describe_type(bank)}")
-    variants = [v for v in variants if float(v.kernel.norm()) > 0]
-    if not variants:
-        raise ValueError("bank must hold at least one non-zero kernel, got none")
-
-    frame = max([kh, kw] + [max(v.kernel.shape) for v in variants])
-    target = _place(kernel, frame, _placements(kh, kw, frame)[0]) / norm
+    norm = float(kernel.norm())
+    if norm == 0:
+        return []
+    device = kernel.device
+    kh, kw = shape
+    frame = bank_.frame
+    origin = _placements(kh, kw, frame)[0]
+    target = _place(kernel / norm, frame, origin)
     geometric = list(TRANSFORMS)
-    # The kernel under each geometric transform T; comparing T(kernel) with a bank kernel b means
-    # kernel ~= inverse(T)(b), which is the transform reported.
+    # The kernel under each geometric transform g; g(kernel) ~ b means kernel ~ inverse(g)(b),
+    # and inverse(g) is the transform reported.
     stack = torch.stack([TRANSFORMS[g](target) for g in geometric]).reshape(len(geometric), -1)
+    cos = (stack @ bank_.matrix.to(device).T).cpu().tolist()  # (8, rows)
 
-    rows, owners = [], []
-    for vi, v in enumerate(variants):
-        placed = [_place(v.kernel, frame, off) for off in _placements(*v.kernel.shape, frame)]
-        for off_i, p in enumerate(placed):
-            rows.append(p.reshape(-1) / float(v.kernel.norm()))
-            owners.append((vi, off_i))
-    matrix = torch.stack(rows).to(device)
-    cos = (stack @ matrix.T).cpu()  # (8, rows)
-
-    best: dict[str, tuple] = {}  # name -> (rank key, info)
-    order = {}
+    variants = bank_.variants
+    order: dict[str, int] = {}
     for v in variants:
         order.setdefault(v.name, len(order))
-    for ti, (g, values) in enumerate(zip(geometric, cos.tolist())):
+    best: dict[str, tuple] = {}  # name -> (rank key, (similarity, transform index, row))
+    for ti, (g, values) in enumerate(zip(geometric, cos)):
         inverse = _INVERSE[g]
         priorities = (_transform_priority(inverse, False), _transform_priority(inverse, True))
-        for (vi, off_i), c in zip(owners, values):
-            name = variants[vi].name
-            negated = c < 0
-            rk = _rank_key(abs(c), priorities[negated], fit_sigma and name in _SIGMA_FAMILIES, order[name])
+        for ri, c in enumerate(values):
+            name = variants[bank_.owners[ri][0]].name
+            fitted = bank_.fit_sigma and name in _SIGMA_FAMILIES
+            rk = _rank_key(abs(c), priorities[c < 0], fitted, order[name])
             if name not in best or rk < best[name][0]:
-                best[name] = (rk, (abs(c), ti, vi, off_i, negated))
-    # Sigma is refined only for the families that can still reach the top: a grid step loses
-    # less than 0.05 of similarity.
-    ranked = sorted(best.values(), key=lambda item: item[0])
-    cutoff = ranked[min(2 * top, len(ranked)) - 1][1][0] - 0.05
+                best[name] = (rk, (abs(c), ti, ri))
 
-    matches = []
-    for name, (_, (sim, ti, vi, off_i, negated)) in best.items():
+    refined: set[str] = set()
+
+    def finish(name, info, refine: bool) -> KernelMatch:
+        sim, ti, ri = info
+        vi, offset = bank_.owners[ri]
         v = variants[vi]
-        offset = _placements(*v.kernel.shape, frame)[off_i]
         t_row = stack[ti].reshape(frame, frame)
-        params = dict(v.params)
-        sigma = None
-        ref = v.kernel
-        if fit_sigma and name in _SIGMA_FAMILIES and "sigma" in params and sim >= cutoff:
-            sigma, sim, ref = _fit_sigma(name, t_row, params["sigma"], (kh, kw), frame, offset)
-            params["sigma"] = sigma
-        # scale: kernel ~= a * T^-1(b) with a = <T(kernel), b> / |b|^2 (sign folded in transform)
+        params, sigma, ref = dict(v.params), None, v.kernel
+        if bank_.fit_sigma and name in _SIGMA_FAMILIES:
+            sigma = params["sigma"]  # the grid's best, refined below when it matters
+            if refine:
+                sigma, sim, ref = _fit_sigma(name, t_row, sigma, shape, frame, offset)
+                params["sigma"] = sigma
+                refined.add(name)
         placed = _place(ref, frame, offset).to(device)
-        a = abs(float((t_row * placed).sum())) * norm / float((ref * ref).sum())
-        transform = _transform_name(_INVERSE[geometric[ti]], negated)
-        ky0, kx0 = _placements(kh, kw, frame)[0]
-        aligned = a * apply_transform(placed, transform)[ky0 : ky0 + kh, kx0 : kx0 + kw]
-        matches.append(
-            KernelMatch(
-                name=name,
-                similarity=min(sim, 1.0),
-                transform=transform,
-                scale=a,
-                params=params,
-                sigma=sigma,
-                reference=ref.to(device),
-                aligned=aligned,
-            )
-        )
-    matches.sort(
-        key=lambda m: _rank_key(
-            m.similarity, _transform_priority(*_split(m.transform)), m.sigma is not None, order[m.name]
-        )
-    )
+        dot = float((t_row * placed).sum())
+        # kernel ~= a * inverse(g)(b): a = <g(kernel), b> / |b|^2; the sign goes into the transform.
+        scale = abs(dot) * norm / float((ref * ref).sum())
+        transform = _transform_name(_INVERSE[geometric[ti]], dot < 0)
+        aligned = scale * apply_transform(placed, transform)[origin[0] : origin[0] + kh, origin[1] : origin[1] + kw]
+        return KernelMatch(name, min(sim, 1.0), transform, scale, params, sigma, ref.to(device), aligned)
+
+    def key(m: KernelMatch):
+        return _rank_key(m.similarity, _transform_priority(*_split(m.transform)), m.sigma is not None, order[m.name])
+
+    # Refining sigma gains less than 0.05 of similarity over the grid, so only the families within
+    # 0.05 of the top-th coarse score can enter the top; they are refined before the final ranking.
+    ranked = sorted(best.items(), key=lambda item: item[1][0])
+    cutoff = ranked[min(top, len(ranked)) - 1][1][1][0] - 0.05
+    matches = [finish(name, info, info[0] >= cutoff) for name, (_, info) in ranked]
+    matches.sort(key=key)
+
     # A name whose aligned kernel is the same as a better match's (sobel_y under "transpose" next
     # to sobel_x) adds nothing: keep the first of such copies, fixed and fitted kernels apart.
-    kept = []
+    kept: list[KernelMatch] = []
     for m in matches:
+        if m.sigma is not None and m.name not in refined:
+            m = finish(m.name, best[m.name][1], True)  # moved up by a removed copy: refine now
         unit = m.aligned / m.aligned.norm().clamp_min(1e-300)
         duplicate = any(
             (m.sigma is None) == (other.sigma is None)
@@ -872,14 +926,6 @@ def match_kernel(k, bank=None, top: int = 3) -> list[KernelMatch]:
         if len(kept) == top:
             break
     return kept
-
-
-def _split(transform: str) -> tuple[str, bool]:
-    if transform == "negated":
-        return "identity", True
-    if transform.endswith("+negated"):
-        return transform.removesuffix("+negated"), True
-    return transform, False
 
 
 def _fit_sigma(name, t_row, sigma0, shape, frame, offset):

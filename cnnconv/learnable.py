@@ -34,7 +34,7 @@ def _check_method(method) -> str:
     return method
 
 
-def _build_kernel(spec, dtype) -> tuple[torch.Tensor, str]:
+def _build_kernel(spec) -> tuple[torch.Tensor, str]:
     """Turn a registry name, ``(name, kwargs)`` pair or tensor into a float64 ``(kh, kw)`` kernel."""
     from cnnconv.kernels import get_kernel
 
@@ -202,7 +202,7 @@ class LearnableConv2d(nn.Conv2d):
         if channel_mode not in ("mean", "sum"):
             raise ValueError(f"channel_mode must be 'mean' or 'sum', got {channel_mode!r}")
 
-        built = [_build_kernel(k, dtype) for k in kernels]
+        built = [_build_kernel(k) for k in kernels]
         if kernel_size is None:
             size = (max(k.shape[0] for k, _ in built), max(k.shape[1] for k, _ in built))
         else:

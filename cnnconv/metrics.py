@@ -270,11 +270,7 @@ def _max_cardinality(rows, cols, n1, n2):
     graph = sparse.csr_matrix(
         (np.ones(rows.size, dtype=np.int8), cols.astype(np.int32), indptr), shape=(n1, n2)
     )
-    match = csgraph.maximum_bipartite_matching(graph, perm_type="column")
-    m1 = match >= 0
-    m2 = np.zeros(n2, dtype=bool)
-    m2[match[m1]] = True
-    return m1, m2
+    return np.asarray(csgraph.maximum_bipartite_matching(graph, perm_type="column"), dtype=np.int64)
 
 
 def _min_cost_max_cardinality(rows, cols, dists, n1, n2, radius):
@@ -301,16 +297,19 @@ def _min_cost_max_cardinality(rows, cols, dists, n1, n2, radius):
     graph = sparse.csr_matrix((wgt, (r, c)), shape=(n, n))
     ri, ci = csgraph.min_weight_full_bipartite_matching(graph)
     real = (ri < n1) & (ci < n2)
-    m1 = np.zeros(n1, dtype=bool)
-    m2 = np.zeros(n2, dtype=bool)
-    m1[ri[real]] = True
-    m2[ci[real]] = True
-    return m1, m2
+    match = np.full(n1, -1, dtype=np.int64)
+    match[ri[real]] = ci[real]
+    return match
 
 
 def match_boundaries(
-    pred: Any, gt: Any, max_dist: float = 0.0075, *, matching: str = "max_cardinality"
-) -> tuple[np.ndarray, np.ndarray]:
+    pred: Any,
+    gt: Any,
+    max_dist: float = 0.0075,
+    *,
+    matching: str = "max_cardinality",
+    return_pairs: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Matches predicted to true boundary pixels one-to-one within a tolerance.
 
     Args:
@@ -320,10 +319,12 @@ def match_boundaries(
         matching: ``"max_cardinality"`` (Hopcroft-Karp: the most matches, enough for the counts)
             or ``"min_cost"`` (the most matches with the least total distance, as BSDS's
             ``correspondPixels``).
+        return_pairs: also return the matched pairs.
 
     Returns:
         ``(matched_pred, matched_gt)``: boolean maps of the predicted and true pixels that were
-        matched; both have the same number of True pixels.
+        matched; both have the same number of True pixels. With ``return_pairs`` a third item,
+        an int64 array ``(K, 4)`` of ``(pred_row, pred_col, gt_row, gt_col)`` per match.
 
     Shape:
         - pred, gt: :math:`(H, W)`; outputs :math:`(H, W)`.
@@ -343,24 +344,28 @@ def match_boundaries(
     if matching not in ("max_cardinality", "min_cost"):
         raise ValueError(f"matching must be 'max_cardinality' or 'min_cost', got {matching!r}")
     radius = resolve_max_dist(max_dist, p.shape)
-    mp, mg = _match_pixels(p, g, radius, matching)
-    return mp, mg
+    return _match_pixels(p, g, radius, matching, return_pairs)
 
 
-def _match_pixels(p: np.ndarray, g: np.ndarray, radius: float, matching: str):
+def _match_pixels(p: np.ndarray, g: np.ndarray, radius: float, matching: str, pairs: bool = False):
     matched_pred = np.zeros(p.shape, dtype=bool)
     matched_gt = np.zeros(g.shape, dtype=bool)
     rows, cols, dists, pred_flat, gt_flat = _candidate_edges(p, g, radius)
     if rows.size == 0:
-        return matched_pred, matched_gt
+        return (matched_pred, matched_gt) + ((np.zeros((0, 4), dtype=np.int64),) if pairs else ())
     n1, n2 = pred_flat.size, gt_flat.size
     if matching == "min_cost":
-        m1, m2 = _min_cost_max_cardinality(rows, cols, dists, n1, n2, radius)
+        m1 = _min_cost_max_cardinality(rows, cols, dists, n1, n2, radius)
     else:
-        m1, m2 = _max_cardinality(rows, cols, n1, n2)
-    matched_pred.reshape(-1)[pred_flat[m1]] = True
-    matched_gt.reshape(-1)[gt_flat[m2]] = True
-    return matched_pred, matched_gt
+        m1 = _max_cardinality(rows, cols, n1, n2)
+    hit = m1 >= 0
+    matched_pred.reshape(-1)[pred_flat[hit]] = True
+    matched_gt.reshape(-1)[gt_flat[m1[hit]]] = True
+    if not pairs:
+        return matched_pred, matched_gt
+    w = p.shape[1]
+    pf, gf = pred_flat[hit], gt_flat[m1[hit]]
+    return matched_pred, matched_gt, np.stack([pf // w, pf % w, gf // w, gf % w], axis=1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -538,7 +543,7 @@ def _best_interpolated(t, r, p):
     if t.size == 1:
         f = 2 * p * r / (p + r + ((p + r) == 0))
         return float(t[0]), float(r[0]), float(p[0]), float(f[0])
-    a = np.linspace(0.0, 1.0, 101)[None, :]
+    a = (np.arange(101) / 100.0)[None, :]
     rt = a * r[1:, None] + (1 - a) * r[:-1, None]
     pt = a * p[1:, None] + (1 - a) * p[:-1, None]
     tt = a * t[1:, None] + (1 - a) * t[:-1, None]
@@ -552,7 +557,7 @@ def _average_precision(r, p) -> float:
     if ru.size < 2:
         return 0.0
     pu = np.array([p[r == v].max() for v in ru])
-    grid = np.linspace(0.0, 1.0, 101)
+    grid = (np.arange(101) / 100.0)
     pi = np.interp(grid, ru, pu, left=0.0, right=0.0)
     return float(pi.sum() * 0.01)
 

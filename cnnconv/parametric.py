@@ -387,7 +387,8 @@ class LearnableGaussianDerivative(_SigmaMixin, _KernelCache):
     ``theta`` (radians, from +x towards +y, i.e. clockwise on screen).
 
     Args:
-        in_channels: channels, filtered independently (depthwise).
+        in_channels: channels, filtered independently (depthwise). First, like
+            :class:`LearnableGaussianBlur`'s ``channels``.
         sigma: initial sigma (positive).
         orientation: initial theta in radians.
         kernel_size: odd, fixed; default ``2 * round(truncate * sigma) + 1``.

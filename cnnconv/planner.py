@@ -186,7 +186,7 @@ def estimate_costs(
         >>> sorted(estimate_costs((1, 1, 64, 64), (1, 1, 5, 5)))
         ['direct', 'fft']
     """
-    from cnnconv.fft import _untiled_sizes, _call_bytes, _choose_tiles, DEFAULT_MEMORY_BUDGET
+    from cnnconv.fft import DEFAULT_MEMORY_BUDGET, _make_plan
 
     shape = tuple(int(s) for s in input_shape)
     wshape = tuple(int(s) for s in weight_shape)
@@ -224,14 +224,10 @@ def estimate_costs(
 
     costs = {"direct": scale * direct_cost(batch, cout, cin_g, out, ks, consts)}
     item = 16 if dtype == torch.float64 else 8
-    n = _untiled_sizes(spatial, pads, kd, dense)
-    if _call_bytes(batch, cin, cout, cin_g, n, item) <= DEFAULT_MEMORY_BUDGET:
-        cost = fft_cost(batch, cin, cout, cin_g, n, consts)
-    else:
-        padded = tuple(s + pb + pa for s, (pb, pa) in zip(spatial, pads))
-        n = _choose_tiles(batch, cin, cout, cin_g, padded, kd, dense, item, DEFAULT_MEMORY_BUDGET)
-        tiles = math.prod(-(-L // (N - k + 1)) for L, N, k in zip(dense, n, kd))
-        cost = fft_cost(batch * tiles, cin, cout, cin_g, n, consts)
+    plan = _make_plan(
+        batch, cin, cout, cin_g, spatial, pads, kd, dense, item, DEFAULT_MEMORY_BUDGET, consts
+    )
+    cost = plan.cost
     costs["fft"] = scale * cost
     if separable:
         K = math.prod(ks)

@@ -37,7 +37,8 @@ def _figure(width: float, height: float):
         from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(_EXTRA_HINT) from exc
-    fig = Figure(figsize=(width, height), layout="constrained")
+    # No layout engine: constrained layout costs seconds with one colour bar per panel.
+    fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig
 
@@ -141,8 +142,31 @@ def _draw_kernel(fig, ax, k: torch.Tensor, title, colorbar: bool, cmap: str, ann
             ax.text(c, r, f"{v:.2g}", ha="center", va="center", fontsize=7,
                     color="white" if abs(v) > 0.6 * vmax else "black")
     if colorbar:
-        fig.colorbar(image, ax=ax, shrink=0.8)
+        _colorbar(fig, image, ax, [-vmax, 0.0, vmax])
     return image
+
+
+def _colorbar(fig, image, ax, ticks=None, label=None):
+    cbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if ticks is not None:
+        cbar.set_ticks(ticks)
+        cbar.set_ticklabels([f"{t:.2g}" for t in ticks])
+    cbar.ax.tick_params(labelsize=7)
+    if label:
+        cbar.set_label(label, fontsize=8)
+    return cbar
+
+
+def _finish(fig, suptitle, hspace=0.35, wspace=0.45, left=0.04, bottom=0.04):
+    # Margins in inches, so that they do not shrink or grow with the number of panels.
+    width, height = fig.get_size_inches()
+    top = 1.0 - (0.55 if suptitle else 0.15) / height
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.subplots_adjust(
+        left=left / width * 8, right=1.0 - 0.6 / width, bottom=bottom / height * 6, top=top,
+        hspace=hspace, wspace=wspace,
+    )
 
 
 def _grid_shape(n: int, ncols) -> tuple[int, int]:
@@ -200,8 +224,7 @@ def plot_kernels(
             ax.set_axis_off()
             continue
         _draw_kernel(fig, ax, items[i], titles[i], colorbar, cmap, annotate)
-    if suptitle:
-        fig.suptitle(suptitle)
+    _finish(fig, suptitle)
     if path is not None:
         save_figure(fig, path, overwrite=overwrite, dpi=dpi)
     return fig
@@ -250,7 +273,7 @@ def plot_frequency_response(
     items = _to_list(kernels, "kernels")
     titles = _check_titles(titles, len(items))
     nrows, ncols = _grid_shape(len(items), ncols)
-    fig = _figure(2.6 * ncols + 0.4, 2.3 * nrows + (0.4 if suptitle else 0.1))
+    fig = _figure(3.2 * ncols + 0.6, 2.8 * nrows + (0.4 if suptitle else 0.1))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= len(items):
@@ -263,13 +286,13 @@ def plot_frequency_response(
         image = ax.imshow(values.cpu().numpy(), cmap=cmap, extent=extent, interpolation="nearest")
         ax.set_xlabel("fx (cycles/px)", fontsize=8)
         ax.set_ylabel("fy (cycles/px)", fontsize=8)
+        ax.set_xticks([-0.5, 0.0, 0.5])
+        ax.set_yticks([-0.5, 0.0, 0.5])
         ax.tick_params(labelsize=7)
         if titles[i]:
             ax.set_title(titles[i], fontsize=9)
-        cbar = fig.colorbar(image, ax=ax, shrink=0.8)
-        cbar.set_label("dB" if log else "|H|", fontsize=8)
-    if suptitle:
-        fig.suptitle(suptitle)
+        _colorbar(fig, image, ax, label="dB" if log else "|H|")
+    _finish(fig, suptitle, hspace=0.55, wspace=0.75, left=0.08, bottom=0.08)
     if path is not None:
         save_figure(fig, path, overwrite=overwrite, dpi=dpi)
     return fig
@@ -343,9 +366,8 @@ def plot_side_by_side(
             axes[2, i].set_xticks([])
             axes[2, i].set_yticks([])
             axes[2, i].set_title(f"difference (ref x {scale:.3g})", fontsize=9)
-            fig.colorbar(image, ax=axes[2, i], shrink=0.8)
-    if suptitle:
-        fig.suptitle(suptitle)
+            _colorbar(fig, image, axes[2, i], [-vmax, 0.0, vmax])
+    _finish(fig, suptitle)
     if path is not None:
         save_figure(fig, path, overwrite=overwrite, dpi=dpi)
     return fig

@@ -137,7 +137,8 @@ def param(default: Any, help: str = "") -> Any:
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     if dataclasses.is_dataclass(default) and not isinstance(default, type):
-        return dataclasses.field(default_factory=lambda: dataclasses.replace(default), metadata=meta)
+        return dataclasses.field(default_factory=lambda: dataclasses.replace(default),
+                                 metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 

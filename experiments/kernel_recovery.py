@@ -62,33 +62,16 @@ class KernelRecoveryConfig:
 
 
 def load_photographs(names: list[str]) -> list[torch.Tensor]:
-    """Grayscale float64 photographs in [0, 1], shape ``(H, W)``, from the scikit-image wheel."""
-    try:
-        from cnnconv.data import bundled_photographs
-    except ImportError:
-        bundled_photographs = None
-    if bundled_photographs is not None:
-        photos = bundled_photographs(names, grayscale=True)
-        photos = list(photos.values()) if isinstance(photos, dict) else list(photos)
-        return [torch.as_tensor(p, dtype=torch.float64).reshape(p.shape[-2:]) for p in photos]
-    from experiments.common import require
+    """Grayscale float64 photographs in [0, 1], shape ``(H, W)`` (bundled with scikit-image)."""
+    from cnnconv.data import bundled_photographs
 
-    data = require("skimage.data")
-    color = require("skimage.color")
-    out = []
-    for name in names:
-        img = getattr(data, name)()
-        if img.ndim == 3:
-            img = color.rgb2gray(img[..., :3])
-        else:
-            img = img / 255.0
-        out.append(torch.as_tensor(img, dtype=torch.float64))
-    return out
+    return [p[0].to(torch.float64) for p in bundled_photographs(list(names), gray=True).values()]
 
 
 def sample_batch(kind: str, photos: list[torch.Tensor], n: int, crop: int,
                  g: torch.Generator) -> torch.Tensor:
-    """``(n, 1, crop, crop)`` float64 images drawn with ``g``: photo crops (random flips) or noise."""
+    """``(n, 1, crop, crop)`` float64 images drawn with ``g``: photo crops (random flips) or
+    uniform noise."""
     if kind == "noise":
         return torch.rand(n, 1, crop, crop, generator=g, dtype=torch.float64)
     which = torch.randint(len(photos), (n,), generator=g)
@@ -252,6 +235,7 @@ def write_report(cfg, run: Run, results, curves, learned) -> dict:
                 rtitles.append(f"Sobel {axis}")
         path = rd / f"kernels_{kind}.png"
         plot_side_by_side(ws, refs, titles=titles, reference_titles=rtitles, path=path,
+                          annotate=max(cfg.kernel_sizes) == 3,
                           suptitle=f"Learned on {kind} images (top), Sobel (middle), "
                                    f"difference (bottom)")
         kernel_figs.append((kind, path))

@@ -148,6 +148,12 @@ def test_layer_filter_max_kernels_and_plot(tmp_path, capsys):
     w = model[2].weight.detach()
     assert layer["kernels"][1]["properties"]["dc_gain"] == pytest.approx(float(w[0, 1].sum()), abs=1e-5)
 
+    assert main(["inspect", str(path), "--layer", "0", "--json", "--response", "--max-kernels", "1", "--top", "1"]) == 0
+    props = json.loads(capsys.readouterr().out)["layers"][0]["kernels"][0]["properties"]
+    response = np.array(props["frequency_response"])
+    expected = np.fft.fftshift(np.abs(np.fft.fft2(model[0].weight.detach()[0, 0].double().numpy(), s=(64, 64))))
+    np.testing.assert_allclose(response, expected, rtol=1e-6, atol=1e-9)
+
     png = tmp_path / "kernels.png"
     assert main(["inspect", str(path), "--layer", "0", "--plot", str(png)]) == 0
     out = capsys.readouterr().out
@@ -158,10 +164,25 @@ def test_layer_filter_max_kernels_and_plot(tmp_path, capsys):
     assert main(["inspect", str(path), "--layer", "0", "--plot", str(png)]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
     assert png.stat().st_mtime_ns == before
-    assert main(["inspect", str(path), "--layer", "0", "--plot", str(png), "--overwrite"]) == 0
 
 
 def test_kernels_command(capsys):
     assert main(["kernels", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert listing["sobel_x"]["shape"] == [3, 3]
+
+
+def test_calibrate_command_calls_the_planner(monkeypatch, tmp_path, capsys):
+    from cnnconv import planner
+
+    calls = []
+
+    def fake_calibrate(path=None, quick=False, device=None):
+        calls.append((path, quick, device))
+        return {"fft": 1.5e-9, "direct": float("nan")}
+
+    monkeypatch.setattr(planner, "calibrate", fake_calibrate)
+    target = str(tmp_path / "calibration.json")
+    assert main(["calibrate", "--quick", "--path", target]) == 0
+    assert calls == [(target, True, None)]
+    assert json.loads(capsys.readouterr().out) == {"fft": 1.5e-9, "direct": None}

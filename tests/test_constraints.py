@@ -229,3 +229,13 @@ def test_constrain_errors():
         constrain(nn.Linear(3, 3), "zero_sum")
     with pytest.raises(ValueError, match="has no constraints to remove"):
         remove_constraints(nn.Conv2d(1, 1, 3))
+
+
+def test_constrained_layer_with_fft_engine():
+    x = torch.rand(2, 2, 20, 20, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    torch.manual_seed(10)
+    fft = constrain(LearnableConv2d(2, 3, 9, padding=4, dtype=torch.float64, method="fft"), "zero_sum", "unit_norm")
+    out = fft(x)
+    torch.testing.assert_close(out, F.conv2d(x, fft.weight, fft.bias, padding=4), rtol=1e-9, atol=1e-11)
+    out.pow(2).sum().backward()
+    assert fft.parametrizations.weight.original.grad is not None

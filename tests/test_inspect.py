@@ -12,6 +12,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -94,6 +96,12 @@ def test_extract_from_module_state_dict_and_files(tmp_path):
         records = extract_kernels(str(wrapped))
         assert [(r.name, r.shape) for r in records] == [(n, s) for n, _, s in expected]
         torch.testing.assert_close(records[1].weight, model[3].weight.detach(), rtol=0, atol=0)
+    # A training checkpoint with tensors at its top level too (RNG state) and nested dicts.
+    nested = tmp_path / "nested.pt"
+    torch.save({"rng_state": torch.randint(0, 255, (16,), dtype=torch.uint8),
+                "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]},
+                "ema": {"state_dict": model.state_dict()}}, nested)
+    assert [r.shape for r in extract_kernels(nested)] == [s for _, _, s in expected]
     records = extract_kernels(plain)  # os.PathLike
     assert [r.shape for r in records] == [s for _, _, s in expected]
 
@@ -130,6 +138,32 @@ def test_extract_parametrized_weight():
     assert rec_sd.name == "0" and rec_sd.parametrized
     assert rec_sd.parameter == "0.parametrizations.weight.original"
     torch.testing.assert_close(rec_sd.weight, raw)
+
+
+class Outer(nn.Module):
+    """A weight stored as two factors: original0 (out, in, kh), original1 (out, in, kw)."""
+
+    def forward(self, u, v):
+        return u.unsqueeze(-1) * v.unsqueeze(-2)
+
+    def right_inverse(self, w):
+        return w[..., :, 0].clone(), w[..., 0, :].clone()
+
+
+def test_extract_two_factor_parametrization():
+    conv = nn.Conv2d(2, 3, (3, 5))
+    parametrize.register_parametrization(conv, "weight", Outer())
+    with torch.no_grad():
+        conv.parametrizations.weight.original0.normal_()
+        conv.parametrizations.weight.original1.normal_()
+    sd = nn.Sequential(conv).state_dict()
+    assert "0.parametrizations.weight.original0" in sd
+    (rec,) = extract_kernels(sd)
+    assert rec.name == "0" and rec.parametrized and rec.shape == (3, 2, 3, 5)
+    u, v = sd["0.parametrizations.weight.original0"], sd["0.parametrizations.weight.original1"]
+    expected = torch.einsum("oih,oiw->oihw", u, v)  # outer products, computed independently
+    torch.testing.assert_close(rec.weight, expected)
+    torch.testing.assert_close(rec.weight, conv.weight.detach())
 
 
 def test_extract_errors(tmp_path):
@@ -254,6 +288,41 @@ def test_orientation_of_steered_gaussian_derivative(degrees):
     diff = (d.orientation - degrees + 90.0) % 180.0 - 90.0
     assert abs(diff) < 0.05
     assert d.orientation_strength == pytest.approx(0.5, abs=0.01)  # 3:1 energy ratio of a first derivative
+
+
+# How the orientation axis moves under each symmetry (x right, y down, angle from +x to +y).
+ORIENTATION_MAP = {
+    "identity": lambda t: t,
+    "conv_flip": lambda t: t,
+    "flip_lr": lambda t: 180.0 - t,
+    "flip_ud": lambda t: 180.0 - t,
+    "transpose": lambda t: 90.0 - t,
+    "anti_transpose": lambda t: 90.0 - t,
+    "rot90": lambda t: t + 90.0,
+    "rot270": lambda t: t + 90.0,
+}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    h=st.integers(2, 7),
+    w=st.integers(2, 7),
+    name=st.sampled_from(sorted(NP_TRANSFORMS)),
+    scale=st.floats(0.01, 100.0),
+)
+def test_description_under_symmetries(seed, h, w, name, scale):
+    k = np.random.default_rng(seed).standard_normal((h, w))
+    a = describe_kernel(torch.tensor(k))
+    b = describe_kernel(torch.tensor(scale * NP_TRANSFORMS[name](k).copy()))
+    for attr in ("symmetry", "antisymmetry", "separability", "orientation_strength", "peak_frequency"):
+        assert getattr(b, attr) == pytest.approx(getattr(a, attr), rel=1e-6, abs=1e-9), attr
+    assert b.dc_gain == pytest.approx(scale * a.dc_gain, rel=1e-9, abs=1e-9)
+    assert b.l2_norm == pytest.approx(scale * a.l2_norm, rel=1e-9)
+    if a.orientation_strength > 1e-3:
+        expected = ORIENTATION_MAP[name](a.orientation) % 180.0
+        diff = (b.orientation - expected + 90.0) % 180.0 - 90.0
+        assert abs(diff) < 1e-6
 
 
 def test_peak_frequency_of_a_grating():

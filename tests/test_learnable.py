@@ -201,3 +201,26 @@ def test_channels_last_and_empty_batch():
     x = _image(2, 2, 10, 10, seed=16)
     torch.testing.assert_close(layer(x.to(memory_format=torch.channels_last)), layer(x))
     assert layer(torch.empty(0, 2, 10, 10)).shape == (0, 2, 10, 10)
+
+
+def test_auto_runs_fft_for_large_kernels_and_gradients_agree():
+    from cnnconv.planner import choose_method
+
+    x = _image(1, 1, 64, 64, seed=17, dtype=torch.float64).requires_grad_(True)
+    layer = LearnableConv2d.from_kernels(
+        [("gaussian", {"sigma": 3.0, "size": 21}), ("gaussian_dx", {"sigma": 3.0, "size": 21})],
+        dtype=torch.float64, noise=0.1, generator=torch.Generator().manual_seed(18),
+    )
+    assert layer.method == "auto"
+    choice = choose_method(
+        tuple(x.shape), tuple(layer.weight.shape), groups=1, stride=layer.stride,
+        dilation=layer.dilation, dtype=x.dtype, device=x.device,
+    )
+    assert choice == "fft"  # so this test covers the FFT route
+    out = layer(x)
+    ref = F.conv2d(x, layer.weight, padding="same")
+    torch.testing.assert_close(out, ref, rtol=1e-9, atol=1e-11)
+    gx, gw = torch.autograd.grad(out.pow(2).sum(), (x, layer.weight))
+    rx, rw = torch.autograd.grad(ref.pow(2).sum(), (x, layer.weight))
+    torch.testing.assert_close(gx, rx, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(gw, rw, rtol=1e-9, atol=1e-8)

@@ -201,7 +201,7 @@ def test_kernel_cache_in_eval_and_invalidation():
 
 def test_derivative_filter_matches_registry_and_ramp():
     x = _rand(2, 1, 25, 25, seed=10)
-    dog = LearnableGaussianDerivative(1, sigma=1.5, orientation=0.0, dtype=D)
+    dog = LearnableGaussianDerivative(sigma=1.5, orientation=0.0, dtype=D)
     k = kernels.gaussian_derivative(1.5, 1, "x", dtype=D)
     r = k.shape[-1] // 2
     xp = F.pad(x, (r,) * 4, mode="reflect")
@@ -213,7 +213,7 @@ def test_derivative_filter_matches_registry_and_ramp():
     yy, xx = torch.meshgrid(torch.arange(40, dtype=D), torch.arange(40, dtype=D), indexing="ij")
     ramp = (0.7 * xx - 0.4 * yy)[None, None]
     for theta in [0.0, 0.5, 2.0, -1.2]:
-        d = LearnableGaussianDerivative(1, sigma=1.2, orientation=theta, dtype=D)
+        d = LearnableGaussianDerivative(sigma=1.2, orientation=theta, dtype=D)
         inner = d(ramp)[..., 10:-10, 10:-10]
         expect = 0.7 * math.cos(theta) - 0.4 * math.sin(theta)
         torch.testing.assert_close(inner, torch.full_like(inner, expect), rtol=0, atol=1e-10)
@@ -222,7 +222,7 @@ def test_derivative_filter_matches_registry_and_ramp():
 def test_learnable_orientation_and_sigma_recovered():
     x = _rand(4, 1, 32, 32, seed=11, dtype=torch.float32)
     target = gaussian_derivative_filter(x, 1.8, 1.0, 15)
-    dog = LearnableGaussianDerivative(1, sigma=1.2, orientation=0.2, kernel_size=15)
+    dog = LearnableGaussianDerivative(sigma=1.2, orientation=0.2, kernel_size=15)
     opt = torch.optim.Adam(dog.parameters(), lr=0.05)
     for _ in range(150):
         loss = F.mse_loss(dog(x), target)
@@ -302,3 +302,20 @@ def test_modules_follow_device_and_dtype_of_input():
     x = _rand(1, 1, 8, 8, seed=16, dtype=D)
     assert blur(x).dtype == D
     assert blur(torch.empty(0, 1, 8, 8)).shape == (0, 1, 8, 8)
+
+
+def test_derivative_multichannel_gradient_order_and_per_channel_parameters():
+    x = _rand(2, 2, 16, 16, seed=17)
+    dog = LearnableGaussianDerivative(
+        2, sigma=torch.tensor([0.8, 1.6]), orientation=torch.tensor([0.0, 1.0]), kernel_size=11,
+        per_channel=True, dtype=D,
+    )
+    grad = dog.gradient(x)
+    assert grad.shape == (2, 4, 16, 16)
+    for c, (s, t) in enumerate([(0.8, 0.0), (1.6, 1.0)]):
+        xc = x[:, c : c + 1]
+        torch.testing.assert_close(grad[:, 2 * c : 2 * c + 1], gaussian_derivative_filter(xc, s, 0.0, 11))
+        torch.testing.assert_close(grad[:, 2 * c + 1 : 2 * c + 2], gaussian_derivative_filter(xc, s, math.pi / 2, 11))
+        torch.testing.assert_close(dog(x)[:, c : c + 1], gaussian_derivative_filter(xc, s, t, 11))
+    frozen = LearnableGaussianDerivative(1, 1.0, 0.0, learn_orientation=False)
+    assert not frozen.orientation.requires_grad and frozen.log_sigma.requires_grad

@@ -1,0 +1,167 @@
+"""The FFT benchmark, run like every other experiment: config, run folder, report.
+
+Runs ``experiments/bench_fft.py`` (``python -m experiments.bench_fft``) in a child process
+with the configured arguments and thread count, keeps its full output in ``bench_output.txt``,
+turns every table it prints (markdown ``| a | b |`` rows) into a CSV and a section of
+``report.md``, and plots the ratio columns (speed-ups) as bar charts. The machine it ran on
+(torch version, threads, CPU/GPU) heads the report, because timings mean little without it.
+
+Run: ``python -m experiments.fft_benchmark --config configs/fft_benchmark.yaml``
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from cnnconv.training import Run, atomic_write_text, experiment_main, param
+from experiments.common import Report, require, save_figure, write_csv
+
+NAME = "fft_benchmark"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class FFTBenchmarkConfig:
+    seed: int = param(0, "random seed (passed to nothing; kept for the run record)")
+    module: str = param("experiments.bench_fft", "benchmark module run with python -m")
+    args: list[str] = param([], "extra command-line arguments for the benchmark")
+    threads: int = param(0, "OMP/MKL threads for the benchmark process (0: leave as is)")
+    timeout: float = param(3600.0, "seconds before the benchmark is stopped")
+
+    def __post_init__(self):
+        if not re.fullmatch(r"[A-Za-z_][\w.]*", self.module):
+            raise ValueError(f"module must be a dotted module name, got {self.module!r}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
+        if self.timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {self.timeout}")
+
+
+def parse_tables(text: str) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Markdown tables in ``text`` as ``(title, header, rows)``; the title is the last non-table
+    line before the table (empty if none).
+
+    Example:
+        >>> parse_tables("speed\\n| a | b |\\n|---|---|\\n| 1 | 2 |\\n")
+        [('speed', ['a', 'b'], [['1', '2']])]
+    """
+    tables, title, current = [], "", None
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("|") and s.endswith("|") and len(s) > 1:
+            cells = [c.strip() for c in s[1:-1].split("|")]
+            if current is None:
+                current = (title, cells, [])
+                tables.append(current)
+            elif all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
+                continue
+            else:
+                current[2].append(cells)
+        else:
+            current = None
+            if s:
+                title = s.lstrip("#").strip()
+    return tables
+
+
+def _number(cell: str) -> float | None:
+    m = re.fullmatch(r"\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*x?\s*", cell)
+    return float(m.group(1)) if m else None
+
+
+def _machine() -> list[str]:
+    cuda = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")
+    return [f"python {platform.python_version()}, torch {torch.__version__}",
+            f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, "
+            f"torch threads {torch.get_num_threads()}",
+            f"CUDA device: {cuda}",
+            f"run at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"]
+
+
+def run(cfg: FFTBenchmarkConfig, run: Run) -> dict:
+    if not run.is_main:
+        return {}
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    if cfg.threads:
+        env.update(OMP_NUM_THREADS=str(cfg.threads), MKL_NUM_THREADS=str(cfg.threads))
+    cmd = [sys.executable, "-m", cfg.module, *cfg.args]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=cfg.timeout)
+    seconds = time.perf_counter() - t0
+    atomic_write_text(run.dir / "bench_output.txt", proc.stdout)
+    if proc.stderr:
+        atomic_write_text(run.dir / "bench_stderr.txt", proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed with exit code {proc.returncode}:\n"
+                           f"{proc.stderr[-2000:]}")
+    tables = parse_tables(proc.stdout)
+    run.log("bench", 0, seconds=seconds, tables=len(tables))
+
+    rep = Report("FFT benchmark")
+    rep.paragraph(f"`{' '.join(['python', '-m', cfg.module, *cfg.args])}` ran in {seconds:.1f} s"
+                  f"{f' with {cfg.threads} threads' if cfg.threads else ''}. Times come from one "
+                  "run on this machine: compare the ratios within a table, not absolute times "
+                  "across machines. The full output is in `bench_output.txt`.")
+    rep.section("Machine")
+    rep.bullets(_machine())
+    for n, (title, header, rows) in enumerate(tables, start=1):
+        name = f"table{n}"
+        write_csv(run.dir / f"{name}.csv", [dict(zip(header, r)) for r in rows], header)
+        rep.section(title or f"Table {n}")
+        rep.table([dict(zip(header, r)) for r in rows], header)
+        ratio_cols = [i for i, h in enumerate(header)
+                      if re.search(r"speed|ratio|x faster|vs", h, re.I)]
+        for col in ratio_cols:
+            values = [_number(r[col]) if col < len(r) else None for r in rows]
+            if sum(v is not None for v in values) < 1:
+                continue
+            labels = [" / ".join(r[:min(col, 2)]) or str(j) for j, r in enumerate(rows)]
+            path = run.dir / f"{name}_{re.sub(r'[^A-Za-z0-9]+', '_', header[col]).strip('_')}.png"
+            _bar_chart(labels, values, header[col], title or name, path)
+            rep.image(path, f"{header[col]} ({title or name})", run.dir)
+    if not tables:
+        rep.section("Output")
+        rep.paragraph("The benchmark printed no markdown table; its output follows.")
+        rep.paragraph("```\n" + proc.stdout.strip() + "\n```")
+    rep.write(run.dir / "report.md")
+    return {"tables": len(tables), "seconds": seconds}
+
+
+def _bar_chart(labels, values, ylabel, title, path) -> None:
+    require("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    pairs = [(lab, v) for lab, v in zip(labels, values) if v is not None]
+    fig = Figure(figsize=(max(5.0, 0.45 * len(pairs) + 2), 4.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.bar(range(len(pairs)), [v for _, v in pairs], color="tab:blue")
+    ax.set_xticks(range(len(pairs)), [lab for lab, _ in pairs], rotation=60, ha="right",
+                  fontsize=7)
+    ax.axhline(1.0, color="gray", lw=1, ls="--")
+    if pairs and max(v for _, v in pairs) / max(min(v for _, v in pairs), 1e-12) > 50:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    save_figure(fig, path)
+
+
+def main(argv=None):
+    return experiment_main(NAME, FFTBenchmarkConfig, run, argv)
+
+
+if __name__ == "__main__":
+    main()

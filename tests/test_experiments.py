@@ -1,0 +1,182 @@
+"""Smoke runs of the experiments with tiny configs, plus their configs and building blocks."""
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnnconv.training import load_config, read_metrics
+from experiments import cnn_kernels, kernel_recovery, large_kernels
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _check_report(run_dir: Path) -> str:
+    """The run folder has its config, metrics, a report and every PNG the report embeds."""
+    assert (run_dir / "config.yaml").is_file()
+    assert (run_dir / "metrics.csv").is_file()
+    text = (run_dir / "report.md").read_text()
+    assert text.startswith("# ")
+    assert "|---|" in text  # at least one table
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert images, "no embedded figure"
+    for rel in images:
+        path = run_dir / rel
+        assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", rel
+    return text
+
+
+@pytest.mark.parametrize("module, cls", [
+    (kernel_recovery, kernel_recovery.KernelRecoveryConfig),
+    (large_kernels, large_kernels.LargeKernelsConfig),
+    (cnn_kernels, cnn_kernels.CNNKernelsConfig),
+])
+def test_config_files_match_defaults(module, cls):
+    # The shipped YAML file is the documented default: it validates and equals the class defaults.
+    assert load_config(cls, ROOT / "configs" / f"{module.NAME}.yaml") == cls()
+
+
+@pytest.mark.parametrize("cls, override, match", [
+    (kernel_recovery.KernelRecoveryConfig, "kernel_sizes=[4]", "odd and >= 3, got 4"),
+    (kernel_recovery.KernelRecoveryConfig, "datasets=[faces]", "'faces'"),
+    (kernel_recovery.KernelRecoveryConfig, "dtype=float16", "'float16'"),
+    (large_kernels.LargeKernelsConfig, "blurs=[disk]", "'disk'"),
+    (large_kernels.LargeKernelsConfig, "box_size=41", "box_size must be in"),
+    (large_kernels.LargeKernelsConfig, "crop=40", "crop must be at least"),
+    (cnn_kernels.CNNKernelsConfig, "grating_fraction=1.5", "grating_fraction must be in"),
+    (cnn_kernels.CNNKernelsConfig, "kernel_size=4", "odd and positive, got 4"),
+])
+def test_experiment_configs_reject_bad_values(cls, override, match):
+    with pytest.raises(ValueError, match=match):
+        load_config(cls, overrides=[override])
+
+
+def test_sobel_target_matches_independent_filter():
+    # The regression target is Sobel applied by correlation (scipy.ndimage as the oracle).
+    ndimage = pytest.importorskip("scipy.ndimage")
+    x = torch.rand(2, 1, 20, 24, dtype=torch.float64)
+    y = kernel_recovery.sobel_target(x, 5)  # valid for a 5x5 layer: 16 x 20
+    assert y.shape == (2, 2, 16, 20)
+    ref_x = ndimage.correlate(x[0, 0].numpy(), kernel_recovery.sobel_pair()[0, 0].numpy())
+    ref_y = ndimage.correlate(x[0, 0].numpy(), kernel_recovery.sobel_pair()[1, 0].numpy())
+    torch.testing.assert_close(y[0, 0], torch.from_numpy(ref_x[2:-2, 2:-2]))
+    torch.testing.assert_close(y[0, 1], torch.from_numpy(ref_y[2:-2, 2:-2]))
+    # Sobel x is positive where intensity grows to the right.
+    ramp = torch.arange(10.0, dtype=torch.float64).expand(1, 1, 10, 10)
+    assert (kernel_recovery.sobel_target(ramp, 3)[0, 0] > 0).all()
+
+
+def test_energy_shares():
+    w = torch.zeros(2, 1, 5, 5, dtype=torch.float64)
+    w[:, :, 1:4, 1:4] = torch.randn(2, 1, 3, 3, dtype=torch.float64)
+    assert kernel_recovery.outer_energy(w) == 0.0
+    w[0, 0, 0, 0] = 3.0
+    total = float(w.pow(2).sum())
+    assert math.isclose(kernel_recovery.outer_energy(w), 9.0 / total)
+    assert math.isclose(kernel_recovery.ring_energy(w), 9.0 / total)
+    assert kernel_recovery.relative_error(F.pad(kernel_recovery.sobel_pair(), (1,) * 4)) == 0
+
+
+def test_kernel_recovery_smoke(tmp_path):
+    run_dir = kernel_recovery.main([
+        "--out", str(tmp_path), "--name", "smoke", "--device", "cpu", "--quiet",
+        "--set", "kernel_sizes=[3, 5]", "--set", "datasets=[noise, natural]",
+        "--set", "photos=[camera]", "--set", "batch_size=4", "--set", "crop=24",
+        "--set", "adam_steps=10", "--set", "lbfgs_steps=2", "--set", "lbfgs_iter=10",
+        "--set", "eval_every=5"])
+    text = _check_report(run_dir)
+    assert "Acceptance" in text
+    rows = (run_dir / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4
+    metrics = read_metrics(run_dir / "metrics.csv")
+    steps, errors = metrics["noise_k3_adam"]["rel_error"]
+    assert steps == [0, 5, 10]
+    # On noise images even 2 short L-BFGS steps recover Sobel almost exactly.
+    final = metrics["noise_k3_lbfgs"]["rel_error"][1][-1]
+    assert final < 1e-3 < errors[0]
+    assert metrics["noise_k5_lbfgs"]["outer_energy"][1][-1] < 1e-3
+
+
+def test_motion_kernel_is_a_normalised_streak():
+    k = large_kernels.motion_kernel(15, 10.0, 0.0)
+    assert math.isclose(float(k.sum()), 1.0)
+    rows = k.sum(1)
+    assert float(rows[6:9].sum()) == pytest.approx(1.0)  # horizontal: in the middle rows
+    k45 = large_kernels.motion_kernel(15, 10.0, 90.0)
+    torch.testing.assert_close(k45, k.T, atol=1e-12, rtol=0)
+
+
+def test_large_kernels_smoke(tmp_path):
+    run_dir = large_kernels.main([
+        "--out", str(tmp_path), "--name", "smoke", "--device", "cpu", "--quiet",
+        "--set", "kernel_size=9", "--set", "box_size=5", "--set", "motion_length=6",
+        "--set", "crop=24", "--set", "photos=[camera, brick]", "--set", "steps=2",
+        "--set", "lbfgs_iter=10", "--set", "gaussian_sigma=1.5"])
+    _check_report(run_dir)
+    import csv
+
+    with open(run_dir / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["blur"] for r in rows] == ["gaussian", "box", "motion"]
+    for r in rows:
+        # FFTConv2d and nn.Conv2d ran the same training: the same kernel to float rounding.
+        assert float(r["fft_vs_direct"]) < 1e-3
+        assert float(r["fft_error"]) < 0.5
+    metrics = read_metrics(run_dir / "metrics.csv")
+    errors = metrics["gaussian_fft"]["rel_error"][1]
+    assert errors[0] == pytest.approx(1.0)  # zero start
+    assert errors[-1] < 0.1
+
+
+def test_oriented_batch_labels_follow_orientation():
+    cfg = cnn_kernels.CNNKernelsConfig(noise=0.0, jitter=0.0, grating_fraction=0.0)
+    x, y = cnn_kernels.oriented_batch(cfg, 64, torch.Generator().manual_seed(3))
+    assert x.shape == (64, 1, 32, 32) and set(y.tolist()) <= {0, 1, 2, 3}
+    # The mean gradient of a noise-free edge points along its class angle (mod 180).
+    gx = (x[..., :, 1:] - x[..., :, :-1]).mean(dim=(1, 2, 3))
+    gy = (x[..., 1:, :] - x[..., :-1, :]).mean(dim=(1, 2, 3))
+    angle = torch.rad2deg(torch.atan2(gy, gx)) % 180
+    diff = (angle - y * 45.0).abs()
+    assert torch.minimum(diff, 180 - diff).max() < 5.0
+
+
+def test_cnn_kernels_smoke(tmp_path):
+    run_dir = cnn_kernels.main([
+        "--out", str(tmp_path), "--name", "smoke", "--device", "cpu", "--quiet",
+        "--set", "steps=25", "--set", "batch_size=32", "--set", "image_size=20",
+        "--set", "test_size=200", "--set", "eval_every=25", "--set", "width=8",
+        "--set", "kernel_size=5", "--set", "noise=0.2"])
+    text = _check_report(run_dir)
+    assert "best_match" in text
+    acc = read_metrics(run_dir / "metrics.csv")["train"]["test_acc"][1]
+    assert acc[-1] > 0.4  # chance is 0.25; 0.4 on 200 test images is 5 standard errors above
+    rows = (run_dir / "kernels.csv").read_text().splitlines()
+    assert len(rows) == 1 + 8  # one row per first-layer kernel
+
+
+def test_fft_benchmark_wraps_a_benchmark_module(tmp_path, monkeypatch):
+    from experiments import fft_benchmark
+
+    # A stand-in benchmark module: the wrapper must run it and turn its tables into the report.
+    (tmp_path / "fake_bench.py").write_text(
+        "import sys\n"
+        "print('dense 16->16, fwd+bwd')\n"
+        "print('| k | direct ms | fft ms | speedup |')\n"
+        "print('|---|---|---|---|')\n"
+        "print('| 15 | 240.0 | 60.0 | 4.00x |')\n"
+        "print('| 31 | 1040.0 | 109.0 | 9.54x |')\n"
+        "print('args', sys.argv[1:])\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    run_dir = fft_benchmark.main([
+        "--out", str(tmp_path / "runs"), "--name", "smoke", "--device", "cpu", "--quiet",
+        "--set", "module=fake_bench", "--set", "args=[--quick]", "--set", "threads=1"])
+    text = _check_report(run_dir)
+    assert "## dense 16->16, fwd+bwd" in text and "| 31 | 1040.0 | 109.0 | 9.54x |" in text
+    assert "args ['--quick']" in (run_dir / "bench_output.txt").read_text()
+    assert (run_dir / "table1.csv").read_text().splitlines()[2] == "31,1040.0,109.0,9.54x"
+    assert (run_dir / "table1_speedup.png").is_file()
+    with pytest.raises(SystemExit):  # a module name that is not one fails before any run
+        fft_benchmark.main(["--out", str(tmp_path / "runs"), "--set", "module=rm -rf"])

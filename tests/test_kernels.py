@@ -1,0 +1,212 @@
+"""cnnconv.kernels against OpenCV, scipy.ndimage, kornia and known properties."""
+
+import cv2
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import torch
+
+from cnnconv import kernels as K
+from cnnconv import functional as CF
+
+
+def _ramp(h=9, w=9, axis="x", dtype=torch.float64):
+    r = torch.arange(w if axis == "x" else h, dtype=dtype)
+    return r.expand(h, w).clone() if axis == "x" else r[:, None].expand(h, w).clone()
+
+
+@pytest.mark.parametrize("size, normalized", [(3, False), (3, True), (5, False)])
+def test_sobel_matches_opencv_deriv_kernels(size, normalized):
+    # (OpenCV's normalize=True for 5x5 scales by powers of two; cnnconv divides by the sum of
+    # absolute values, which for 3x3 is the same thing.)
+    kx_d, kx_s = cv2.getDerivKernels(1, 0, size, normalize=normalized, ktype=cv2.CV_64F)
+    ref_x = np.outer(kx_s.ravel(), kx_d.ravel())  # rows smooth, columns derivative
+    ours_x = K.sobel_x(size, normalized=normalized, dtype=torch.float64).numpy()
+    np.testing.assert_allclose(ours_x, ref_x, atol=1e-12)
+    np.testing.assert_allclose(K.sobel_y(size, normalized=normalized, dtype=torch.float64).numpy(), ref_x.T, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "builder, axis",
+    [(K.sobel_x, "x"), (K.sobel_y, "y"), (K.prewitt_x, "x"), (K.prewitt_y, "y"), (K.scharr_x, "x"), (K.scharr_y, "y")],
+)
+def test_derivative_orientation_positive_for_rising_ramp(builder, axis):
+    k = builder(dtype=torch.float64)
+    y = CF.correlate2d(_ramp(axis=axis), k, "valid")
+    assert bool((y > 0).all())
+    other = "y" if axis == "x" else "x"
+    assert float(CF.correlate2d(_ramp(axis=other), k, "valid").abs().max()) == 0.0
+
+
+def test_scharr_prewitt_coefficients_match_opencv_and_ndimage():
+    d, s = cv2.getDerivKernels(1, 0, -1, ktype=cv2.CV_64F)  # ksize=-1 is Scharr
+    np.testing.assert_allclose(K.scharr_x(dtype=torch.float64).numpy(), np.outer(s.ravel(), d.ravel()))
+    impulse = np.zeros((5, 5))
+    impulse[2, 2] = 1.0
+    # ndimage.prewitt(axis=1) convolves (flips) the derivative: its impulse response is the
+    # correlation kernel rotated by 180 degrees.
+    np.testing.assert_allclose(ndi.prewitt(impulse, axis=1)[1:4, 1:4][::-1, ::-1], K.prewitt_x(dtype=torch.float64).numpy())
+
+
+def test_normalized_divides_by_abs_sum():
+    for builder in (K.sobel_x, K.prewitt_y, K.scharr_x, K.laplacian, lambda **kw: K.sobel_y(5, **kw)):
+        k = builder(normalized=True, dtype=torch.float64)
+        assert abs(float(k.abs().sum()) - 1.0) < 1e-12
+
+
+@pytest.mark.parametrize("sigma", [0.7, 1.0, 2.5])
+def test_gaussian1d_matches_ndimage(sigma):
+    k = K.gaussian1d(sigma, dtype=torch.float64).numpy()
+    radius = int(round(4.0 * sigma))
+    assert k.shape == (2 * radius + 1,)
+    impulse = np.zeros(4 * radius + 3)
+    impulse[2 * radius + 1] = 1.0
+    ref = ndi.gaussian_filter1d(impulse, sigma, mode="constant", truncate=4.0)
+    np.testing.assert_allclose(k, ref[radius + 1 : 3 * radius + 2], atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [11, 13, 21])  # OpenCV tabulates sizes <= 9
+def test_gaussian_sigma_from_size_matches_opencv(size):
+    ref = cv2.getGaussianKernel(size, 0, ktype=cv2.CV_64F).ravel()
+    np.testing.assert_allclose(K.gaussian1d(size=size, dtype=torch.float64).numpy(), ref, atol=1e-12)
+    assert K.gaussian_sigma_from_size(size) == pytest.approx(0.3 * ((size - 1) / 2 - 1) + 0.8)
+
+
+def test_gaussian2d_is_outer_product_and_sums_to_one():
+    k = K.gaussian((1.0, 2.0), dtype=torch.float64)
+    assert k.shape == (9, 17)
+    ref = np.outer(cv2.getGaussianKernel(9, 1.0, ktype=cv2.CV_64F), cv2.getGaussianKernel(17, 2.0, ktype=cv2.CV_64F))
+    np.testing.assert_allclose(k.numpy(), ref, atol=1e-12)
+    assert float(k.sum()) == pytest.approx(1.0, abs=1e-12)
+    assert K.gaussian(1.0, size=(5, 7)).shape == (5, 7)
+
+
+def test_gaussian_derivative1d_properties():
+    x = torch.arange(15, dtype=torch.float64) - 7
+    d1 = K.gaussian_derivative1d(1.5, 1, size=15, dtype=torch.float64)
+    assert float((d1 * x).sum()) == pytest.approx(1.0, abs=1e-12)  # unit ramp -> slope 1
+    assert float(d1.sum()) == pytest.approx(0.0, abs=1e-12)
+    assert torch.allclose(d1, -d1.flip(0))
+    # proportional to scipy.ndimage's first-order kernel (up to the flip of convolution)
+    impulse = np.zeros(15)
+    impulse[7] = 1.0
+    ref = ndi.gaussian_filter1d(impulse, 1.5, order=1, mode="constant", truncate=7 / 1.5)[::-1]
+    ratio = d1.numpy() / np.where(ref == 0, 1, ref)
+    np.testing.assert_allclose(ratio[ref != 0], ratio[ref != 0][0], rtol=1e-9)
+    d2 = K.gaussian_derivative1d(1.5, 2, size=15, dtype=torch.float64)
+    assert float(d2.sum()) == pytest.approx(0.0, abs=1e-12)
+    assert float((d2 * x**2 / 2).sum()) == pytest.approx(1.0, abs=1e-12)
+    assert float(d2[7]) < 0
+
+
+def test_gaussian_derivative2d_orientation():
+    kx = K.gaussian_derivative(1.0, axis="x", dtype=torch.float64)
+    ky = K.gaussian_derivative(1.0, axis="y", dtype=torch.float64)
+    assert torch.allclose(kx.t(), ky)
+    ramp = _ramp(20, 20, "x")
+    assert torch.allclose(CF.correlate2d(ramp, kx, "valid"), torch.ones(12, 12, dtype=torch.float64))
+    assert K.get_kernel("gaussian_dyy", sigma=1.0).shape == (9, 9)
+
+
+def test_laplacians():
+    lap4 = K.laplacian(4, dtype=torch.float64)
+    lap8 = K.laplacian(8, dtype=torch.float64)
+    import kornia
+
+    np.testing.assert_allclose(lap8.numpy(), kornia.filters.get_laplacian_kernel2d(3).double().numpy())
+    img = np.random.default_rng(0).random((12, 14))
+    ref = cv2.Laplacian(img, cv2.CV_64F, ksize=1, borderType=cv2.BORDER_REFLECT_101)
+    ours = CF.correlate2d(torch.from_numpy(img), lap4, border="reflect").numpy()
+    np.testing.assert_allclose(ours, ref, atol=1e-12)
+    log = K.laplacian_of_gaussian(1.4, dtype=torch.float64)
+    assert abs(float(log.sum())) < 1e-12 and float(log[log.shape[0] // 2, log.shape[1] // 2]) < 0
+    impulse = np.zeros(log.shape)
+    impulse[log.shape[0] // 2, log.shape[1] // 2] = 1.0
+    ref = ndi.gaussian_laplace(impulse, 1.4, mode="constant")
+    corr = np.corrcoef(log.numpy().ravel(), ref.ravel())[0, 1]
+    assert corr > 0.999
+
+
+def test_sharpen_unsharp_identity_box():
+    ident = K.identity(3, dtype=torch.float64)
+    assert torch.equal(K.sharpen(dtype=torch.float64), ident - K.laplacian(4, dtype=torch.float64))
+    g = K.gaussian(1.0, dtype=torch.float64)
+    u = K.unsharp(1.0, 0.7, dtype=torch.float64)
+    centre = torch.zeros_like(g)
+    centre[4, 4] = 1.0
+    assert torch.allclose(u, 1.7 * centre - 0.7 * g)
+    img = torch.rand(10, 11, dtype=torch.float64)
+    assert torch.equal(CF.correlate2d(img, ident), img)
+    assert torch.allclose(K.box((2, 3), dtype=torch.float64), torch.full((2, 3), 1 / 6, dtype=torch.float64))
+    assert torch.equal(K.box(3, normalized=False), torch.ones(3, 3))
+
+
+def test_dtype_device_keywords():
+    assert K.sobel_x(dtype=torch.float64).dtype == torch.float64
+    assert K.gaussian(1.0).dtype == torch.get_default_dtype()
+    assert K.box(3, device="cpu").device.type == "cpu"
+    with pytest.raises(TypeError, match="dtype must be a floating point dtype, got torch.int64"):
+        K.box(3, dtype=torch.int64)
+
+
+def test_registry_names_and_aliases():
+    expected = {
+        "box", "gaussian", "gaussian_dx", "gaussian_dy", "gaussian_dxx", "gaussian_dyy", "sobel_x", "sobel_y",
+        "sobel5_x", "sobel5_y", "prewitt_x", "prewitt_y", "scharr_x", "scharr_y", "laplacian4", "laplacian8",
+        "log", "sharpen", "unsharp", "identity",
+    }
+    assert expected <= set(K.list_kernels())
+    assert torch.equal(K.get_kernel("sobel5_x"), K.sobel_x(5))
+    assert torch.equal(K.get_kernel("laplacian8"), K.laplacian(8))
+    assert torch.equal(K.get_kernel("mean", size=5), K.box(5))
+    assert torch.equal(K.get_kernel("Gaussian", sigma=2.0), K.gaussian(2.0))
+    assert K.get_kernel("log", sigma=1.0, dtype=torch.float64).dtype == torch.float64
+    for name in expected - {"gaussian", "gaussian_dx", "gaussian_dy", "gaussian_dxx", "gaussian_dyy", "log"}:
+        assert K.get_kernel(name).ndim == 2
+    with pytest.raises(ValueError, match="unknown kernel name, got 'sobelx'"):
+        K.get_kernel("sobelx")
+
+
+def test_register_kernel_decorator():
+    @K.register_kernel("test_cross_kernel")
+    def cross(*, dtype=None, device=None):
+        return K.laplacian(4, dtype=dtype, device=device).abs()
+
+    assert torch.equal(K.get_kernel("test_cross_kernel"), K.laplacian(4).abs())
+    with pytest.raises(ValueError, match="kernel name already registered, got 'sobel_x'"):
+        K.register_kernel("sobel_x")(cross)
+
+
+def test_separable_factors():
+    torch.manual_seed(0)
+    ky, kx = K.separable_factors(K.sobel_x())
+    assert torch.equal(torch.outer(ky, kx), K.sobel_x())
+    a, b = torch.randn(7, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
+    fy, fx = K.separable_factors(torch.outer(a, b))
+    assert torch.allclose(torch.outer(fy, fx), torch.outer(a, b), atol=1e-14)
+    assert K.separable_factors(K.laplacian(4)) is None
+    assert K.separable_factors(torch.randn(5, 5)) is None
+    per = torch.stack([K.gaussian(1.0), K.box(9), K.gaussian(2.0, size=9)])
+    fy, fx = K.separable_factors(per)
+    assert fy.shape == (3, 9) and torch.allclose(fy[:, :, None] * fx[:, None, :], per, atol=1e-7)
+    assert K.separable_factors(torch.stack([K.gaussian(1.0, size=3), K.laplacian(4)])) is None
+
+
+@pytest.mark.parametrize(
+    "call, exc, msg",
+    [
+        (lambda: K.gaussian1d(-1.0), ValueError, r"sigma must be positive, got -1.0"),
+        (lambda: K.gaussian(0.0), ValueError, r"sigma must be positive, got 0.0"),
+        (lambda: K.gaussian1d(), ValueError, r"gaussian needs sigma or size, got neither"),
+        (lambda: K.gaussian1d(size=0), ValueError, r"size must be positive, got 0"),
+        (lambda: K.box(2.5), TypeError, r"size must be an int, got 2.5"),
+        (lambda: K.sobel_x(4), ValueError, r"size must be 3 or 5, got 4"),
+        (lambda: K.laplacian(6), ValueError, r"neighbours must be 4 or 8, got 6"),
+        (lambda: K.gaussian_derivative1d(1.0, order=3), ValueError, r"order must be 1 or 2, got 3"),
+        (lambda: K.gaussian_derivative(1.0, axis="z"), ValueError, r"axis must be 'x' or 'y', got 'z'"),
+        (lambda: K.separable_factors(torch.ones(3)), ValueError, r"kernel must have shape \(kh, kw\) or \(C, kh, kw\), got \(3,\)"),
+    ],
+)
+def test_kernel_errors(call, exc, msg):
+    with pytest.raises(exc, match=msg):
+        call()
