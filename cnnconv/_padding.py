@@ -149,10 +149,11 @@ def pad(x: torch.Tensor, pads, border: str = "zeros") -> torch.Tensor:
         "replicate": True,
     }[border]
     if fits and x.numel() > 0:
+        # All planes as the channels of one image: F.pad is several times faster on
+        # (1, N, H, W) than on (B, C, H, W) on the CPU.
         lead = x.shape[:-2]
-        x4 = x.reshape(-1, 1, h, w) if x.ndim != 4 else x
-        y = F.pad(x4, (left, right, top, bottom), mode=border)
-        return y.reshape(*lead, y.shape[-2], y.shape[-1]) if x.ndim != 4 else y
+        y = F.pad(x.reshape(1, -1, h, w), (left, right, top, bottom), mode=border)
+        return y.reshape(*lead, y.shape[-2], y.shape[-1])
     rows = _indices(h, top, bottom, border, x.device)
     cols = _indices(w, left, right, border, x.device)
     return x.index_select(-2, rows).index_select(-1, cols)

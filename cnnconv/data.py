@@ -298,9 +298,10 @@ def make_scene(
             the same scene. Neither: a fresh random scene.
         n_shapes: the number of shapes, or a ``(low, high)`` inclusive range to draw it from.
         colour: three channels instead of one.
-        texture: ``False``, ``True`` (amplitude 0.5) or an amplitude: each region gets a random
-            oriented sinusoidal grating of amplitude ``texture * contrast`` (so ``texture=0.5``
-            varies a region by half the nominal edge step, peak to peak equal to it).
+        texture: ``False``, ``True`` (0.5) or a level: each region gets its own random
+            sinusoidal grating (orientation, period 3 to 12 pixels, phase) whose peak-to-peak
+            amplitude is ``texture * contrast`` (the nominal contrast argument): ``texture=0.5``
+            varies a region by half the nominal edge step.
         antialias: ``True`` (4x4 supersampling), an integer supersampling factor, or ``False``
             (one sample per pixel, hard edges).
         blur: optional Gaussian blur sigma in pixels, applied after rendering (defocus).
@@ -371,20 +372,25 @@ def make_scene(
     channels = 3 if colour else 1
     pairs = _adjacent_pairs(labels)
     values = _region_values(v_rng, n + 1, channels, pairs, contrast)
-    img_hi = values[labels_hi].transpose(2, 0, 1)  # (C, Hs, Ws)
+    pattern = None
     if tex_amp > 0:
         amp = tex_amp * contrast
-        xg, yg = xs[None, :], ys[:, None]  # with ss == 1 these are the pixel centres
-        pattern = np.zeros(labels_hi.shape)
-        for k in range(n + 1):
-            theta = t_rng.uniform(0, np.pi)
-            period = t_rng.uniform(3.0, 12.0)
-            phase = t_rng.uniform(0, 2 * np.pi)
-            sel = labels_hi == k
-            arg = (np.cos(theta) * xg + np.sin(theta) * yg) * (2 * np.pi / period) + phase
-            pattern[sel] = (0.5 * amp * np.sin(arg))[sel]
-        img_hi = img_hi + pattern[None]
-    img = img_hi.reshape(channels, h, ss, w, ss).mean(axis=(2, 4)) if ss > 1 else img_hi
+        theta = t_rng.uniform(0, np.pi, size=n + 1)
+        period = t_rng.uniform(3.0, 12.0, size=n + 1)
+        phase = t_rng.uniform(0, 2 * np.pi, size=n + 1)
+        kx = np.cos(theta) * 2 * np.pi / period
+        ky = np.sin(theta) * 2 * np.pi / period
+        # one oriented grating per region, looked up per sample from its label
+        arg = np.take(kx, labels_hi) * xs[None, :] + np.take(ky, labels_hi) * ys[:, None]
+        pattern = 0.5 * amp * np.sin(arg + np.take(phase, labels_hi))
+    img = np.empty((channels, h, w))
+    for c in range(channels):
+        plane = np.take(values[:, c], labels_hi)
+        if pattern is not None:
+            plane = plane + pattern
+        if ss > 1:  # box-average the ss x ss samples of each pixel
+            plane = plane.reshape(h, ss, w * ss).sum(axis=1).reshape(h, w, ss).sum(axis=2) / (ss * ss)
+        img[c] = plane
     if blur is not None:
         img = _gaussian_blur(img, blur)
 
@@ -446,6 +452,8 @@ class SyntheticScenes(torch.utils.data.Dataset):
         length: number of items.
         size: image size ``H`` or ``(H, W)``.
         seed: dataset seed (use different seeds for training and test sets).
+        cache: keep generated items in memory (each DataLoader worker keeps its own copy);
+            worth it when a small set is read for many epochs.
         **scene_kwargs: passed to :func:`make_scene` (``noise``, ``colour``, ``texture``,
             ``antialias``, ``blur``, ``contrast``, ``n_shapes``, ``shapes``).
 
@@ -457,7 +465,15 @@ class SyntheticScenes(torch.utils.data.Dataset):
         True
     """
 
-    def __init__(self, length: int, size: int | tuple[int, int] = 128, *, seed: int = 0, **scene_kwargs):
+    def __init__(
+        self,
+        length: int,
+        size: int | tuple[int, int] = 128,
+        *,
+        seed: int = 0,
+        cache: bool = False,
+        **scene_kwargs,
+    ):
         if isinstance(length, bool) or not isinstance(length, (int, np.integer)):
             raise TypeError(f"length must be an int, got {type(length).__name__}")
         if length < 0:
@@ -471,6 +487,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
         self.size = _check_size(size)
         self.seed = int(seed)
         self.scene_kwargs = dict(scene_kwargs)
+        self._cache: dict[int, dict[str, Any]] | None = {} if cache else None
         # validate the keyword arguments once, before any DataLoader starts
         make_scene((8, 8), seed=0, **self.scene_kwargs)
 
@@ -481,7 +498,13 @@ class SyntheticScenes(torch.utils.data.Dataset):
         if not -self.length <= index < self.length:
             raise IndexError(f"index {index} out of range for a dataset of length {self.length}")
         index %= self.length
-        return make_scene(self.size, seed=(self.seed, index), **self.scene_kwargs)
+        if self._cache is not None and index in self._cache:
+            return dict(self._cache[index])
+        item = make_scene(self.size, seed=(self.seed, index), **self.scene_kwargs)
+        if self._cache is not None:
+            self._cache[index] = item
+            return dict(item)
+        return item
 
     def __repr__(self) -> str:
         kw = "".join(f", {k}={v!r}" for k, v in self.scene_kwargs.items())

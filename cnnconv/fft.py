@@ -298,27 +298,50 @@ def _unwrap_kernel(g: torch.Tensor, k: Sequence[int], shift: Sequence[int]) -> t
     return g
 
 
+_KERNEL_CHUNK_BYTES = 64 << 20
+
+
 def _kernel_spectrum(
     w: torch.Tensor, n: Sequence[int], groups: int, shift: Sequence[int] | None = None
 ) -> torch.Tensor:
     """Conjugated spectrum of the (wrapped) kernel in the layout used by :func:`_mix`.
 
     ``(g, Cout_g, *F)`` when each group has one input channel (elementwise products), else
-    ``(F, g, Cin_g, Cout_g)`` (batched matrix products).
+    ``(F, g, Cin_g, Cout_g)`` (batched matrix products). Large kernels are transformed a few
+    output channels at a time, so the padded copies never exceed a few tens of MB.
     """
     nd = len(n)
     cout, cin_g = w.shape[:2]
-    if shift is not None and any(shift):
-        spec = _rfftn(_wrap_kernel(w, n, shift), n)
-    else:
-        spec = _rfftn(w, n)
-    spec = spec.conj()
-    fshape = spec.shape[2:]
-    if cin_g == 1:
-        return spec.reshape(groups, cout // groups, *fshape).resolve_conj()
+    cout_g = cout // groups
+    fshape = tuple(n[:-1]) + (n[-1] // 2 + 1,)
     f = math.prod(fshape)
-    spec = spec.reshape(groups, cout // groups, cin_g, f)
-    return spec.permute(3, 0, 2, 1).resolve_conj().contiguous()
+    item = _COMPLEX_BYTES.get(w.dtype, 8)
+    per_out = groups * cin_g * math.prod(n) * item
+    step = max(1, min(cout_g, _KERNEL_CHUNK_BYTES // max(1, per_out)))
+    wg = w.reshape(groups, cout_g, cin_g, *w.shape[2:])
+    out = None
+    for c0 in range(0, cout_g, step):
+        c1 = min(cout_g, c0 + step)
+        part = wg[:, c0:c1].reshape(groups * (c1 - c0), cin_g, *w.shape[2:])
+        if shift is not None and any(shift):
+            spec = _rfftn(_wrap_kernel(part, n, shift), n)
+        else:
+            spec = _rfftn(part, n)
+        spec = spec.conj().reshape(groups, c1 - c0, cin_g, f)
+        if cin_g == 1:
+            spec = spec.reshape(groups, c1 - c0, *fshape)
+        else:
+            spec = spec.permute(3, 0, 2, 1)  # (F, g, Cin_g, c)
+        if step == cout_g:
+            return spec.resolve_conj().contiguous()
+        if out is None:
+            shape = (groups, cout_g, *fshape) if cin_g == 1 else (f, groups, cin_g, cout_g)
+            out = spec.new_empty(shape)
+        if cin_g == 1:
+            out[:, c0:c1] = spec
+        else:
+            out[..., c0:c1] = spec
+    return out
 
 
 def _mix(X: torch.Tensor, W: torch.Tensor, groups: int, inplace: bool = False) -> torch.Tensor:
@@ -353,21 +376,52 @@ def _mix_transpose(GY: torch.Tensor, W: torch.Tensor, groups: int, cin_g: int) -
     return GXm.permute(2, 1, 3, 0).reshape(b, groups * cin_g, *fshape)
 
 
-def _mix_weight(X: torch.Tensor, GY: torch.Tensor, groups: int, cin_g: int) -> torch.Tensor:
-    """Spectrum of the weight gradient: sum_b X[b, c] * conj(GY[b, o]) -> (Cout, Cin_g, *F)."""
+def _mix_weight(X, GY, groups: int, cin_g: int, acc=None):
+    """Accumulate the weight-gradient spectrum sum_b X[b, c] * conj(GY[b, o]) into ``acc``.
+
+    ``acc`` has the layout of the kernel spectrum (``(g, Cout_g, *F)`` depthwise, else
+    ``(F, g, Cin_g, Cout_g)``); it is created when None and returned.
+    """
     b, cin = X.shape[:2]
     cout = GY.shape[1]
     fshape = X.shape[2:]
-    if cin_g == 1:
-        m = cout // groups
-        G = (X.reshape(b, groups, 1, *fshape) * GY.reshape(b, groups, m, *fshape).conj()).sum(0)
-        return G.reshape(cout, 1, *fshape)
-    f = math.prod(fshape)
     cout_g = cout // groups
+    if cin_g == 1:
+        G = (X.reshape(b, groups, 1, *fshape) * GY.reshape(b, groups, cout_g, *fshape).conj()).sum(0)
+        return G if acc is None else acc.add_(G)
+    f = math.prod(fshape)
     Xm = X.reshape(b, groups, cin_g, f).permute(3, 1, 2, 0)  # (F, g, Cin_g, B)
     Gm = GY.reshape(b, groups, cout_g, f).permute(3, 1, 0, 2).conj()  # (F, g, B, Cout_g)
-    GW = torch.matmul(Xm, Gm)  # (F, g, Cin_g, Cout_g)
-    return GW.permute(1, 3, 2, 0).reshape(cout, cin_g, *fshape)
+    if acc is None or torch.is_grad_enabled():
+        G = torch.matmul(Xm, Gm)
+        return G if acc is None else acc + G
+    # In place, without a temporary of the kernel spectrum's size.
+    acc.view(f * groups, cin_g, cout_g).baddbmm_(
+        Xm.reshape(f * groups, cin_g, b), Gm.resolve_conj().reshape(f * groups, b, cout_g)
+    )
+    return acc
+
+
+def _weight_grad(GW, n, w_shape, shift, groups):
+    """Real weight gradient ``(Cout, Cin_g, *k)`` from its accumulated spectrum, in chunks."""
+    nd = len(n)
+    cout, cin_g = w_shape[:2]
+    cout_g = cout // groups
+    fshape = tuple(n[:-1]) + (n[-1] // 2 + 1,)
+    item = _COMPLEX_BYTES.get(GW.real.dtype, 8)
+    per_out = groups * cin_g * math.prod(n) * item
+    step = max(1, min(cout_g, _KERNEL_CHUNK_BYTES // max(1, per_out)))
+    parts = []
+    for c0 in range(0, cout_g, step):
+        c1 = min(cout_g, c0 + step)
+        if cin_g == 1:
+            spec = GW[:, c0:c1].reshape(groups * (c1 - c0), 1, *fshape)
+        else:
+            spec = GW[..., c0:c1].permute(1, 3, 2, 0).reshape(groups * (c1 - c0), cin_g, *fshape)
+        g = _unwrap_kernel(_irfftn(spec, n, overwrite=False), w_shape[2:], shift)
+        parts.append(g.reshape(groups, c1 - c0, cin_g, *w_shape[2:]))
+    g = parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+    return g.reshape(cout, cin_g, *w_shape[2:])
 
 
 def _crop(y: torch.Tensor, length: Sequence[int]) -> torch.Tensor:
@@ -577,8 +631,7 @@ def _run_backward(gy, x, w, spectra, W, plan: _Plan, groups, need_x, need_w):
             X = spectra[idx] if spectra else _rfftn(
                 _tiles_of(_padded_for_tiles(x, plan), plan, b0, b1, i0, i1) if plan.tiled
                 else x[b0:b1], n)
-            part = _mix_weight(X, GY, groups, cin_g)
-            GW = part if GW is None else GW.add_(part)
+            GW = _mix_weight(X, GY, groups, cin_g, GW)
         if need_x:
             GX = _mix_transpose(GY, W, groups, cin_g)
             g = _irfftn(GX, n, overwrite=True)
@@ -595,7 +648,7 @@ def _run_backward(gy, x, w, spectra, W, plan: _Plan, groups, need_x, need_w):
         for i, (pb, _) in enumerate(plan.pads):
             gx = gx.narrow(2 + i, pb, x.shape[2 + i])
     if need_w:
-        gw = _unwrap_kernel(_irfftn(GW, n, overwrite=True), w.shape[2:], plan.shift)
+        gw = _weight_grad(GW, n, w.shape, plan.shift, groups)
     return gx, gw
 
 
@@ -711,10 +764,14 @@ def _item_bytes(cin, cout, n, item) -> int:
     return (cin + cout) * _spectrum_elems(n) * item * 2
 
 
-def _tile_candidates(k: int, n_full: int) -> list[int]:
-    """Fast transform lengths for tiles along one dim (output tile = N - k + 1 >= k)."""
+def _tile_candidates(k: int, n_full: int, nd: int = 2) -> list[int]:
+    """Fast transform lengths for tiles along one dim (output tile = N - k + 1 >= k).
+
+    Transforms shorter than 64 (2-D) or 1024 (1-D) points run far below the ``P log P`` rate
+    and cost Python overhead per tile, so tiles start there.
+    """
     cands = []
-    N = next_fast_len(max(2 * k, 16))
+    N = next_fast_len(max(2 * k, 64 if nd >= 2 else 1024))
     while N < n_full:
         cands.append(N)
         N = next_fast_len(int(N * 1.2) + 1)
@@ -749,7 +806,7 @@ def _make_plan(batch, cin, cout, cin_g, spatial, pads, kd, out_len, item, budget
     options.append((kbytes > budget // 2, kbytes, cost, _Plan(n_u, False, [pb for pb, _ in pads],
                                                       out_len, chunk=chunk, cost=cost)))
     padded = [s + pb + pa for s, (pb, pa) in zip(spatial, pads)]
-    per_dim = [_tile_candidates(k, next_fast_len(P)) for k, P in zip(kd, padded)]
+    per_dim = [_tile_candidates(k, next_fast_len(P), nd) for k, P in zip(kd, padded)]
     if all(per_dim):
         for combo in _product(per_dim):
             T = tuple(N - k + 1 for N, k in zip(combo, kd))

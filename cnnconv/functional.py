@@ -137,11 +137,38 @@ def _depthwise_weight(kernel: torch.Tensor, channels: int) -> torch.Tensor:
     return kernel.unsqueeze(1).contiguous()
 
 
+# With fewer planes than this, the separable engine views the columns of each plane as
+# channels instead (see _vertical_pass).
+_FOLD_MIN_PLANES = 4
+
+
+def _fold(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(1, B*C, H, W)`` in channels_last.
+
+    oneDNN's depthwise convolution is far faster in channels_last than in NCHW on the CPU, and
+    vectorises over channels: a 3-channel image leaves most vector lanes empty, every plane of
+    the batch as a channel fills them.
+    """
+    b, c, h, w = x.shape
+    return x.reshape(1, b * c, h, w).contiguous(memory_format=torch.channels_last)
+
+
+def _plane_weight(kernel: torch.Tensor, b: int, c: int) -> torch.Tensor:
+    """``(kh, kw)`` shared or ``(C, kh, kw)`` per channel -> ``(B*C, 1, kh, kw)``."""
+    if kernel.ndim == 2:
+        return kernel.expand(b * c, *kernel.shape).unsqueeze(1).contiguous()
+    return kernel.repeat(b, 1, 1).unsqueeze(1)
+
+
+def _unfold(y: torch.Tensor, b: int, c: int) -> torch.Tensor:
+    """``(1, B*C, H, W)`` channels_last -> ``(B, C, H, W)`` as a view (no copy)."""
+    return y[0].view(b, c, *y.shape[-2:])
+
+
 def _direct_valid(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    # oneDNN's depthwise convolution is far faster in channels_last than in NCHW on the CPU.
-    c = x.shape[1]
-    x = x.contiguous(memory_format=torch.channels_last)
-    return F.conv2d(x, _depthwise_weight(kernel, c), groups=c)
+    b, c = x.shape[:2]
+    y = F.conv2d(_fold(x), _plane_weight(kernel, b, c), groups=b * c)
+    return _unfold(y, b, c)
 
 
 def _lane_channels(width: int) -> int:
@@ -183,6 +210,13 @@ def _separable_valid(x: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor) -> tor
     if kh == 1 and kw == 1:
         scale = kx.reshape(1, -1, 1, 1) if kx.ndim == 2 else kx
         return x * scale
+    if b * c >= _FOLD_MIN_PLANES:
+        y = _fold(x)
+        if kh > 1:
+            y = F.conv2d(y, _plane_weight(ky.unsqueeze(-1), b, c), groups=b * c)
+        if kw > 1:
+            y = F.conv2d(y, _plane_weight(kx.unsqueeze(-2), b, c), groups=b * c)
+        return _unfold(y, b, c)
     if ky.ndim == 2:  # per-channel factors -> per-plane factors
         ky = ky.repeat(b, 1)
         kx = kx.repeat(b, 1)
@@ -780,11 +814,15 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
     _check_input(input)
     _check_choice(output, "output", GRADIENT_OUTPUTS)
     eps = _check_eps(eps)
+    _check_method(method)
     gx = gy = None
-    if output != "y":
-        gx = filter2d(input, None, mode, border, method=method, factors=(smooth, diff))
-    if output != "x":
-        gy = filter2d(input, None, mode, border, method=method, factors=(diff, smooth))
+    if output not in ("x", "y") and method in ("auto", "direct") and _small_pair_ok(input, smooth, diff, mode, border):
+        gx, gy = _direct_pair(input, smooth, diff, mode, border)
+    else:
+        if output != "y":
+            gx = filter2d(input, None, mode, border, method=method, factors=(smooth, diff))
+        if output != "x":
+            gy = filter2d(input, None, mode, border, method=method, factors=(diff, smooth))
     if output == "x":
         return gx
     if output == "y":
@@ -803,6 +841,36 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
     if output == "magnitude":
         return torch.hypot(gx, gy)
     return torch.atan2(gy, gx)
+
+
+def _small_pair_ok(input, smooth, diff, mode, border) -> bool:
+    """Whether both gradients can share one padded, folded copy of the input (small kernels)."""
+    if not (isinstance(smooth, torch.Tensor) and isinstance(diff, torch.Tensor)):
+        return False
+    if smooth.ndim != 1 or diff.ndim != 1 or smooth.shape != diff.shape or smooth.shape[0] > 5:
+        return False
+    if smooth.requires_grad or diff.requires_grad:
+        return False
+    check_mode(mode)
+    check_border(border)
+    k = smooth.shape[0]
+    h, w = input.shape[-2:]
+    return input.numel() > 0 and not (mode == "valid" and (k > h or k > w))
+
+
+def _direct_pair(input, smooth, diff, mode, border):
+    """x and y gradients from one padded channels_last copy: two depthwise convolutions."""
+    x4 = _to_batch(input)
+    b, c = x4.shape[:2]
+    smooth = smooth.to(dtype=x4.dtype, device=x4.device)
+    diff = diff.to(dtype=x4.dtype, device=x4.device)
+    k = smooth.shape[0]
+    folded = _fold(pad(x4, output_padding(k, mode, anchor="scipy"), border))
+    outs = []
+    for kernel in (torch.outer(smooth, diff), torch.outer(diff, smooth)):
+        y = F.conv2d(folded, _plane_weight(kernel, b, c), groups=b * c)
+        outs.append(_from_batch(_unfold(y, b, c), input.ndim))
+    return outs[0], outs[1]
 
 
 def _gradient_filter(input, operator, output, normalized, border, mode, eps, method):

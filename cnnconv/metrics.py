@@ -51,10 +51,13 @@ Protocol details and deviations from the BSDS MATLAB/C++ code (``correspondPixel
   ``0, 0.01, ..., 1`` (0 outside the recall range reached), summed and multiplied by 0.01, as
   in BSDS. Where several thresholds give the same recall, the highest precision among them is
   used. Fewer than two distinct recall values give AP 0 (BSDS).
-* **R50**: recall at 50% precision (Dollar's ``edgesEvalDir``): recall linearly interpolated as a
-  function of precision (distinct precision values, the highest recall for each) at precision
-  ``max(0.5, lowest precision reached)``; a curve whose precision never reaches 0.5 gives R50 = 0
-  (Dollar's code gives NaN).
+* **R50**: recall at 50% precision: the largest recall on the P-R curve (the threshold points
+  joined by straight lines in threshold order, as for ODS) at which precision is at least 0.5;
+  0 when precision never reaches 0.5. When precision falls monotonically as recall grows this
+  equals Dollar's ``edgesEvalDir`` formula (recall interpolated as a function of precision at
+  ``max(0.5, lowest precision)``); unlike that formula it is not thrown off by the noisy,
+  non-monotone precision of the few pixels kept at the highest thresholds, nor by the (R=0,
+  P=0) points of thresholds that keep no pixel (Dollar's code gives NaN where cnnconv gives 0).
 """
 
 from __future__ import annotations
@@ -563,11 +566,15 @@ def _average_precision(r, p) -> float:
 
 
 def _r50(r, p) -> float:
-    pu = np.unique(p)
-    ru = np.array([r[p == v].max() for v in pu])
-    if pu[-1] < 0.5:
-        return 0.0
-    return float(np.interp(max(float(pu[0]), 0.5), pu, ru))
+    """Largest recall at which the P-R curve (in threshold order, linear between thresholds)
+    has precision >= 0.5; 0 if it never does."""
+    best = float(r[p >= 0.5].max()) if np.any(p >= 0.5) else 0.0
+    r0, r1, p0, p1 = r[:-1], r[1:], p[:-1], p[1:]
+    cross = (p0 - 0.5) * (p1 - 0.5) < 0
+    if np.any(cross):
+        a = (0.5 - p0[cross]) / (p1[cross] - p0[cross])
+        best = max(best, float((r0[cross] + a * (r1[cross] - r0[cross])).max()))
+    return best
 
 
 @dataclasses.dataclass

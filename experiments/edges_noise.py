@@ -97,6 +97,8 @@ class EdgesNoiseConfig:
     max_dist: float = param(0.0075, "matching tolerance: < 1 a fraction of the image diagonal (BSDS), >= 1 pixels")
     tie_tolerance: float = param(0.005, "ODS differences below this (or 2 standard errors) are ties")
     checkpoint_every: int = param(0, "steps between checkpoints of each detector (0: at the end)")
+    num_threads: int = param(1, "CPU threads for torch (0: torch's default); the layers are tiny, "
+                                "so one thread is fastest, above all on a shared machine")
 
     def __post_init__(self) -> None:
         for name in ("image_size", "n_train", "n_test", "steps", "batch_size", "n_thresholds"):
@@ -127,6 +129,8 @@ class EdgesNoiseConfig:
             raise ValueError(f"canny_low_ratio must be in (0, 1], got {self.canny_low_ratio!r}")
         if isinstance(self.checkpoint_every, bool) or self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be a non-negative integer, got {self.checkpoint_every!r}")
+        if isinstance(self.num_threads, bool) or self.num_threads < 0:
+            raise ValueError(f"num_threads must be a non-negative integer, got {self.num_threads!r}")
         if self.tie_tolerance < 0:
             raise ValueError(f"tie_tolerance must be non-negative, got {self.tie_tolerance!r}")
         for name in ("lr", "head_lr", "max_dist"):
@@ -461,12 +465,16 @@ def learned_gradients(model: nn.Module, images: torch.Tensor) -> tuple[torch.Ten
         sigma = model.sigma.reshape(-1)[0].to(images.dtype)
         g = gaussian_kernel1d(sigma, k)
         d = gaussian_derivative_kernel1d(sigma, k)
-        padded = F.pad(images, (k // 2, k // 2, k // 2, k // 2), mode="reflect")
-        rows_g = F.conv2d(padded, g.reshape(1, 1, k, 1))  # smoothed down the columns
-        rows_d = F.conv2d(padded, d.reshape(1, 1, k, 1))  # differentiated down the columns
-        gx = F.conv2d(rows_g, d.reshape(1, 1, 1, k))
-        gy = F.conv2d(rows_d, g.reshape(1, 1, 1, k))
-        return gx[:, 0], gy[:, 0]
+        padded = F.pad(images, (k // 2, k // 2, k // 2, k // 2), mode="reflect")[:, 0]
+        both = torch.stack([g, d]).unsqueeze(1)  # (2, 1, k)
+        n, hp, wp = padded.shape
+        # Down the columns: [smoothed, differentiated], each (n, H, Wp); 1-D passes as conv1d.
+        cols = F.conv1d(padded.transpose(1, 2).reshape(n * wp, 1, hp), both)
+        cols = cols.reshape(n, wp, 2, hp - k + 1).permute(2, 0, 3, 1)  # (2, n, H, Wp)
+        h = hp - k + 1
+        gx = F.conv1d(cols[0].reshape(n * h, 1, wp), d.reshape(1, 1, k)).reshape(n, h, wp - k + 1)
+        gy = F.conv1d(cols[1].reshape(n * h, 1, wp), g.reshape(1, 1, k)).reshape(n, h, wp - k + 1)
+        return gx, gy
     out = model(images)
     return out[:, 0], out[:, 1]
 
@@ -799,6 +807,16 @@ def plot_ods_vs_noise(summary: dict, path: Path, *, overwrite: bool = False) -> 
     return Path(path)
 
 
+def _crop_support(k: torch.Tensor, rel: float = 1e-3) -> torch.Tensor:
+    """Centred crop to the smallest odd square holding every value above ``rel * max|k|``."""
+    big = (k.abs() > rel * k.abs().max()).nonzero()
+    if big.numel() == 0:
+        return k
+    c = k.shape[-1] // 2
+    r = int((big - c).abs().max())
+    return k[c - r: c + r + 1, c - r: c + r + 1]
+
+
 def plot_kernel_panel(summary: dict, kernels_by_unit: dict, seed: int, path: Path, *,
                       overwrite: bool = False) -> Path:
     """Learned x-kernels beside Sobel and the best derivative of Gaussian, one row per noise level.
@@ -828,6 +846,8 @@ def plot_kernel_panel(summary: dict, kernels_by_unit: dict, seed: int, path: Pat
                 k = hand_designed_kernels("dog", sigma=entry["sigma"], dtype=torch.float64)[0]
             else:
                 k = torch.tensor(kernels_by_unit[(seed, noise)][name]["weights"][0], dtype=torch.float64)
+                if entry["family"] == "parametric":
+                    k = _crop_support(k)  # sized for the largest sigma; show the part that matters
             items.append(k)
             short = name.replace("learned-", "").replace("-zerosum", " zs").replace("dog-learned-sigma", "learned sigma")
             titles.append(f"noise {_noise_label(noise)}: {short}")
@@ -1087,6 +1107,16 @@ def run_experiment(cfg: EdgesNoiseConfig, run: Run) -> dict:
     Returns:
         ``{"report": path, "rows": [...], "verdicts": [...]}``.
     """
+    threads = torch.get_num_threads()
+    if cfg.num_threads and run.device.type == "cpu":
+        torch.set_num_threads(cfg.num_threads)
+    try:
+        return _run_all(cfg, run)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_all(cfg: EdgesNoiseConfig, run: Run) -> dict:
     from cnnconv.training import atomic_write_text
 
     t0 = time.perf_counter()

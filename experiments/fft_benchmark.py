@@ -1,9 +1,10 @@
 """The FFT benchmark, run like every other experiment: config, run folder, report.
 
 Runs ``experiments/bench_fft.py`` (``python -m experiments.bench_fft``) in a child process
-with the configured arguments and thread count, keeps its full output in ``bench_output.txt``,
-turns every table it prints (markdown ``| a | b |`` rows) into a CSV and a section of
-``report.md``, and plots the ratio columns (speed-ups) as bar charts. The machine it ran on
+with the configured sections, options and thread count, its figures going to
+``<run>/figures``; keeps its full output in ``bench_output.txt``, turns every table it prints
+(markdown ``| a | b |`` rows) into a CSV and a section of ``report.md``, plots the ratio columns
+(speed-ups) as bar charts and embeds the benchmark's own figures. The machine it ran on
 (torch version, threads, CPU/GPU) heads the report, because timings mean little without it.
 
 Run: ``python -m experiments.fft_benchmark --config configs/fft_benchmark.yaml``
@@ -29,21 +30,42 @@ NAME = "fft_benchmark"
 REPO = Path(__file__).resolve().parents[1]
 
 
+SECTIONS = ("seed", "sweep1d", "sweep2d", "cases2d", "memory", "auto")  # bench_fft's sections
+
+
 @dataclass
 class FFTBenchmarkConfig:
-    seed: int = param(0, "random seed (passed to nothing; kept for the run record)")
-    module: str = param("experiments.bench_fft", "benchmark module run with python -m")
-    args: list[str] = param([], "extra command-line arguments for the benchmark")
-    threads: int = param(0, "OMP/MKL threads for the benchmark process (0: leave as is)")
+    seed: int = param(0, "random seed (the benchmark seeds itself; kept for the run record)")
+    sections: list[str] = param(list(SECTIONS), "benchmark sections to run")
+    quick: bool = param(False, "smaller sweeps and grids (bench_fft --quick)")
+    skip_slow_direct: bool = param(False, "skip the slowest direct timings (about a minute)")
+    threads: int = param(0, "torch/OMP/MKL threads for the benchmark (0: leave as is)")
+    args: list[str] = param([], "further command-line arguments for the benchmark")
+    module: str = param("experiments.bench_fft", "benchmark module, run with python -m")
     timeout: float = param(3600.0, "seconds before the benchmark is stopped")
 
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z_][\w.]*", self.module):
             raise ValueError(f"module must be a dotted module name, got {self.module!r}")
+        bad = [s for s in self.sections if s not in SECTIONS]
+        if bad or not self.sections:
+            raise ValueError(f"sections must be among {list(SECTIONS)}, got {self.sections}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
         if self.timeout <= 0:
             raise ValueError(f"timeout must be positive, got {self.timeout}")
+
+    def command(self, figures: Path) -> list[str]:
+        """The benchmark's command line, writing its figures to ``figures``."""
+        cmd = [sys.executable, "-m", self.module, "--sections", ",".join(self.sections),
+               "--out", str(figures)]
+        if self.quick:
+            cmd.append("--quick")
+        if self.skip_slow_direct:
+            cmd.append("--skip-slow-direct")
+        if self.threads:
+            cmd += ["--threads", str(self.threads)]
+        return cmd + list(self.args)
 
 
 def parse_tables(text: str) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -92,24 +114,42 @@ def run(cfg: FFTBenchmarkConfig, run: Run) -> dict:
         return {}
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
     if cfg.threads:
         env.update(OMP_NUM_THREADS=str(cfg.threads), MKL_NUM_THREADS=str(cfg.threads))
-    cmd = [sys.executable, "-m", cfg.module, *cfg.args]
+    figures = run.dir / "figures"
+    cmd = cfg.command(figures)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=cfg.timeout)
+    # Stream the output (the full benchmark takes minutes) while keeping all of it.
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if not run.quiet:
+                print(line, end="", flush=True)
+        stderr = proc.stderr.read()
+        proc.wait(timeout=max(1.0, cfg.timeout - (time.perf_counter() - t0)))
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    stdout = "".join(lines)
     seconds = time.perf_counter() - t0
-    atomic_write_text(run.dir / "bench_output.txt", proc.stdout)
-    if proc.stderr:
-        atomic_write_text(run.dir / "bench_stderr.txt", proc.stderr)
+    atomic_write_text(run.dir / "bench_output.txt", stdout)
+    if stderr:
+        atomic_write_text(run.dir / "bench_stderr.txt", stderr)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed with exit code {proc.returncode}:\n"
-                           f"{proc.stderr[-2000:]}")
-    tables = parse_tables(proc.stdout)
+                           f"{stderr[-2000:]}")
+    tables = parse_tables(stdout)
     run.log("bench", 0, seconds=seconds, tables=len(tables))
 
     rep = Report("FFT benchmark")
-    rep.paragraph(f"`{' '.join(['python', '-m', cfg.module, *cfg.args])}` ran in {seconds:.1f} s"
+    shown = " ".join(["python"] + [os.path.relpath(c, run.dir) if c == str(figures) else c
+                                   for c in cmd[1:]])
+    rep.paragraph(f"`{shown}` ran in {seconds:.1f} s"
                   f"{f' with {cfg.threads} threads' if cfg.threads else ''}. Times come from one "
                   "run on this machine: compare the ratios within a table, not absolute times "
                   "across machines. The full output is in `bench_output.txt`.")
@@ -121,7 +161,7 @@ def run(cfg: FFTBenchmarkConfig, run: Run) -> dict:
         rep.section(title or f"Table {n}")
         rep.table([dict(zip(header, r)) for r in rows], header)
         ratio_cols = [i for i, h in enumerate(header)
-                      if re.search(r"speed|ratio|x faster|vs", h, re.I)]
+                      if re.search(r"speed|ratio|faster|\bvs\b|/", h, re.I)]
         for col in ratio_cols:
             values = [_number(r[col]) if col < len(r) else None for r in rows]
             if sum(v is not None for v in values) < 1:
@@ -130,10 +170,15 @@ def run(cfg: FFTBenchmarkConfig, run: Run) -> dict:
             path = run.dir / f"{name}_{re.sub(r'[^A-Za-z0-9]+', '_', header[col]).strip('_')}.png"
             _bar_chart(labels, values, header[col], title or name, path)
             rep.image(path, f"{header[col]} ({title or name})", run.dir)
+    pngs = sorted(figures.glob("*.png")) if figures.is_dir() else []
+    if pngs:
+        rep.section("Figures")
+        for path in pngs:
+            rep.image(path, f"{path.stem} (from the benchmark)", run.dir)
     if not tables:
         rep.section("Output")
         rep.paragraph("The benchmark printed no markdown table; its output follows.")
-        rep.paragraph("```\n" + proc.stdout.strip() + "\n```")
+        rep.paragraph("```\n" + stdout.strip() + "\n```")
     rep.write(run.dir / "report.md")
     return {"tables": len(tables), "seconds": seconds}
 

@@ -14,6 +14,7 @@ Run: ``python -m experiments.kernel_recovery --config configs/kernel_recovery.ya
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,8 @@ NAME = "kernel_recovery"
 class KernelRecoveryConfig:
     seed: int = param(0, "random seed (initialisation and data)")
     kernel_sizes: list[int] = param([3, 5, 7], "odd kernel sizes to learn")
-    datasets: list[str] = param(["natural", "noise"], "training images: natural and/or noise")
+    datasets: list[Literal["natural", "noise"]] = param(["natural", "noise"],
+                                                        "training images: natural and/or noise")
     photos: list[str] = param(["camera", "astronaut", "coffee", "chelsea", "brick", "grass",
                                "gravel", "coins", "moon", "rocket"],
                               "scikit-image photographs used as natural images")
@@ -40,8 +42,8 @@ class KernelRecoveryConfig:
     lbfgs_iter: int = param(20, "L-BFGS iterations per step")
     eval_every: int = param(25, "steps between recovery-error measurements")
     checkpoint_every: int = param(100, "steps between checkpoints (0: end of each phase)")
-    dtype: str = param("float32", "training dtype: float32 or float64")
-    method: str = param("direct", "LearnableConv2d engine: direct, fft or auto")
+    dtype: Literal["float32", "float64"] = param("float32", "training dtype")
+    method: Literal["direct", "fft", "auto"] = param("direct", "LearnableConv2d engine")
     tolerance_3x3: float = param(1e-3, "acceptance: relative error of the learned 3x3")
     tolerance_ring: float = param(0.01, "acceptance: energy share outside the central 3x3")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -38,7 +39,7 @@ BLURS = ("gaussian", "box", "motion")
 class LargeKernelsConfig:
     seed: int = param(0, "random seed (data)")
     kernel_size: int = param(31, "odd size of the learned kernel")
-    blurs: list[str] = param(list(BLURS), "true blurs: gaussian, box, motion")
+    blurs: list[Literal["gaussian", "box", "motion"]] = param(list(BLURS), "true blurs")
     gaussian_sigma: float = param(3.75, "sigma of the Gaussian defocus blur")
     box_size: int = param(21, "side of the box blur (centred in the kernel)")
     motion_length: float = param(25.0, "length of the motion streak in pixels")

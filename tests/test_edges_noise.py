@@ -214,6 +214,41 @@ def test_alignment_recovers_a_rotation_and_reflection():
         assert err < 1e-5
 
 
+def test_parametric_layer_gradients_match_its_own_2d_filter():
+    """The separable (1-D pass) gradients of the learnable-sigma layer equal the layer's 2-D
+    ``gradient`` (oracle), values and the gradient with respect to sigma."""
+    layer = en.make_parametric(1.3, 2.0).double()
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(2, 1, 23, 30, generator=g, dtype=torch.float64)
+    gx, gy = en.learned_gradients(layer, x)
+    ref = layer.gradient(x)
+    torch.testing.assert_close(gx, ref[:, 0])
+    torch.testing.assert_close(gy, ref[:, 1])
+    w = torch.randn(2, 23, 30, generator=g, dtype=torch.float64)
+    (grad_sep,) = torch.autograd.grad((w * gx + w.flip(0) * gy).sum(), layer.log_sigma)
+    (grad_ref,) = torch.autograd.grad((w * ref[:, 0] + w.flip(0) * ref[:, 1]).sum(), layer.log_sigma)
+    torch.testing.assert_close(grad_sep, grad_ref)
+    assert en.learned_kernels(layer).shape == (2, layer.kernel_size, layer.kernel_size)
+    assert abs(en.learned_sigma(layer) - 1.3) < 1e-6  # stored in float32, then cast
+
+
+def test_demo_runs_and_prints_the_report_path(tmp_path, capsys):
+    from experiments import demo
+
+    tiny = [t for t in TINY if not t.startswith(("seeds", "noise_levels"))]
+    run_dir = demo.main([*_sets(tiny), "--set", "seeds=[0]", "--set", "noise_levels=[0.3]",
+                         "--out", str(tmp_path), "--quiet", "--device", "cpu"])
+    assert run_dir.parent.name == "demo" and (run_dir / "report.md").is_file()
+    out = capsys.readouterr().out
+    assert f"Report: {(run_dir / 'report.md').resolve()}" in out
+    assert "| sobel |" in out
+    import yaml
+
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["kernel_sizes"] == [3] and saved["sigma_grid"] == [1.0]  # demo.yaml, then --set
+    assert saved["canny_low_ratio"] == 0.4 and saved["image_size"] == 48
+
+
 def test_balanced_bce_matches_the_hed_formula():
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(3, 9, 11, generator=g, dtype=torch.float64)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnconv.training import load_config, read_metrics
-from experiments import cnn_kernels, kernel_recovery, large_kernels
+from experiments import cnn_kernels, fft_benchmark, kernel_recovery, large_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,6 +33,7 @@ def _check_report(run_dir: Path) -> str:
     (kernel_recovery, kernel_recovery.KernelRecoveryConfig),
     (large_kernels, large_kernels.LargeKernelsConfig),
     (cnn_kernels, cnn_kernels.CNNKernelsConfig),
+    (fft_benchmark, fft_benchmark.FFTBenchmarkConfig),
 ])
 def test_config_files_match_defaults(module, cls):
     # The shipped YAML file is the documented default: it validates and equals the class defaults.
@@ -158,25 +159,35 @@ def test_cnn_kernels_smoke(tmp_path):
 
 
 def test_fft_benchmark_wraps_a_benchmark_module(tmp_path, monkeypatch):
-    from experiments import fft_benchmark
-
-    # A stand-in benchmark module: the wrapper must run it and turn its tables into the report.
+    # A stand-in for bench_fft with its command line: the wrapper must pass the configured
+    # options, collect the figures written to --out and turn the printed tables into the report.
     (tmp_path / "fake_bench.py").write_text(
-        "import sys\n"
+        "import argparse, pathlib, sys\n"
+        "p = argparse.ArgumentParser()\n"
+        "p.add_argument('--sections'); p.add_argument('--out', type=pathlib.Path)\n"
+        "p.add_argument('--quick', action='store_true'); p.add_argument('--threads', type=int)\n"
+        "p.add_argument('--skip-slow-direct', action='store_true')\n"
+        "a = p.parse_args()\n"
+        "a.out.mkdir(parents=True, exist_ok=False)\n"
+        "from matplotlib.figure import Figure\n"
+        "fig = Figure(); fig.add_subplot().plot([1, 2]); fig.savefig(a.out / 'sweep.png')\n"
+        "print('args', a.sections, a.quick, a.threads, a.skip_slow_direct)\n"
         "print('dense 16->16, fwd+bwd')\n"
-        "print('| k | direct ms | fft ms | speedup |')\n"
+        "print('| k | direct ms | fft ms | direct / fft |')\n"
         "print('|---|---|---|---|')\n"
-        "print('| 15 | 240.0 | 60.0 | 4.00x |')\n"
-        "print('| 31 | 1040.0 | 109.0 | 9.54x |')\n"
-        "print('args', sys.argv[1:])\n")
+        "print('| 15 | 240.0 | 60.0 | 4.00 |')\n"
+        "print('| 31 | 1040.0 | 109.0 | 9.54 |')\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     run_dir = fft_benchmark.main([
         "--out", str(tmp_path / "runs"), "--name", "smoke", "--device", "cpu", "--quiet",
-        "--set", "module=fake_bench", "--set", "args=[--quick]", "--set", "threads=1"])
+        "--set", "module=fake_bench", "--set", "sections=[seed, cases2d]",
+        "--set", "quick=true", "--set", "threads=1"])
     text = _check_report(run_dir)
-    assert "## dense 16->16, fwd+bwd" in text and "| 31 | 1040.0 | 109.0 | 9.54x |" in text
-    assert "args ['--quick']" in (run_dir / "bench_output.txt").read_text()
-    assert (run_dir / "table1.csv").read_text().splitlines()[2] == "31,1040.0,109.0,9.54x"
-    assert (run_dir / "table1_speedup.png").is_file()
-    with pytest.raises(SystemExit):  # a module name that is not one fails before any run
-        fft_benchmark.main(["--out", str(tmp_path / "runs"), "--set", "module=rm -rf"])
+    assert "## dense 16->16, fwd+bwd" in text and "| 31 | 1040.0 | 109.0 | 9.54 |" in text
+    assert "figures/sweep.png" in text
+    assert "args seed,cases2d True 1 False" in (run_dir / "bench_output.txt").read_text()
+    assert (run_dir / "table1.csv").read_text().splitlines()[2] == "31,1040.0,109.0,9.54"
+    assert "table1_direct_fft.png" in text
+    for bad in ("module=rm -rf", "sections=[everything]"):  # rejected before anything runs
+        with pytest.raises(SystemExit):
+            fft_benchmark.main(["--out", str(tmp_path / "runs"), "--set", bad])

@@ -91,7 +91,8 @@ def dense_min_cost(pred, gt, radius) -> tuple[int, float]:
 
 
 def bsds_summary_reference(image_counts, thresholds):
-    """Literal loop port of the BSDS/Dollar summary formulas (MATLAB semantics)."""
+    """Literal loop port of the BSDS summary formulas (MATLAB semantics) and of R50 as defined in
+    cnnconv.metrics (the largest recall with precision >= 0.5)."""
 
     def rpf(cr, sr, cp, sp):
         r = cr / (sr + (sr == 0))
@@ -137,20 +138,14 @@ def bsds_summary_reference(image_counts, thresholds):
                     ap += pts[a] + (pts[b] - pts[a]) * (x - a) / (b - a)
                     break
         ap *= 0.01
-    # R50
-    q = {}
-    for r, p in zip(R, P):
-        q[p] = max(q.get(p, -1.0), r)
-    pu = sorted(q)
-    if pu[-1] < 0.5:
-        r50 = 0.0
-    else:
-        x = max(pu[0], 0.5)
-        r50 = q[pu[0]]
-        for a, b in zip(pu[:-1], pu[1:]):
-            if a <= x <= b:
-                r50 = q[a] + (q[b] - q[a]) * (x - a) / (b - a)
-                break
+    # R50: the largest recall with precision >= 0.5 along the polyline in threshold order
+    r50 = 0.0
+    for i in range(len(R)):
+        if P[i] >= 0.5:
+            r50 = max(r50, R[i])
+        if i > 0 and (P[i - 1] - 0.5) * (P[i] - 0.5) < 0:
+            a = (0.5 - P[i - 1]) / (P[i] - P[i - 1])
+            r50 = max(r50, R[i - 1] + a * (R[i] - R[i - 1]))
     return best_f, best_t, ois, ap, r50
 
 
@@ -424,9 +419,9 @@ def test_perfect_prediction():
     assert res.ods == pytest.approx(1.0) and res.ois == pytest.approx(1.0)
     # the curve has only the points (R=1, P=1) and (R=0, P=0): AP = 0.505 by the BSDS formula
     assert res.ap == pytest.approx(0.505)
-    # R50 interpolates recall over precision through the (P=0, R=0) point of the thresholds
-    # that predict nothing, as Dollar's formula does: 0.5 for this degenerate binary detector
-    assert res.r50 == pytest.approx(0.5)
+    # R50: precision 1 at recall 1 (Dollar's formula would give 0.5 here, pulled down by the
+    # (R=0, P=0) points of the thresholds that keep no pixel)
+    assert res.r50 == pytest.approx(1.0)
 
 
 def test_summary_equals_literal_bsds_port_on_random_counts():
