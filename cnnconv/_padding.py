@@ -151,9 +151,11 @@ def pad(x: torch.Tensor, pads, border: str = "zeros") -> torch.Tensor:
     if fits and x.numel() > 0:
         # All planes as the channels of one image: F.pad is several times faster on
         # (1, N, H, W) than on (B, C, H, W) on the CPU.
+        # A (1, N, H, W) channels_last tensor is passed as it is, so the result keeps that layout.
         lead = x.shape[:-2]
-        y = F.pad(x.reshape(1, -1, h, w), (left, right, top, bottom), mode=border)
-        return y.reshape(*lead, y.shape[-2], y.shape[-1])
+        x4 = x if x.ndim == 4 and x.shape[0] == 1 else x.reshape(1, -1, h, w)
+        y = F.pad(x4, (left, right, top, bottom), mode=border)
+        return y if x4 is x else y.reshape(*lead, y.shape[-2], y.shape[-1])
     rows = _indices(h, top, bottom, border, x.device)
     cols = _indices(w, left, right, border, x.device)
     return x.index_select(-2, rows).index_select(-1, cols)

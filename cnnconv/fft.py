@@ -453,7 +453,7 @@ class _Plan:
     """How one call is computed (see :func:`_make_plan`)."""
 
     def __init__(self, n, tiled, shift, out_len, tile_out=None, counts=None, pads=None,
-                 chunk=1, cost=0.0):
+                 chunk=1, cost=0.0, budget=DEFAULT_MEMORY_BUDGET):
         self.n = tuple(n)
         self.tiled = tiled
         self.shift = tuple(shift)
@@ -463,6 +463,7 @@ class _Plan:
         self.pads = pads
         self.chunk = chunk
         self.cost = cost
+        self.budget = budget
 
     def as_dict(self) -> dict:
         return dict(n=self.n, tiled=self.tiled, tile_out=self.tile_out, counts=self.counts,
@@ -620,6 +621,9 @@ def _run_backward(gy, x, w, spectra, W, plan: _Plan, groups, need_x, need_w):
     elif need_x and len(chunks) > 1:
         gx = x.new_empty(x.shape)
     GW = None
+    xp = None
+    if need_w and not spectra and plan.tiled:
+        xp = _padded_for_tiles(x, plan)
     for idx, (b0, b1, i0, i1) in enumerate(chunks):
         if plan.tiled:
             T0 = plan.tile_out[0]
@@ -629,8 +633,7 @@ def _run_backward(gy, x, w, spectra, W, plan: _Plan, groups, need_x, need_w):
         GY = _rfftn(gyc, n)
         if need_w:
             X = spectra[idx] if spectra else _rfftn(
-                _tiles_of(_padded_for_tiles(x, plan), plan, b0, b1, i0, i1) if plan.tiled
-                else x[b0:b1], n)
+                _tiles_of(xp, plan, b0, b1, i0, i1) if plan.tiled else x[b0:b1], n)
             GW = _mix_weight(X, GY, groups, cin_g, GW)
         if need_x:
             GX = _mix_transpose(GY, W, groups, cin_g)
@@ -657,9 +660,16 @@ class _SpectralCorrelation(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w, W, plan, groups, check):
-        keep_x = w.requires_grad
+        # Keep the input spectra for the weight gradient when they are small; otherwise the
+        # backward recomputes them chunk by chunk (bounded memory for large inputs).
+        item = _COMPLEX_BYTES.get(x.dtype, 8)
+        n_items = x.shape[0] * (math.prod(plan.counts) if plan.tiled else 1)
+        keep_x = w.requires_grad and (
+            n_items * x.shape[1] * _spectrum_elems(plan.n) * item <= plan.budget // 2
+        )
         y, spectra, W = _run_forward(x, w, W, plan, groups, keep_x, check)
         ctx.save_for_backward(x, w)
+
         ctx.spectra = (spectra, W)
         ctx.conf = (plan, groups)
         return y
@@ -760,8 +770,9 @@ def _untiled_sizes(spatial, pads, kd, out_len):
 
 
 def _item_bytes(cin, cout, n, item) -> int:
-    """Working bytes per batch item (or tile): input and output spectra and their copies."""
-    return (cin + cout) * _spectrum_elems(n) * item * 2
+    """Working bytes per batch item (or tile): input and output planes, spectra and the copies
+    the transforms and the channel-mixing layout make (about four of each)."""
+    return (cin + cout) * _spectrum_elems(n) * item * 4
 
 
 def _tile_candidates(k: int, n_full: int, nd: int = 2) -> list[int]:
@@ -821,7 +832,9 @@ def _make_plan(batch, cin, cout, cin_g, spatial, pads, kd, out_len, item, budget
             options.append((kbytes > budget // 2, kbytes, cost, plan))
     # Within budget: the cheapest; if nothing fits: the smallest kernel spectrum.
     options.sort(key=lambda o: (o[0], o[1] if o[0] else o[2]))
-    return options[0][3]
+    best = options[0][3]
+    best.budget = budget
+    return best
 
 
 def _plan_for(input, weight, stride=1, padding=0, dilation=1, groups=1, memory_budget=None):

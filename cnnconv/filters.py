@@ -34,6 +34,13 @@ class _FixedFilter(nn.Module):
         self.border = check_border(border)
         self.method = CF._check_method(method)
 
+    def _set_buffer(self, name: str, value: torch.Tensor) -> None:
+        """Refill a kernel buffer, keeping the device and dtype it was moved to."""
+        old = getattr(self, name, None)
+        if isinstance(old, torch.Tensor):
+            value = value.to(device=old.device, dtype=old.dtype)
+        setattr(self, name, value)
+
     def _common_repr(self) -> str:
         return f"border={self.border!r}, mode={self.mode!r}, method={self.method!r}"
 
@@ -80,7 +87,7 @@ class Filter2d(_FixedFilter):
         # The kernel is fixed: find its structure once, here, instead of at every call.
         factors = K.separable_factors(kernel) if method in ("auto", "separable") else None
         self._method = method
-        if method == "auto" and CF._box_scale(kernel) is not None and kernel.shape[-1] * kernel.shape[-2] > 9:
+        if method == "auto" and CF._box_scale(kernel) is not None and CF._use_box(*kernel.shape[-2:]):
             self._method, factors = "box", None
         self.register_buffer("ky", None if factors is None else factors[0], persistent=False)
         self.register_buffer("kx", None if factors is None else factors[1], persistent=False)
@@ -123,13 +130,12 @@ class BoxBlur(_FixedFilter):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self.kernel = K.box(self.kernel_size, normalized=self.normalized)
+        self._set_buffer("kernel", K.box(self.kernel_size, normalized=self.normalized))
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        method = self.method
-        if method == "auto" and self.kernel_size[0] * self.kernel_size[1] > 9:
-            method = "box"  # what auto picks for a box; decided here so compiled graphs need no check
-        return CF.filter2d(input, self.kernel, self.mode, self.border, method=method)
+        # Decided from the size alone, so compiled graphs need no checks of kernel values.
+        method, factors = CF._box_plan(self.kernel, self.normalized, self.method)
+        return CF.filter2d(input, self.kernel, self.mode, self.border, method=method, factors=factors)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, normalized={self.normalized}, {self._common_repr()}"
@@ -169,8 +175,8 @@ class GaussianBlur(_FixedFilter):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self.ky = K.gaussian1d(self.sigma[0], self.kernel_size[0])
-        self.kx = K.gaussian1d(self.sigma[1], self.kernel_size[1])
+        self._set_buffer("ky", K.gaussian1d(self.sigma[0], self.kernel_size[0]))
+        self._set_buffer("kx", K.gaussian1d(self.sigma[1], self.kernel_size[1]))
 
     @property
     def kernel(self) -> torch.Tensor:
@@ -197,7 +203,9 @@ class _Gradient(_FixedFilter):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self.smooth, self.diff = CF._derivative_factors(self._operator, self.normalized, torch.get_default_dtype(), None)
+        smooth, diff = CF._derivative_factors(self._operator, self.normalized, torch.get_default_dtype(), None)
+        self._set_buffer("smooth", smooth)
+        self._set_buffer("diff", diff)
 
     @property
     def kernel_x(self) -> torch.Tensor:
@@ -281,7 +289,7 @@ class Laplacian(_FixedFilter):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self.kernel = K.laplacian(self.neighbours, normalized=self.normalized)
+        self._set_buffer("kernel", K.laplacian(self.neighbours, normalized=self.normalized))
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return CF.filter2d(input, self.kernel, self.mode, self.border, method=self.method)
@@ -313,7 +321,7 @@ class Sharpen(_FixedFilter):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self.kernel = K.sharpen()
+        self._set_buffer("kernel", K.sharpen())
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return CF.filter2d(input, self.kernel, self.mode, self.border, method=self.method)

@@ -150,7 +150,53 @@ def _fold(x: torch.Tensor) -> torch.Tensor:
     the batch as a channel fills them.
     """
     b, c, h, w = x.shape
-    return x.reshape(1, b * c, h, w).contiguous(memory_format=torch.channels_last)
+    y = x.reshape(1, b * c, h, w)
+    if y.stride(1) == 1 and y.stride(3) == b * c and y.stride(2) == w * b * c:
+        return y.as_strided(y.shape, (h * w * b * c, 1, w * b * c, b * c))  # already folded
+    return y.contiguous(memory_format=torch.channels_last)
+
+
+def _fill_border(buf: torch.Tensor, dim: int, before: int, after: int, n: int, border: str) -> None:
+    """Fill the ``before``/``after`` margins of ``buf`` along ``dim`` from its interior of
+    length ``n`` (which starts at ``before``), in place."""
+    if before == 0 and after == 0:
+        return
+    lo = buf.narrow(dim, 0, before)
+    hi = buf.narrow(dim, before + n, after)
+    if border == "zeros":
+        lo.zero_()
+        hi.zero_()
+    elif border == "replicate":
+        lo.copy_(buf.narrow(dim, before, 1).expand_as(lo))
+        hi.copy_(buf.narrow(dim, before + n - 1, 1).expand_as(hi))
+    elif border == "reflect":
+        lo.copy_(buf.narrow(dim, before + 1, before).flip(dim))
+        hi.copy_(buf.narrow(dim, before + n - 1 - after, after).flip(dim))
+    else:  # circular
+        lo.copy_(buf.narrow(dim, before + n - before, before))
+        hi.copy_(buf.narrow(dim, before, after))
+
+
+def _fold_pad(x: torch.Tensor, pads, border: str) -> torch.Tensor:
+    """``_fold(pad(x, pads, border))`` in one copy: the planes are written straight into the
+    interior of a channels_last buffer whose margins are then filled from it."""
+    b, c, h, w = x.shape
+    top, bottom, left, right = pads
+    small = {
+        "zeros": True,
+        "replicate": True,
+        "reflect": max(top, bottom) < h and max(left, right) < w,
+        "circular": max(top, bottom) <= h and max(left, right) <= w,
+    }[border]
+    if not small or (torch.is_grad_enabled() and x.requires_grad) or x.numel() == 0:
+        return _fold(pad(x, pads, border))
+    buf = torch.empty(
+        (1, b * c, h + top + bottom, w + left + right), dtype=x.dtype, device=x.device, memory_format=torch.channels_last
+    )
+    buf[:, :, top : top + h, left : left + w].copy_(x.reshape(1, b * c, h, w))
+    _fill_border(buf.narrow(2, top, h), 3, left, right, w, border)  # columns of the interior rows
+    _fill_border(buf, 2, top, bottom, h, border)  # then whole rows, corners included
+    return buf
 
 
 def _plane_weight(kernel: torch.Tensor, b: int, c: int) -> torch.Tensor:
@@ -239,8 +285,16 @@ def _window_sums(y: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     first = y.narrow(dim, 0, k).sum(dim, keepdim=True)
     if n == k:
         return first
-    diff = y.narrow(dim, k, n - k) - y.narrow(dim, 0, n - k)
-    return torch.cat((first, diff), dim).cumsum(dim)
+    if torch.is_grad_enabled() and y.requires_grad:
+        diff = y.narrow(dim, k, n - k) - y.narrow(dim, 0, n - k)
+        return torch.cat((first, diff), dim).cumsum(dim)
+    # Same computation without the concatenation copy.
+    shape = list(y.shape)
+    shape[dim] = n - k + 1
+    out = torch.empty(shape, dtype=y.dtype, device=y.device)
+    out.narrow(dim, 0, 1).copy_(first)
+    torch.sub(y.narrow(dim, k, n - k), y.narrow(dim, 0, n - k), out=out.narrow(dim, 1, n - k))
+    return out.cumsum_(dim)
 
 
 def _box_valid(x: torch.Tensor, kh: int, kw: int, scale: torch.Tensor) -> torch.Tensor:
@@ -282,8 +336,17 @@ def _box_scale(kernel: torch.Tensor):
     return kernel.detach().reshape(flat.shape)[:, 0] if kernel.ndim == 3 else kernel.detach().reshape(-1)[0]
 
 
+# Box windows at least this long (on either axis) use running sums; shorter ones are cheaper
+# as two 1-D convolutions.
+_BOX_MIN_LENGTH = 17
+
+
+def _use_box(kh: int, kw: int) -> bool:
+    return max(kh, kw) >= _BOX_MIN_LENGTH
+
+
 def _own_rule(kh: int, kw: int, box: bool, separable: bool) -> str:
-    if box and kh * kw > 9:
+    if box and _use_box(kh, kw):
         return "box"
     if separable and kh > 1 and kw > 1:
         return "separable"
@@ -298,7 +361,7 @@ def _own_rule(kh: int, kw: int, box: bool, separable: bool) -> str:
 
 def _choose(x4, kernel_shape, channels, box, separable, mode) -> str:
     kh, kw = kernel_shape
-    if box and kh * kw > 9:
+    if box and _use_box(kh, kw):
         return "box"
     if torch.compiler.is_compiling():  # keep traced graphs free of the planner's Python
         return _own_rule(kh, kw, box, separable)
@@ -338,13 +401,14 @@ def filter2d(
 ) -> torch.Tensor:
     """Depthwise 2-D correlation with a border mode: the dispatch every filter goes through.
 
-    Methods: ``"direct"`` (depthwise ``F.conv2d`` in channels_last), ``"separable"`` (two 1-D
-    passes; needs a rank-1 kernel or ``factors``), ``"box"`` (cumulative sums; needs a constant
-    kernel), ``"fft"`` (:func:`cnnconv.fft.fft_conv2d`), or ``"auto"``: box for constant
-    kernels, separable for rank-1 kernels, otherwise the planner's choice
-    (:func:`cnnconv.planner.choose_method`) or, without it, direct for small and FFT for large
-    kernels. Kernels that require grad are applied as given (direct or FFT) so the gradient
-    reaches them.
+    Methods: ``"direct"`` (depthwise ``F.conv2d`` over every plane of the batch as one
+    channels_last image), ``"separable"`` (two 1-D passes; needs a rank-1 kernel or
+    ``factors``), ``"box"`` (running sums, cost independent of the window; needs a constant
+    kernel), ``"fft"`` (:func:`cnnconv.fft.fft_conv2d` on the border-padded input), or
+    ``"auto"``: box for constant kernels at least 17 taps long, otherwise the planner's choice
+    (:func:`cnnconv.planner.choose_method`, told whether the kernel is rank 1) or, without the
+    planner, separable for rank-1 kernels, direct for small and FFT for large ones. Kernels
+    that require grad are applied as given (direct or FFT) so the gradient reaches them.
 
     Args:
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)`` floating point tensor.
@@ -429,7 +493,10 @@ def filter2d(
         else:
             method = _choose(x4, (kh, kw), c, box_scale is not None, factors is not None, mode)
 
-    xp = pad(x4, pads, border)
+    if method == "direct" or (method == "separable" and b * c >= _FOLD_MIN_PLANES):
+        xp = _unfold(_fold_pad(x4, pads, border), b, c)
+    else:
+        xp = pad(x4, pads, border)
     if method == "box":
         out = _box_valid(xp, kh, kw, box_scale)
     elif method == "separable":
@@ -718,7 +785,22 @@ def box_blur2d(
     _check_input(input)
     kh, kw = _positive_size(kernel_size, "kernel_size")
     k = K.box((kh, kw), normalized=normalized, dtype=input.dtype, device=input.device)
-    return filter2d(input, k, mode, border, method=method)
+    method, factors = _box_plan(k, normalized, method)
+    return filter2d(input, k, mode, border, method=method, factors=factors)
+
+
+def _box_plan(kernel: torch.Tensor, normalized: bool, method: str):
+    """``(method, factors)`` for a box kernel: what ``auto`` would pick, decided from the size
+    alone (running sums for long windows, two 1-D passes otherwise)."""
+    _check_method(method)
+    kh, kw = kernel.shape[-2:]
+    if method == "auto":
+        method = "box" if _use_box(kh, kw) else "separable"
+    if method != "separable":
+        return method, None
+    scale = 1.0 / (kh * kw) if normalized else 1.0
+    ky = torch.full((kh,), scale, dtype=kernel.dtype, device=kernel.device)
+    return method, (ky, torch.ones(kw, dtype=kernel.dtype, device=kernel.device))
 
 
 def gaussian_blur2d(
@@ -816,8 +898,10 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
     eps = _check_eps(eps)
     _check_method(method)
     gx = gy = None
+    fresh = False
     if output not in ("x", "y") and method in ("auto", "direct") and _small_pair_ok(input, smooth, diff, mode, border):
         gx, gy = _direct_pair(input, smooth, diff, mode, border)
+        fresh = not (torch.is_grad_enabled() and input.requires_grad)
     else:
         if output != "y":
             gx = filter2d(input, None, mode, border, method=method, factors=(smooth, diff))
@@ -839,6 +923,8 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
         value = torch.hypot(gx, gy) if output == "magnitude" else torch.atan2(gy, gx)
         return torch.where(flat, torch.zeros_like(value), value)
     if output == "magnitude":
+        if fresh:  # no autograd, gx and gy are ours: sqrt(gx^2 + gy^2) in place, no allocation
+            return gx.square_().addcmul_(gy, gy).sqrt_()
         return torch.hypot(gx, gy)
     return torch.atan2(gy, gx)
 
@@ -865,7 +951,7 @@ def _direct_pair(input, smooth, diff, mode, border):
     smooth = smooth.to(dtype=x4.dtype, device=x4.device)
     diff = diff.to(dtype=x4.dtype, device=x4.device)
     k = smooth.shape[0]
-    folded = _fold(pad(x4, output_padding(k, mode, anchor="scipy"), border))
+    folded = _fold_pad(x4, output_padding(k, mode, anchor="scipy"), border)
     outs = []
     for kernel in (torch.outer(smooth, diff), torch.outer(diff, smooth)):
         y = F.conv2d(folded, _plane_weight(kernel, b, c), groups=b * c)

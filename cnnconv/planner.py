@@ -16,8 +16,11 @@ dilation spreading ``k`` to ``kd``), output ``(B, Cout, *O)`` after stride:
   * P_f + t0_fft``, where ``P = prod(N)`` is the transform size (5-smooth lengths covering the
   padded input, or overlap-save tiles when memory demands), ``P_f = P / N_last * (N_last/2 + 1)``
   the number of complex frequencies, and ``c_mix`` is ``c_matmul`` (batched complex matrix
-  products) or ``c_elementwise`` (depthwise). The FFT computes every output position and then
-  subsamples for stride, which this counts.
+  products, times ``1 + m0 / B`` because products with few rows per frequency run below the
+  peak rate) or ``c_elementwise`` (depthwise). The FFT computes every output position and then
+  subsamples for stride, which this counts. ``P`` and the batch are those of the plan the
+  engine would run: for a large image with a dense layer, overlap-save tiles (batch = images x
+  tiles) are usually cheaper than one image-sized transform.
 
 :func:`calibrate` times each term on the running machine, fits the constants (the median of
 measured time over operation count for each term), and stores them as JSON in
@@ -28,7 +31,7 @@ temporary file and renamed). Without a calibration file the defaults below, meas
 Example:
     >>> choose_method((1, 3, 512, 512), (3, 1, 31, 31), groups=3)
     'fft'
-    >>> choose_method((1, 3, 512, 512), (3, 1, 3, 3), groups=3)
+    >>> choose_method((1, 16, 64, 64), (16, 16, 3, 3))
     'direct'
 """
 
@@ -61,18 +64,22 @@ METHODS = ("direct", "separable", "fft")
 #: Seconds per unit of work, per device type. ``direct_*`` are tables ``[[K, c], ...]`` over the
 #: kernel volume K.
 DEFAULT_CONSTANTS: dict[str, dict] = {
+    # From the baselines of a 2-core AVX-512 CPU (oneDNN direct, pocketfft/MKL FFT). NCHW
+    # depthwise F.conv2d is slow per multiply-add except around 15x15 kernels.
     "cpu": {
-        "fft": 1.0e-9,
-        "matmul": 1.0e-9,
-        "elementwise": 2.0e-9,
-        "t0_fft": 1.0e-4,
+        "fft": 2.0e-10,
+        "matmul": 3.0e-10,
+        "matmul_m0": 4.0,
+        "elementwise": 1.0e-9,
+        "t0_fft": 3.0e-4,
         "t0_direct": 2.0e-5,
-        "direct_dense": [[1, 2e-10], [9, 1e-10], [225, 1e-10], [961, 1e-10], [3969, 1e-10]],
-        "direct_depthwise": [[1, 1e-9], [9, 1e-10], [225, 2e-10], [961, 2.6e-9], [3969, 2.6e-9]],
+        "direct_dense": [[1, 2e-10], [9, 1.2e-10], [225, 1.1e-10], [961, 1.1e-10], [3969, 1.1e-10]],
+        "direct_depthwise": [[1, 2e-9], [9, 2.2e-9], [225, 4e-10], [961, 2.6e-9], [3969, 2.8e-9]],
     },
     "cuda": {
         "fft": 2.0e-12,
         "matmul": 2.0e-12,
+        "matmul_m0": 4.0,
         "elementwise": 4.0e-12,
         "t0_fft": 1.0e-4,
         "t0_direct": 2.0e-5,
@@ -127,7 +134,10 @@ def fft_cost(batch, cin, cout, cin_g, n: Sequence[int], consts: dict | None = No
     P = math.prod(n)
     Pf = P // n[-1] * (n[-1] // 2 + 1)
     transforms = (batch * cin + batch * cout + cout * cin_g) * P * math.log2(max(P, 2))
-    mix = c["elementwise"] if cin_g == 1 else c["matmul"]
+    if cin_g == 1:
+        mix = c["elementwise"]
+    else:  # small batched products (M = batch rows per frequency) run below the peak rate
+        mix = c["matmul"] * (1.0 + c.get("matmul_m0", 4.0) / max(batch, 1))
     return c["fft"] * transforms + mix * batch * cout * cin_g * Pf + c["t0_fft"]
 
 
@@ -205,6 +215,11 @@ def estimate_costs(
         cout, cin_g, ks, groups = cin, 1, wshape, cin
     else:
         cout, cin_g, ks = wshape[0], wshape[1], wshape[2:]
+        if cin_g * groups != cin:
+            raise ValueError(
+                f"input_shape {input_shape!r} has {cin} channels but weight_shape "
+                f"{weight_shape!r} with groups={groups} expects {cin_g * groups}"
+            )
     stride = _tuple(stride, nd, "stride")
     dilation = _tuple(dilation, nd, "dilation")
     kd = tuple(d * (k - 1) + 1 for k, d in zip(ks, dilation))
@@ -294,6 +309,17 @@ def _time(fn, repeat: int) -> float:
     return best
 
 
+def _median3(table):
+    """Median of each point and its neighbours: one timing disturbed by other load cannot bend
+    the table."""
+    vals = [c for _, c in table]
+    out = []
+    for i, (k, c) in enumerate(table):
+        win = sorted(vals[max(0, i - 1):i + 2])
+        out.append([k, win[len(win) // 2]])
+    return out
+
+
 def calibrate(path=None, quick: bool = False, device=None) -> dict:
     """Fit the cost-model constants on this machine and store them as JSON.
 
@@ -317,7 +343,7 @@ def calibrate(path=None, quick: bool = False, device=None) -> dict:
 
     dev = torch.device(device) if device is not None else torch.device("cpu")
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    repeat = 2 if quick else 4
+    repeat = 3 if quick else 6
     g = torch.Generator(device="cpu").manual_seed(0)
 
     def rand(*shape):
@@ -331,11 +357,14 @@ def calibrate(path=None, quick: bool = False, device=None) -> dict:
         return _time(run, repeat)
 
     consts = dict(DEFAULT_CONSTANTS.get(dev.type, DEFAULT_CONSTANTS["cpu"]))
+    from cnnconv.fft import _irfftn, _rfftn
+
     fft_sizes = [(4, 8, 64), (2, 4, 256)] if quick else [(8, 8, 64), (4, 4, 256), (1, 4, 512)]
     per = []
     for b, c, n in fft_sizes:
         x = rand(b, c, n, n)
-        t = timed(lambda: torch.fft.irfftn(torch.fft.rfftn(x, dim=(-2, -1)), s=(n, n)))
+        with torch.no_grad():
+            t = timed(lambda: _irfftn(_rfftn(x, (n, n)), (n, n)))
         per.append(t / (2 * b * c * n * n * math.log2(n * n)))
     consts["fft"] = sorted(per)[len(per) // 2]
 
@@ -344,7 +373,7 @@ def calibrate(path=None, quick: bool = False, device=None) -> dict:
         X = torch.fft.rfftn(rand(b, c, n, n), dim=(-2, -1))
         W = _kernel_spectrum(rand(c, c, 3, 3), (n, n), 1)
         f = n * (n // 2 + 1)
-        per_mm.append(timed(lambda: _mix(X, W, 1)) / (b * c * c * f))
+        per_mm.append(timed(lambda: _mix(X, W, 1)) / (b * c * c * f) / (1 + consts['matmul_m0'] / b))
         Wd = _kernel_spectrum(rand(c, 1, 3, 3), (n, n), c)
         per_ew.append(timed(lambda: _mix(X, Wd, c)) / (b * c * f))
     consts["matmul"] = sorted(per_mm)[len(per_mm) // 2]
@@ -371,8 +400,8 @@ def calibrate(path=None, quick: bool = False, device=None) -> dict:
         w = rand(3, 1, k, k)
         t = timed(lambda: F.conv2d(x, w, groups=3))
         depth.append([k * k, max(t - consts["t0_direct"], t * 0.1) / (3 * size * size * k * k)])
-    consts["direct_dense"] = dense
-    consts["direct_depthwise"] = depth
+    consts["direct_dense"] = _median3(dense)
+    consts["direct_depthwise"] = _median3(depth)
 
     p = calibration_path(path)
     p.parent.mkdir(parents=True, exist_ok=True)

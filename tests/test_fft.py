@@ -71,10 +71,10 @@ def test_gradgradcheck_with_padding_mode():
     f = lambda a, c: fft_conv2d(a, c, padding=1, padding_mode="reflect")  # noqa: E731
     assert torch.autograd.gradgradcheck(f, (x, w))
     # the tiled path too
-    x = torch.randn(1, 1, 20, 18, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(1, 1, 70, 66, dtype=torch.float64, requires_grad=True)
     w = torch.randn(1, 1, 3, 3, dtype=torch.float64, requires_grad=True)
-    g = lambda a, c: fft_conv2d(a, c, padding=1, memory_budget=5000)  # noqa: E731
-    assert fft._plan_for(x, w, padding=1, memory_budget=5000)["tiled"]
+    g = lambda a, c: fft_conv2d(a, c, padding=1, memory_budget=75000)  # noqa: E731
+    assert fft._plan_for(x, w, padding=1, memory_budget=75000)["tiled"]
     assert torch.autograd.gradgradcheck(g, (x, w), fast_mode=True)
 
 

@@ -223,6 +223,34 @@ def test_cnnconv_command_lines_parse():
         assert parsed.command is not None, line
 
 
+def test_cnnconv_commands_run_on_the_readme_checkpoint(tmp_path, monkeypatch, capsys):
+    """The README's `cnnconv inspect edge.pt ...` lines work on the file its Python example saves."""
+    from cnnconv.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("CNNCONV_CACHE_DIR", str(tmp_path / "cache"))
+    (code,) = [code for _, code in PYTHON_BLOCKS if 'torch.save(conv.state_dict(), "edge.pt")' in code]
+    exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
+    # Only the read-only commands run here (`calibrate` would spend a minute timing the machine).
+    lines = [
+        line for line in SHELL_LINES
+        if re.match(r"cnnconv (inspect edge\.pt|kernels|--help)", line) and "<" not in line
+    ]
+    assert any("edge.pt" in line for line in lines)
+    for line in lines:
+        args = shlex.split(line)[1:]
+        capsys.readouterr()
+        try:
+            status = main(args)
+        except SystemExit as exc:  # --help exits through argparse
+            status = exc.code
+        out = capsys.readouterr().out
+        assert status == 0, f"{line!r} exited with {status}"
+        if args[:2] == ["inspect", "edge.pt"]:
+            assert "sobel_x" in out and "conv_flip" in out, line
+
+
 def test_benchmark_sections_exist():
     from experiments.bench_fft import SECTIONS
 
