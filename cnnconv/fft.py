@@ -489,27 +489,47 @@ def _chunks(plan: _Plan, batch: int):
                 yield b, b + 1, i0, min(t1, i0 + rows)
 
 
-def _padded_for_tiles(x, plan: _Plan):
-    nd = len(plan.n)
-    flat = []
-    for i in reversed(range(nd)):
-        need = plan.counts[i] * plan.tile_out[i] + plan.n[i] - plan.tile_out[i]
-        pb = plan.pads[i][0]
-        flat += [pb, need - x.shape[2 + i] - pb]
-    return F.pad(x, flat)
+def _padded_rows(t, start, length, before, total):
+    """Rows ``[start, start + length)`` along dim 2 of ``t`` zero-extended to ``total`` rows
+    (``before`` zeros precede row 0), without copying the rest of ``t``."""
+    r0, r1 = start - before, start - before + length
+    a, b = max(r0, 0), min(r1, t.shape[2])
+    part = t.narrow(2, a, max(0, b - a)) if b > a else t.narrow(2, 0, 0)
+    return part, (a - r0, r1 - max(b, a))
 
 
-def _tiles_of(xp, plan: _Plan, b0, b1, i0, i1):
-    """Input tiles (nb * ti * t2.., C, *n) of rows i0..i1 of images b0..b1."""
+def _tiles_of(x, plan: _Plan, b0, b1, i0, i1):
+    """Input tiles (nb * ti * t2.., C, *n) of tile rows i0..i1 of images b0..b1, cut from the
+    unpadded input with the zero padding added per chunk."""
     nd = len(plan.n)
     T, N = plan.tile_out, plan.n
-    v = xp[b0:b1].narrow(2, i0 * T[0], (i1 - i0 - 1) * T[0] + N[0])
+    rows = (i1 - i0 - 1) * T[0] + N[0]
+    part, (top, bottom) = _padded_rows(x[b0:b1], i0 * T[0], rows, plan.pads[0][0], None)
+    flat = []
+    for i in reversed(range(1, nd)):
+        need = plan.counts[i] * T[i] + N[i] - T[i]
+        pb = plan.pads[i][0]
+        flat += [pb, need - x.shape[2 + i] - pb]
+    flat += [top, bottom]
+    v = F.pad(part, flat)
     for i in range(nd):
         v = v.unfold(2 + i, N[i], T[i])
     # (nb, C, ti, t2.., N..) -> (nb, ti, t2.., C, N..)
     perm = [0] + list(range(2, 2 + nd)) + [1] + list(range(2 + nd, 2 + 2 * nd))
     v = v.permute(*perm)
-    return v.reshape(-1, xp.shape[1], *N)
+    return v.reshape(-1, x.shape[1], *N)
+
+
+def _grid_rows(gy, plan: _Plan, b0, b1, i0, i1):
+    """Rows of tiles i0..i1 of the output gradient, zero-extended to whole tiles."""
+    nd = len(plan.n)
+    T = plan.tile_out
+    part, (_, bottom) = _padded_rows(gy[b0:b1], i0 * T[0], (i1 - i0) * T[0], 0, None)
+    flat = []
+    for i in reversed(range(1, nd)):
+        flat += [0, plan.counts[i] * T[i] - gy.shape[2 + i]]
+    flat += [0, bottom]
+    return F.pad(part, flat)
 
 
 def _untile(yt, plan: _Plan, nb, ti):
@@ -574,13 +594,12 @@ def _run_forward(x, w, W, plan: _Plan, groups, keep_x, check):
     spectra = []
     chunks = list(_chunks(plan, batch))
     if plan.tiled:
-        xp = _padded_for_tiles(x, plan)
         grid = tuple(c * t for c, t in zip(plan.counts, plan.tile_out))
         y = x.new_empty(batch, cout, *grid)
     elif len(chunks) > 1:
         y = x.new_empty(batch, cout, *plan.out_len)
     for b0, b1, i0, i1 in chunks:
-        xc = _tiles_of(xp, plan, b0, b1, i0, i1) if plan.tiled else x[b0:b1]
+        xc = _tiles_of(x, plan, b0, b1, i0, i1) if plan.tiled else x[b0:b1]
         X = _rfftn(xc, n)
         if check:
             _check_finite(xc, X, nd)
@@ -609,11 +628,6 @@ def _run_backward(gy, x, w, spectra, W, plan: _Plan, groups, need_x, need_w):
     gx = gw = None
     chunks = list(_chunks(plan, batch))
     if plan.tiled:
-        grid = tuple(c * t for c, t in zip(plan.counts, plan.tile_out))
-        flat = []
-        for L, G in zip(reversed(plan.out_len), reversed(grid)):
-            flat += [0, G - L]
-        gy = F.pad(gy, flat)
         if need_x:
             gxp = x.new_zeros(
                 batch, x.shape[1], *(c * t + N - t for c, t, N in zip(plan.counts, plan.tile_out, n))
@@ -621,19 +635,16 @@ def _run_backward(gy, x, w, spectra, W, plan: _Plan, groups, need_x, need_w):
     elif need_x and len(chunks) > 1:
         gx = x.new_empty(x.shape)
     GW = None
-    xp = None
-    if need_w and not spectra and plan.tiled:
-        xp = _padded_for_tiles(x, plan)
     for idx, (b0, b1, i0, i1) in enumerate(chunks):
         if plan.tiled:
             T0 = plan.tile_out[0]
-            gyc = _tile(gy[b0:b1, :, i0 * T0:i1 * T0], plan, b1 - b0, i1 - i0)
+            gyc = _tile(_grid_rows(gy, plan, b0, b1, i0, i1), plan, b1 - b0, i1 - i0)
         else:
             gyc = gy[b0:b1]
         GY = _rfftn(gyc, n)
         if need_w:
             X = spectra[idx] if spectra else _rfftn(
-                _tiles_of(xp, plan, b0, b1, i0, i1) if plan.tiled else x[b0:b1], n)
+                _tiles_of(x, plan, b0, b1, i0, i1) if plan.tiled else x[b0:b1], n)
             GW = _mix_weight(X, GY, groups, cin_g, GW)
         if need_x:
             GX = _mix_transpose(GY, W, groups, cin_g)

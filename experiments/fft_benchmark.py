@@ -169,7 +169,7 @@ def run(cfg: FFTBenchmarkConfig, run: Run) -> dict:
             labels = [" / ".join(r[:min(col, 2)]) or str(j) for j, r in enumerate(rows)]
             path = run.dir / f"{name}_{re.sub(r'[^A-Za-z0-9]+', '_', header[col]).strip('_')}.png"
             _bar_chart(labels, values, header[col], title or name, path)
-            rep.image(path, f"{header[col]} ({title or name})", run.dir)
+            rep.image(path, f"{header[col]}, table {n}", run.dir)
     pngs = sorted(figures.glob("*.png")) if figures.is_dir() else []
     if pngs:
         rep.section("Figures")
