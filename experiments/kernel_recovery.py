@@ -183,10 +183,11 @@ def run(cfg: KernelRecoveryConfig, run: Run) -> dict:
                     lbfgs.zero_grad()
                     loss = F.mse_loss(model(x), y)
                     loss.backward()
-                    return loss
+                    # Every rank must see the same loss, or their line searches diverge.
+                    return loss.detach().new_tensor(run.mean_across_ranks(loss))
 
                 loss = lbfgs.step(closure)
-                return {"loss": run.mean_across_ranks(loss)}
+                return {"loss": float(loss)}
 
             res_l = run.fit(model, lbfgs, lbfgs_step, steps=cfg.lbfgs_steps,
                             tag=tag + "_lbfgs", checkpoint_every=cfg.checkpoint_every,

@@ -151,10 +151,11 @@ def train_one(run: Run, layer: nn.Module, batches, tag: str, true: torch.Tensor,
             opt.zero_grad()
             loss = F.mse_loss(model(x), y)
             loss.backward()
-            return loss
+            # Every rank must see the same loss, or their line searches diverge.
+            return loss.detach().new_tensor(run.mean_across_ranks(loss))
 
         loss = opt.step(closure)
-        return {"loss": run.mean_across_ranks(loss)}
+        return {"loss": float(loss)}
 
     def eval_fn(step):
         return {"rel_error": recovery(layer.weight, true)}

@@ -83,3 +83,24 @@ def test_two_cpu_processes_match_one(tmp_path):
                                rtol=1e-5, atol=1e-7)
     # Training really moved the weights (the comparison is not of two initialisations).
     assert m_one["loss"][1][-1] < 0.5 * m_one["loss"][1][0]
+
+
+def test_kernel_recovery_under_torchrun(tmp_path):
+    # L-BFGS under DDP needs the same loss on every rank (else the line searches diverge and
+    # the collectives deadlock or abort): the experiment must run and still recover Sobel.
+    out = tmp_path / "runs"
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "experiments.kernel_recovery", "--out", str(out), "--name", "two", "--device",
+         "cpu", "--quiet", "--set", "kernel_sizes=[3]", "--set", "datasets=[noise]",
+         "--set", "adam_steps=10", "--set", "lbfgs_steps=2", "--set", "batch_size=8",
+         "--set", "crop=24"],
+        cwd=Path(__file__).resolve().parents[1], env=_env(), capture_output=True, text=True,
+        timeout=120)
+    assert two.returncode == 0, two.stderr[-3000:]
+    run_dir = out / "kernel_recovery" / "two"
+    w = torch.load(run_dir / "checkpoints" / "noise_k3_lbfgs.pt", weights_only=True)["model"]
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+    torch.testing.assert_close(w["weight"][:, 0], torch.stack([sobel, sobel.T]), rtol=0,
+                               atol=1e-4)
+    assert (run_dir / "report.md").is_file()
