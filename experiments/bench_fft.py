@@ -46,17 +46,20 @@ SECTIONS = ("seed", "sweep1d", "sweep2d", "cases2d", "memory", "auto")
 
 
 def timeit(fn, repeat: int = 3, budget: float = 5.0) -> float:
-    """Best wall time of ``repeat`` calls (fewer when one call takes more than ``budget``)."""
+    """Best wall time of at least ``repeat`` calls (more for fast calls, up to about 0.3 s of
+    timing, so that short cases are not at the mercy of one interruption; only one call when
+    it takes more than ``budget / 2``)."""
     t0 = time.perf_counter()
     fn()
     first = time.perf_counter() - t0
     if first * 2 > budget:
         return first
-    best = first
-    for _ in range(repeat):
+    best, spent, count = first, first, 0
+    while count < repeat or (spent < 0.3 and count < 50):
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        dt = time.perf_counter() - t0
+        best, spent, count = min(best, dt), spent + dt, count + 1
     return best
 
 
