@@ -1099,7 +1099,8 @@ def _resume_dir(path: str) -> Path:
 
 
 def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], Any],
-                    argv: Sequence[str] | None = None, *, description: str | None = None) -> Path:
+                    argv: Sequence[str] | None = None, *, description: str | None = None,
+                    finished_marker: str | None = "report.md") -> Path:
     """The standard command line of a cnnconv experiment.
 
     Options: ``--config FILE``, ``--set key=value`` (repeatable), ``--out ROOT`` (default
@@ -1115,6 +1116,9 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
         run_fn: ``run_fn(cfg, run)``.
         argv: Arguments (default ``sys.argv[1:]``).
         description: ``--help`` text (default: ``run_fn``'s module docstring).
+        finished_marker: File whose presence marks a finished run: ``--resume`` on such a run
+            reports it and returns without touching it. ``None`` for experiments that handle
+            resuming a finished run themselves.
 
     Returns:
         The run folder.
@@ -1151,6 +1155,12 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
                              "drop --config/--set")
             run_dir = _resume_dir(args.resume)
             cfg = load_config(config_cls, run_dir / "config.yaml")
+            if finished_marker and (run_dir / finished_marker).is_file():
+                # A finished run has nothing to continue; rerunning its last steps would try to
+                # write result files that already exist (they are never overwritten).
+                print(f"{name}: {run_dir} already finished; its report is "
+                      f"{run_dir / finished_marker}. Nothing to resume.")
+                return run_dir
         else:
             cfg = load_config(config_cls, args.config, args.overrides)
     except (ValueError, TypeError, FileNotFoundError) as exc:

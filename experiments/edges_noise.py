@@ -1195,7 +1195,7 @@ def _run_all(cfg: EdgesNoiseConfig, run: Run) -> dict:
 
 def main(argv=None, *, name: str = "edges_noise", config_cls=EdgesNoiseConfig) -> Path:
     """Command line: ``python -m experiments.edges_noise --config configs/edges_noise.yaml``."""
-    return experiment_main(name, config_cls, run_experiment, argv)
+    return experiment_main(name, config_cls, run_experiment, argv, finished_marker=None)
 
 
 if __name__ == "__main__":

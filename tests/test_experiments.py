@@ -100,6 +100,11 @@ def test_kernel_recovery_smoke(tmp_path):
     assert final < 1e-3 < errors[0]
     assert metrics["noise_k5_lbfgs"]["outer_energy"][1][-1] < 1e-3
 
+    # Resuming the finished run leaves every file as it was and says so.
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert kernel_recovery.main(["--resume", str(run_dir), "--quiet", "--device", "cpu"]) == run_dir
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
 
 def test_motion_kernel_is_a_normalised_streak():
     k = large_kernels.motion_kernel(15, 10.0, 0.0)
