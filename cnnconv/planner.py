@@ -5,12 +5,15 @@ is a count of elementary operations times a constant measured on the machine, an
 estimate wins. For an input ``(B, Cin, *S)``, weight ``(Cout, Cin/g, *k)`` (``g`` groups, spatial
 dilation spreading ``k`` to ``kd``), output ``(B, Cout, *O)`` after stride:
 
-* **direct**: ``t = c_direct(kind, K) * (1 + ch0 / (Cin * Cout)) * B * Cout * (Cin/g) *
-  prod(O) * prod(k) + t0_direct`` (``ch0`` is a hook for a channel-count penalty; 0 by default, as it did not fit well),
-  multiply-adds of the (strided) output. ``kind`` is ``dense`` or ``depthwise`` (one input
-  channel per group); ``c_direct`` is a table over the kernel volume ``K = prod(k)``,
-  interpolated in ``log K``, because oneDNN switches algorithms with the kernel size (a 31x31
-  depthwise kernel costs ten times more per multiply-add than a 15x15 one).
+* **direct**: ``t = c_direct(kind, K, Cin/g * Cout) * (1 + ch0 / (Cin * Cout)) * B * Cout *
+  (Cin/g) * prod(O) * prod(k) + t0_direct`` (``ch0`` is a hook for a channel-count penalty; 0
+  by default), multiply-adds of the (strided) output. ``kind`` is ``dense`` or ``depthwise``
+  (one input channel per group, more than one channel); ``c_direct`` is a table over the kernel
+  volume ``K = prod(k)``, interpolated in ``log K``, because oneDNN switches algorithms with the
+  kernel size (a 31x31 depthwise kernel costs ten times more per multiply-add than a 15x15
+  one). For dense layers (and a single channel) there is one such table per channel product
+  ``Cin/g * Cout`` (1, 16, 256, 4096), interpolated in its logarithm too: per multiply-add a
+  one-channel convolution is about a hundred times slower than a 64->64 one.
 * **separable** (rank-1 kernels, depthwise): ``t = c_direct(depthwise, k) * B * C * prod(O') *
   sum(k)``: two 1-D passes.
 * **fft**: ``t = c_fft * (B*Cin + B*Cout + Cout*Cin/g) * P * log2(P) + c_mix * B * Cout * (Cin/g)
@@ -22,6 +25,11 @@ dilation spreading ``k`` to ``kd``), output ``(B, Cout, *O)`` after stride:
   subsamples for stride, which this counts. ``P`` and the batch are those of the plan the
   engine would run: for a large image with a dense layer, overlap-save tiles (batch = images x
   tiles) are usually cheaper than one image-sized transform.
+
+:func:`choose_method` returns the cheapest estimate, except that it keeps ``"direct"`` unless
+another method is estimated to be more than :data:`DIRECT_MARGIN` (1.2) times faster: if the
+estimates are right, direct is then within 1.2x of the best anyway, and near the crossover,
+where the estimates are least reliable, direct has no transform start-up and no NaN spreading.
 
 :func:`calibrate` times each term on the running machine, fits the constants (the median of
 measured time over operation count for each term), and stores them as JSON in
@@ -54,6 +62,7 @@ __all__ = [
     "calibrate",
     "calibration_path",
     "choose_method",
+    "DIRECT_MARGIN",
     "direct_cost",
     "estimate_costs",
     "fft_cost",
@@ -61,6 +70,10 @@ __all__ = [
 ]
 
 METHODS = ("direct", "separable", "fft")
+
+#: :func:`choose_method` keeps ``"direct"`` unless another method's estimate is this many times
+#: smaller: when the estimates are right, direct is then within this factor of the best anyway.
+DIRECT_MARGIN = 1.2
 
 #: Seconds per unit of work, per device type. ``direct_*`` are tables ``[[K, c], ...]`` over the
 #: kernel volume K.
@@ -72,11 +85,23 @@ DEFAULT_CONSTANTS: dict[str, dict] = {
         "matmul": 6.0e-10,
         "matmul_m0": 4.0,
         "elementwise": 1.0e-9,
-        "t0_fft": 3.0e-4,
+        "t0_fft": 5.0e-4,
         "t0_direct": 2.0e-5,
         "direct_dense": [[1, 1.3e-10], [9, 3e-11], [81, 1e-10], [225, 1.1e-10], [961, 1.1e-10],
                          [3969, 1.1e-10]],
         "direct_ch0": 0.0,
+        # Dense rate tables by channel product Cin/g * Cout (oneDNN is ~100x less efficient per
+        # multiply-add with one channel than with 64x64).
+        "direct_dense_by_ch": [
+            [1, [[1, 1e-9], [9, 7e-10], [25, 4.5e-10], [81, 4.4e-9], [225, 3.9e-9], [961, 2.9e-9],
+                 [3969, 2.9e-9]]],
+            [16, [[1, 1.2e-10], [9, 1e-10], [25, 1e-10], [81, 1.6e-10], [225, 1e-10],
+                  [961, 8e-11], [3969, 8e-11]]],
+            [256, [[1, 1.1e-10], [9, 2.4e-11], [25, 1.8e-11], [81, 3e-11], [225, 3e-11],
+                   [961, 2.8e-11], [3969, 2.8e-11]]],
+            [4096, [[1, 2e-11], [9, 1.8e-11], [25, 1.5e-11], [81, 2.2e-11], [225, 1.6e-11],
+                    [961, 1.9e-11], [3969, 1.9e-11]]],
+        ],
         "direct_depthwise": [[1, 5e-10], [9, 2e-10], [81, 6e-11], [225, 2e-10], [961, 1.5e-9],
                              [3969, 2.8e-9]],
     },
@@ -150,9 +175,14 @@ def direct_cost(batch, cout, cin_g, out_size, kernel, consts: dict | None = None
     """Estimated seconds of the direct convolution (see module docs)."""
     c = consts if consts is not None else load_constants("cpu")
     K = math.prod(kernel)
-    table = c["direct_depthwise"] if cin_g == 1 else c["direct_dense"]
     macs = batch * cout * cin_g * math.prod(out_size) * K
-    rate = _interp(table, K)
+    by_ch = c.get("direct_dense_by_ch")
+    if cin_g == 1 and ((cin or cin_g) > 1 or cout > 1 or not by_ch):
+        rate = _interp(c["direct_depthwise"], K)
+    elif by_ch:  # dense (or a single channel): interpolate the tables in log(Cin/g * Cout)
+        rate = _interp([[p, _interp(t, K)] for p, t in by_ch], cin_g * cout)
+    else:
+        rate = _interp(c["direct_dense"], K)
     # layers with few channels run far below the many-channel rate
     rate *= 1.0 + c.get("direct_ch0", 0.0) / ((cin or cin_g) * cout)
     return rate * macs + c["t0_direct"]
@@ -299,7 +329,13 @@ def choose_method(
         full=full,
         padding=padding,
     )
-    return min(costs, key=costs.get)
+    best = min(costs, key=costs.get)
+    # Near the crossover the estimates are least reliable and direct is the safer choice (no
+    # transform start-up, exact, no NaN spreading): it is kept unless another method is
+    # estimated to be more than DIRECT_MARGIN times faster.
+    if costs["direct"] <= DIRECT_MARGIN * costs[best]:
+        return "direct"
+    return best
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,7 +418,8 @@ def calibrate(path=None, quick: bool = False, device=None) -> dict:
         X = torch.fft.rfftn(rand(b, c, n, n), dim=(-2, -1))
         W = _kernel_spectrum(rand(c, c, 3, 3), (n, n), 1)
         f = n * (n // 2 + 1)
-        per_mm.append(timed(lambda: _mix(X, W, 1)) / (b * c * c * f) / (1 + consts['matmul_m0'] / b))
+        rows = 1 + consts["matmul_m0"] / b
+        per_mm.append(timed(lambda: _mix(X, W, 1)) / (b * c * c * f) / rows)
         Wd = _kernel_spectrum(rand(c, 1, 3, 3), (n, n), c)
         per_ew.append(timed(lambda: _mix(X, Wd, c)) / (b * c * f))
     consts["matmul"] = sorted(per_mm)[len(per_mm) // 2]
@@ -412,6 +449,20 @@ def calibrate(path=None, quick: bool = False, device=None) -> dict:
         depth.append([k * k, max(t - consts["t0_direct"], t * 0.1) / (3 * size * size * k * k)])
     consts["direct_dense"] = _median3(dense)
     consts["direct_depthwise"] = _median3(depth)
+
+    # Dense rate by channel product: few channels run far below the many-channel rate.
+    by_ch = []
+    for c in (1, 4, 16, 64):
+        size = 24 if quick else 40
+        table = []
+        for k in (ks if c < 64 else [k for k in ks if k <= 31]):
+            x = rand(1, c, size + k - 1, size + k - 1)
+            w = rand(c, c, k, k)
+            t = timed(lambda: F.conv2d(x, w))
+            macs = c * c * size * size * k * k
+            table.append([k * k, max(t - consts["t0_direct"], t * 0.1) / macs])
+        by_ch.append([c * c, _median3(table)])
+    consts["direct_dense_by_ch"] = by_ch
 
     # End-to-end check of the FFT terms: the engine's copies and layout changes are not in the
     # component timings, so scale the FFT constants by measured / modelled time of whole calls.

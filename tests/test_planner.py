@@ -53,6 +53,8 @@ def test_calibrate_writes_json_atomically_and_is_used(tmp_path, monkeypatch):
     data = json.loads(path.read_text())
     assert data["cpu"]["fft"] == consts["fft"] > 0
     assert all(c > 0 for _, c in consts["direct_dense"])
+    assert [p for p, _ in consts["direct_dense_by_ch"]] == [1, 16, 256, 4096]
+    assert all(c > 0 for _, table in consts["direct_dense_by_ch"] for _, c in table)
     assert not [p for p in tmp_path.iterdir() if p.name != "calibration.json"]  # no temp left
     assert planner.load_constants("cpu") == data["cpu"]
     # The fitted model still makes the obvious choices.
@@ -71,5 +73,35 @@ def test_defaults_without_calibration(tmp_path, monkeypatch):
 
 def test_cost_model_fft_matches_tiled_plan():
     costs = planner.estimate_costs((1, 64, 1024, 1024), (64, 64, 31, 31))
-    assert costs["fft"] < costs["direct"] / 20
-    assert planner.choose_method((1, 64, 1024, 1024), (64, 64, 31, 31), dtype=torch.float64) == "fft"
+    assert costs["fft"] < costs["direct"] / 10
+    big = planner.choose_method((1, 64, 1024, 1024), (64, 64, 31, 31), dtype=torch.float64)
+    assert big == "fft"
+
+
+def test_direct_rate_depends_on_channel_count():
+    # per multiply-add, one channel runs far below a 64->64 layer (oneDNN's known behaviour)
+    consts = planner.DEFAULT_CONSTANTS["cpu"]
+    one = planner.direct_cost(1, 1, 1, (128, 128), (9, 9), consts, cin=1) / (128 * 128 * 81)
+    many = planner.direct_cost(1, 64, 64, (128, 128), (9, 9), consts, cin=64) / (
+        64 * 64 * 128 * 128 * 81
+    )
+    assert one > 20 * many
+    # between the tabulated channel products the rate lies between its neighbours
+    mid = planner.direct_cost(1, 8, 8, (128, 128), (9, 9), consts, cin=8) / (8 * 8 * 128 * 128 * 81)
+    assert many < mid < one
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [((1, 1, 32, 32), (1, 1, 9, 9)), ((1, 16, 128, 128), (16, 16, 9, 9)),
+     ((1, 4, 64, 64), (4, 4, 7, 7)), ((2, 8, 96, 96), (8, 8, 11, 11))],
+)
+def test_choice_keeps_direct_within_margin(shapes):
+    xs, ws = shapes
+    costs = planner.estimate_costs(xs, ws)
+    choice = planner.choose_method(xs, ws)
+    assert costs[choice] <= planner.DIRECT_MARGIN * min(costs.values()) + 1e-12
+    if choice != "direct":
+        assert costs["direct"] > planner.DIRECT_MARGIN * costs[choice]
+    else:
+        assert costs["direct"] <= planner.DIRECT_MARGIN * min(costs.values())
