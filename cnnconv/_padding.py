@@ -159,3 +159,35 @@ def pad(x: torch.Tensor, pads, border: str = "zeros") -> torch.Tensor:
     rows = _indices(h, top, bottom, border, x.device)
     cols = _indices(w, left, right, border, x.device)
     return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def fills_from_interior(border: str, before: int, after: int, n: int) -> bool:
+    """Whether margins of ``before``/``after`` samples can be filled from an interior of ``n``
+    samples by :func:`fill_border` (reflect needs ``pad < n``, circular ``pad <= n``)."""
+    if border == "reflect":
+        return max(before, after) < n
+    if border == "circular":
+        return max(before, after) <= n
+    return True
+
+
+def fill_border(buf: torch.Tensor, dim: int, before: int, after: int, n: int, border: str) -> None:
+    """Fill the ``before``/``after`` margins of ``buf`` along ``dim`` from its interior of
+    length ``n`` (which starts at ``before``), in place. Needs
+    :func:`fills_from_interior` to hold."""
+    if before == 0 and after == 0:
+        return
+    lo = buf.narrow(dim, 0, before)
+    hi = buf.narrow(dim, before + n, after)
+    if border == "zeros":
+        lo.zero_()
+        hi.zero_()
+    elif border == "replicate":
+        lo.copy_(buf.narrow(dim, before, 1).expand_as(lo))
+        hi.copy_(buf.narrow(dim, before + n - 1, 1).expand_as(hi))
+    elif border == "reflect":
+        lo.copy_(buf.narrow(dim, before + 1, before).flip(dim))
+        hi.copy_(buf.narrow(dim, before + n - 1 - after, after).flip(dim))
+    else:  # circular
+        lo.copy_(buf.narrow(dim, before + n - before, before))
+        hi.copy_(buf.narrow(dim, before, after))

@@ -28,8 +28,9 @@ import numbers
 import torch
 import torch.nn.functional as F
 
+from . import _banded
 from . import kernels as K
-from ._padding import check_border, check_mode, output_padding, pad
+from ._padding import check_border, check_mode, fill_border, fills_from_interior, output_padding, pad
 
 __all__ = [
     "METHODS",
@@ -156,46 +157,20 @@ def _fold(x: torch.Tensor) -> torch.Tensor:
     return y.contiguous(memory_format=torch.channels_last)
 
 
-def _fill_border(buf: torch.Tensor, dim: int, before: int, after: int, n: int, border: str) -> None:
-    """Fill the ``before``/``after`` margins of ``buf`` along ``dim`` from its interior of
-    length ``n`` (which starts at ``before``), in place."""
-    if before == 0 and after == 0:
-        return
-    lo = buf.narrow(dim, 0, before)
-    hi = buf.narrow(dim, before + n, after)
-    if border == "zeros":
-        lo.zero_()
-        hi.zero_()
-    elif border == "replicate":
-        lo.copy_(buf.narrow(dim, before, 1).expand_as(lo))
-        hi.copy_(buf.narrow(dim, before + n - 1, 1).expand_as(hi))
-    elif border == "reflect":
-        lo.copy_(buf.narrow(dim, before + 1, before).flip(dim))
-        hi.copy_(buf.narrow(dim, before + n - 1 - after, after).flip(dim))
-    else:  # circular
-        lo.copy_(buf.narrow(dim, before + n - before, before))
-        hi.copy_(buf.narrow(dim, before, after))
-
-
 def _fold_pad(x: torch.Tensor, pads, border: str) -> torch.Tensor:
     """``_fold(pad(x, pads, border))`` in one copy: the planes are written straight into the
     interior of a channels_last buffer whose margins are then filled from it."""
     b, c, h, w = x.shape
     top, bottom, left, right = pads
-    small = {
-        "zeros": True,
-        "replicate": True,
-        "reflect": max(top, bottom) < h and max(left, right) < w,
-        "circular": max(top, bottom) <= h and max(left, right) <= w,
-    }[border]
+    small = fills_from_interior(border, top, bottom, h) and fills_from_interior(border, left, right, w)
     if not small or (torch.is_grad_enabled() and x.requires_grad) or x.numel() == 0:
         return _fold(pad(x, pads, border))
     buf = torch.empty(
         (1, b * c, h + top + bottom, w + left + right), dtype=x.dtype, device=x.device, memory_format=torch.channels_last
     )
     buf[:, :, top : top + h, left : left + w].copy_(x.reshape(1, b * c, h, w))
-    _fill_border(buf.narrow(2, top, h), 3, left, right, w, border)  # columns of the interior rows
-    _fill_border(buf, 2, top, bottom, h, border)  # then whole rows, corners included
+    fill_border(buf.narrow(2, top, h), 3, left, right, w, border)  # columns of the interior rows
+    fill_border(buf, 2, top, bottom, h, border)  # then whole rows, corners included
     return buf
 
 
@@ -503,11 +478,17 @@ def filter2d(
             ky, kx = factors
     if method == "separable" and factors is None:
         raise ValueError("method='separable' needs a rank-1 kernel or factors, got a kernel of higher rank")
-    if method == "auto":
+    auto = method == "auto"
+    if auto:
         if learn:
             method = "fft" if _own_rule(kh, kw, False, False) == "fft" else "direct"
         else:
             method = _choose(x4, (kh, kw), c, box_scale is not None, factors is not None, mode)
+
+    # Without autograd on the CPU, small shared kernels run in bands of rows
+    # (cnnconv._banded): no full-size temporaries, a contiguous output.
+    if auto and method == "direct" and kernel.ndim == 2 and kh * kw <= _banded.MAX_TAPS_2D and not learn and _banded.usable(x4):
+        return _from_batch(_banded.correlate(x4, kernel, pads, border), ndim)
 
     if method == "direct" or (method == "separable" and b * c >= _FOLD_MIN_PLANES):
         xp = _unfold(_fold_pad(x4, pads, border), b, c)
@@ -915,6 +896,12 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
     _check_method(method)
     gx = gy = None
     fresh = False
+    if method == "auto" and _small_pair_ok(input, smooth, diff, mode, border, _banded.MAX_TAPS):
+        x4 = _to_batch(input)
+        if _banded.usable(x4):
+            pads = output_padding(smooth.shape[0], mode, anchor="scipy")
+            y = _banded.gradient(x4, smooth, diff, pads, border, output, eps)
+            return _from_batch(y, input.ndim + (output == "xy"))
     if output not in ("x", "y") and method in ("auto", "direct") and _small_pair_ok(input, smooth, diff, mode, border):
         gx, gy = _direct_pair(input, smooth, diff, mode, border)
         fresh = not (torch.is_grad_enabled() and input.requires_grad)
@@ -945,11 +932,12 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
     return torch.atan2(gy, gx)
 
 
-def _small_pair_ok(input, smooth, diff, mode, border) -> bool:
-    """Whether both gradients can share one padded, folded copy of the input (small kernels)."""
+def _small_pair_ok(input, smooth, diff, mode, border, max_taps: int = 5) -> bool:
+    """Whether both gradients can share one padded copy of the input (factors of at most
+    ``max_taps`` taps, no gradient wanted for them)."""
     if not (isinstance(smooth, torch.Tensor) and isinstance(diff, torch.Tensor)):
         return False
-    if smooth.ndim != 1 or diff.ndim != 1 or smooth.shape != diff.shape or smooth.shape[0] > 5:
+    if smooth.ndim != 1 or diff.ndim != 1 or smooth.shape != diff.shape or smooth.shape[0] > max_taps:
         return False
     if smooth.requires_grad or diff.requires_grad:
         return False

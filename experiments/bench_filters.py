@@ -7,8 +7,9 @@ CPU: same kernel size and weights, and the same border (reflect-101 = torch ``re
 OpenCV's default ``BORDER_REFLECT_101`` = scipy ``mirror``; the Sobel row uses ``replicate``
 because that is the only border kornia's ``sobel`` offers). OpenCV runs one ``(H, W)`` plane at
 a time with its default thread count. Each cell is the median of ``--repeats`` timed runs after
-one warm-up run. Ratio columns are the other library's time divided by cnnconv's (above 1:
-cnnconv is faster), all measured in the same run. ``max|d|`` is the largest absolute
+one warm-up run; the runs of a row are interleaved across libraries (see ``_time_row``). Ratio
+columns are the other library's time divided by cnnconv's (above 1: cnnconv is faster), all
+measured in the same run. ``max|d|`` is the largest absolute
 difference between cnnconv's output and OpenCV's.
 
 Targets (PASS/FAIL): Sobel magnitude, box and sharpen at least 5x faster than kornia and at
@@ -40,14 +41,22 @@ def _require():
     return cv2, kornia, ndi, TF
 
 
-def _median_ms(fn, repeats: int, clock=time.perf_counter) -> tuple[float, object]:
-    out = fn()  # warm-up (and the output used for the agreement check)
-    times = []
-    for _ in range(repeats):
-        t0 = clock()
-        fn()
-        times.append(clock() - t0)
-    return statistics.median(times) * 1e3, out
+def _time_row(fns: dict, repeats: int, clock=time.perf_counter) -> tuple[dict, dict]:
+    """Median time in ms of every library's callable, and its output.
+
+    Each callable runs once as a warm-up (its output is kept for the agreement check); then
+    the timed runs are interleaved, one per library per round with the order rotated each
+    round, so machine drift and the process's allocator state affect every column alike.
+    """
+    outs = {lib: fn() for lib, fn in fns.items()}
+    times = {lib: [] for lib in fns}
+    libs = list(fns)
+    for r in range(repeats):
+        for lib in libs[r % len(libs) :] + libs[: r % len(libs)]:
+            t0 = clock()
+            fns[lib]()
+            times[lib].append(clock() - t0)
+    return {lib: statistics.median(t) * 1e3 for lib, t in times.items()}, outs
 
 
 def _cases(x: torch.Tensor):
@@ -182,10 +191,7 @@ def main(argv=None) -> int:
     print("-" * len(header))
     all_pass = True
     for name, (kornia_speedup, cv_factor), fns in _cases(x):
-        times, outs = {}, {}
-        for lib in libs:
-            if lib in fns:
-                times[lib], outs[lib] = _median_ms(fns[lib], args.repeats, clock)
+        times, outs = _time_row({lib: fns[lib] for lib in libs if lib in fns}, args.repeats, clock)
         ours = times["cnnconv"]
 
         def ratio(lib):
