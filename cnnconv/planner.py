@@ -117,7 +117,7 @@ DEFAULT_CONSTANTS: dict[str, dict] = {
     },
 }
 
-_loaded: dict[str, dict] = {}
+_loaded: dict[tuple, dict] = {}
 
 
 def calibration_path(path: str | os.PathLike | None = None) -> Path:
@@ -131,18 +131,24 @@ def calibration_path(path: str | os.PathLike | None = None) -> Path:
 
 
 def load_constants(device_type: str = "cpu", path=None) -> dict:
-    """Constants for ``device_type``: the calibration file's if present, else the defaults."""
-    p = calibration_path(path)
-    key = f"{p}:{device_type}"
+    """Constants for ``device_type``: the calibration file's if present, else the defaults.
+
+    Without ``path`` the result is kept in memory per cache location (the environment that
+    decides it) and device type, so planning decisions do not touch the file system;
+    :func:`calibrate` clears it.
+    """
+    key = (os.environ.get("CNNCONV_CACHE_DIR"), os.environ.get("HOME"), device_type)
     if path is None and key in _loaded:
         return _loaded[key]
+    p = calibration_path(path)
     consts = dict(DEFAULT_CONSTANTS.get(device_type, DEFAULT_CONSTANTS["cpu"]))
     try:
         data = json.loads(p.read_text())
         consts.update(data.get(device_type, {}))
     except (OSError, ValueError, AttributeError):
         pass
-    _loaded[key] = consts
+    if path is None:
+        _loaded[key] = consts
     return consts
 
 
@@ -329,6 +335,12 @@ def choose_method(
         full=full,
         padding=padding,
     )
+    taps = weight_shape[2:] if len(weight_shape) >= 3 else weight_shape  # bare kernel: all taps
+    if all(int(k) == 1 for k in taps):
+        # A one-tap kernel is a per-pixel (channel) product: a transform only adds work. The
+        # model can say otherwise where F.conv2d's rate for it is poor (depthwise NCHW), but
+        # both are then far from the real cost of such a product.
+        return "direct"
     best = min(costs, key=costs.get)
     # Near the crossover the estimates are least reliable and direct is the safer choice (no
     # transform start-up, exact, no NaN spreading): it is kept unless another method is

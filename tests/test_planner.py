@@ -59,7 +59,7 @@ def test_calibrate_writes_json_atomically_and_is_used(tmp_path, monkeypatch):
     assert planner.load_constants("cpu") == data["cpu"]
     # The fitted model still makes the obvious choices.
     assert planner.choose_method((1, 3, 512, 512), (3, 1, 63, 63), groups=3) == "fft"
-    assert planner.choose_method((1, 3, 256, 256), (3, 1, 1, 1), groups=3) == "direct"
+    assert planner.choose_method((1, 16, 64, 64), (16, 16, 3, 3)) == "direct"
 
 
 def test_defaults_without_calibration(tmp_path, monkeypatch):
@@ -105,3 +105,36 @@ def test_choice_keeps_direct_within_margin(shapes):
         assert costs["direct"] > planner.DIRECT_MARGIN * costs[choice]
     else:
         assert costs["direct"] <= planner.DIRECT_MARGIN * min(costs.values())
+
+
+def test_constants_are_read_once_per_cache_location(tmp_path, monkeypatch):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for root, scale in ((first, 2.0), (second, 3.0)):
+        root.mkdir()
+        consts = dict(planner.DEFAULT_CONSTANTS["cpu"], fft=planner.DEFAULT_CONSTANTS["cpu"]["fft"] * scale)
+        (root / "calibration.json").write_text(json.dumps({"cpu": consts}))
+    reads = []
+    real = planner.Path.read_text
+    monkeypatch.setattr(planner.Path, "read_text", lambda self, *a, **k: reads.append(self) or real(self, *a, **k))
+    monkeypatch.setenv("CNNCONV_CACHE_DIR", str(first))
+    a = [planner.load_constants("cpu")["fft"] for _ in range(5)]
+    monkeypatch.setenv("CNNCONV_CACHE_DIR", str(second))
+    b = [planner.load_constants("cpu")["fft"] for _ in range(5)]
+    assert len(reads) == 2  # one read per location, none per decision
+    assert a == [planner.DEFAULT_CONSTANTS["cpu"]["fft"] * 2.0] * 5
+    assert b == [planner.DEFAULT_CONSTANTS["cpu"]["fft"] * 3.0] * 5
+
+
+def test_one_tap_kernels_are_never_transformed(tmp_path, monkeypatch):
+    """Even with constants that make direct convolution look slow, a 1x1 kernel stays direct."""
+    slow = dict(planner.DEFAULT_CONSTANTS["cpu"])
+    slow["direct_depthwise"] = [[k, c * 1000] for k, c in slow["direct_depthwise"]]
+    slow["direct_dense"] = [[k, c * 1000] for k, c in slow["direct_dense"]]
+    slow["direct_dense_by_ch"] = [[p, [[k, c * 1000] for k, c in t]] for p, t in slow["direct_dense_by_ch"]]
+    (tmp_path / "calibration.json").write_text(json.dumps({"cpu": slow}))
+    monkeypatch.setenv("CNNCONV_CACHE_DIR", str(tmp_path))
+    assert planner.choose_method((1, 3, 256, 256), (3, 1, 3, 3), groups=3) == "fft"  # the constants bite
+    assert planner.choose_method((1, 3, 256, 256), (3, 1, 1, 1), groups=3) == "direct"
+    assert planner.choose_method((4, 64, 128, 128), (64, 64, 1, 1)) == "direct"
+    assert planner.choose_method((1, 3, 256, 256), (1, 1)) == "direct"
+    assert planner.choose_method((2, 3, 4096), (3, 1, 1), groups=3) == "direct"
