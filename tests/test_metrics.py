@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 from skimage.morphology import thin as sk_thin
 
+from cnnconv import metrics
 from cnnconv.metrics import (
     BoundaryEvaluation,
     KernelTransform,
@@ -290,10 +291,7 @@ def test_matching_cardinality_equals_brute_force(seed, h, w, dens_p, dens_g, rad
     rng = np.random.default_rng(seed)
     pred, gt = _random_maps(rng, h, w, dens_p, dens_g)
     expected = brute_force_matching(pred, gt, radius)
-    # scipy's min-weight perfect matching can take minutes on the densest large draws: the
-    # min-cost variant is checked on the smaller maps (dense assignment is compared below too)
-    variants = ("max_cardinality", "min_cost") if h * w <= 144 else ("max_cardinality",)
-    for matching in variants:
+    for matching in ("max_cardinality", "min_cost"):
         mp, mg = match_boundaries(pred, gt, radius, matching=matching)
         assert mp.sum() == mg.sum() == expected
         assert not (mp & ~pred).any() and not (mg & ~gt).any()
@@ -326,6 +324,29 @@ def test_min_cost_matching_equals_dense_assignment():
         cost = np.hypot(pairs[:, 0] - pairs[:, 2], pairs[:, 1] - pairs[:, 3]).sum()
         assert len(pairs) == n_ref
         assert cost == pytest.approx(cost_ref, abs=1e-6)
+
+
+def _draw_225():
+    """A dense 35x35 draw (radius 4) on which the sparse solver alone ran for minutes."""
+    rng = np.random.default_rng(225)
+    size, dens, radius = int(rng.integers(8, 40)), rng.uniform(0.05, 0.9), rng.uniform(1, 4)
+    return rng.random((size, size)) < dens, rng.random((size, size)) < dens, radius
+
+
+@pytest.mark.parametrize("solver", ["dense", "sparse"])
+def test_min_cost_both_solvers_against_global_assignment(solver, monkeypatch):
+    """Each per-component solver against one dense assignment over all pixels."""
+    rng = np.random.default_rng(5)
+    cases = [_random_maps(rng, s, s, d, d) + (r,) for s, d, r in ((14, 0.4, 2.0), (20, 0.15, 3.0), (12, 0.6, 1.5))]
+    if solver == "sparse":
+        monkeypatch.setattr(metrics, "_DENSE_PAIRS", 0)
+    else:
+        cases.append(_draw_225())
+    for pred, gt, radius in cases:
+        n_ref, cost_ref = dense_min_cost(pred, gt, radius)
+        _, _, pairs = match_boundaries(pred, gt, radius, matching="min_cost", return_pairs=True)
+        assert len(pairs) == n_ref
+        assert np.hypot(pairs[:, 0] - pairs[:, 2], pairs[:, 1] - pairs[:, 3]).sum() == pytest.approx(cost_ref, abs=1e-6)
 
 
 def test_counts_equal_reference_pipeline_with_several_ground_truths():
