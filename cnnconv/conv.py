@@ -30,16 +30,20 @@ METHODS = ("auto", "fft", "direct")
 
 def _check_method(method) -> str:
     if not isinstance(method, str):
-        raise TypeError(f"method must be a str, got {type(method).__name__}")
+        raise TypeError(f"method must be a string, got {type(method).__name__}: {method!r}")
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     return method
 
 
 class _FFTConvMixin:
-    """Shared engine selection for the 1-D and 2-D layers."""
+    """Shared engine selection for the 1-D and 2-D layers (and their subclasses, such as
+    :class:`cnnconv.learnable.LearnableConv2d`)."""
 
     _nd = 2
+    # convert_back turns layers of this class into plain PyTorch layers; subclasses that carry
+    # more state than a convolution (LearnableConv2d) set it to False and are left alone.
+    _convert_back = True
 
     def _init_fft(self, method: str) -> None:
         self.method = _check_method(method)
@@ -245,6 +249,9 @@ def convert(model: nn.Module, method: str = "auto", min_kernel_size: int = 1) ->
 def convert_back(model: nn.Module) -> nn.Module:
     """Replace :class:`FFTConv1d` / :class:`FFTConv2d` layers by plain PyTorch layers (in place).
 
+    :class:`cnnconv.learnable.LearnableConv2d` layers (FFTConv2d subclasses that also carry
+    kernel names) are left as they are; their ``state_dict`` already loads into ``nn.Conv2d``.
+
     Args:
         model: a module, or a single FFT layer (then the new layer is returned).
 
@@ -261,7 +268,7 @@ def convert_back(model: nn.Module) -> nn.Module:
 
     def swap(m: nn.Module):
         for base, cls in _PAIRS:
-            if isinstance(m, cls):
+            if isinstance(m, cls) and m._convert_back:
                 return _copy_layer(m, base)
         return None
 

@@ -1,6 +1,7 @@
 """Learnable convolution layers that start from hand-designed kernels.
 
-:class:`LearnableConv2d` is a drop-in subclass of :class:`torch.nn.Conv2d`: same constructor
+:class:`LearnableConv2d` is a drop-in subclass of :class:`torch.nn.Conv2d` (through
+:class:`cnnconv.conv.FFTConv2d`, whose engine choice it uses): same constructor
 arguments in the same order, same parameters and ``state_dict`` keys, so its weights load into a
 plain ``nn.Conv2d`` and back. It adds
 
@@ -19,19 +20,12 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from cnnconv import conv as _conv
 
 __all__ = ["LearnableConv2d", "METHODS"]
 
-METHODS = ("auto", "direct", "fft")
-
-
-def _check_method(method) -> str:
-    if not isinstance(method, str):
-        raise TypeError(f"method must be a string, got {type(method).__name__}: {method!r}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    return method
+METHODS = _conv.METHODS
 
 
 def _build_kernel(spec) -> tuple[torch.Tensor, str]:
@@ -68,8 +62,11 @@ def _centre_pad(k: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.pad(k, (dw // 2, dw // 2, dh // 2, dh // 2))
 
 
-class LearnableConv2d(nn.Conv2d):
+class LearnableConv2d(_conv.FFTConv2d):
     """``nn.Conv2d`` with hand-designed initialisation, freezing and a choice of engine.
+
+    A subclass of :class:`cnnconv.conv.FFTConv2d` (itself an ``nn.Conv2d``): the engine choice,
+    the eval-mode spectrum cache and ``last_method`` are the FFT layer's.
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
@@ -86,13 +83,16 @@ class LearnableConv2d(nn.Conv2d):
     The ``state_dict`` has exactly ``nn.Conv2d``'s keys (``weight``, ``bias``), so
     ``nn.Conv2d(...).load_state_dict(layer.state_dict())`` works and vice versa. (A layer with
     constraints stores ``parametrizations.weight.original`` instead; call
-    :func:`cnnconv.constraints.remove_constraints` first.)
+    :func:`cnnconv.constraints.remove_constraints` first.) :func:`cnnconv.conv.convert_back`
+    leaves these layers alone.
 
     Example:
         >>> layer = LearnableConv2d.from_kernels(["sobel_x", "sobel_y"], in_channels=1)
         >>> layer(torch.rand(2, 1, 16, 16)).shape
         torch.Size([2, 2, 16, 16])
     """
+
+    _convert_back = False
 
     def __init__(
         self,
@@ -110,8 +110,6 @@ class LearnableConv2d(nn.Conv2d):
         *,
         method: str = "auto",
     ) -> None:
-        self.method = _check_method(method)
-        self.kernel_names: list[str] | None = None
         super().__init__(
             in_channels,
             out_channels,
@@ -124,7 +122,9 @@ class LearnableConv2d(nn.Conv2d):
             padding_mode=padding_mode,
             device=device,
             dtype=dtype,
+            method=method,
         )
+        self.kernel_names: list[str] | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -259,38 +259,3 @@ class LearnableConv2d(nn.Conv2d):
     def frozen(self) -> bool:
         """True when no parameter requires a gradient."""
         return not any(p.requires_grad for p in self.parameters())
-
-    # ------------------------------------------------------------------ forward
-    def _resolve_method(self, x: torch.Tensor, weight: torch.Tensor) -> str:
-        if self.method != "auto":
-            return self.method
-        try:
-            from cnnconv.planner import choose_method
-        except ImportError:  # planner not available: the direct engine is always correct
-            return "direct"
-        choice = choose_method(
-            tuple(x.shape),
-            tuple(weight.shape),
-            groups=self.groups,
-            stride=self.stride,
-            dilation=self.dilation,
-            dtype=x.dtype,
-            device=x.device,
-        )
-        return "fft" if choice == "fft" else "direct"
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (nn.Conv2d's name)
-        weight = self.weight
-        method = self._resolve_method(input, weight)
-        if method == "direct":
-            return self._conv_forward(input, weight, self.bias)
-        from cnnconv.fft import fft_conv2d
-
-        if self.padding_mode != "zeros":
-            # Same route as nn.Conv2d: pad explicitly, then convolve without padding.
-            x = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            return fft_conv2d(x, weight, self.bias, self.stride, 0, self.dilation, self.groups)
-        return fft_conv2d(input, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, method={self.method!r}"

@@ -224,3 +224,26 @@ def test_auto_runs_fft_for_large_kernels_and_gradients_agree():
     rx, rw = torch.autograd.grad(ref.pow(2).sum(), (x, layer.weight))
     torch.testing.assert_close(gx, rx, rtol=1e-9, atol=1e-10)
     torch.testing.assert_close(gw, rw, rtol=1e-9, atol=1e-8)
+
+
+def test_is_an_fft_layer_that_convert_back_keeps():
+    from torch import nn
+
+    from cnnconv.conv import FFTConv2d, convert_back
+
+    torch.manual_seed(3)
+    layer = LearnableConv2d.from_kernels(["sobel_x", ("gaussian", {"size": 3})], in_channels=2, padding_mode="reflect", method="fft")
+    assert isinstance(layer, FFTConv2d) and isinstance(layer, nn.Conv2d)
+    net = nn.Sequential(layer, nn.ReLU())
+    assert convert_back(net)[0] is layer and layer.kernel_names == ["sobel_x", "gaussian"]
+    x = torch.randn(2, 2, 40, 40, dtype=torch.float64)
+    layer = layer.double().eval()
+    ref = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"), layer.weight)
+    with torch.no_grad():
+        first, second = layer(x), layer(x)  # the second call reuses the cached spectrum
+    assert layer.last_method == "fft"
+    torch.testing.assert_close(first, ref, rtol=0, atol=1e-10)
+    torch.testing.assert_close(second, first, rtol=0, atol=0)
+    with torch.no_grad():
+        layer.weight.mul_(2.0)  # a changed weight must not reuse the old spectrum
+        torch.testing.assert_close(layer(x), 2 * ref, rtol=0, atol=1e-10)
