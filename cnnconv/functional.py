@@ -416,7 +416,12 @@ def filter2d(
 
     Returns:
         Tensor with the input's number of dimensions; spatial size ``H + kh - 1`` (full),
-        ``H`` (same) or ``H - kh + 1`` (valid), likewise for W.
+        ``H`` (same) or ``H - kh + 1`` (valid), likewise for W. Memory layout: the banded
+        engine (small kernels on the CPU without autograd) returns a contiguous tensor; the
+        direct and separable engines return a view of their working buffer, in which the
+        planes of the batch are innermost. ``.reshape`` works on it, ``.view`` may not: call
+        ``.contiguous()`` where a standard layout is needed (one copy, avoided by default
+        because most consumers accept any strides).
 
     Shape:
         - input: ``(*, C, H, W)`` with 0 to 1 leading batch dimensions (or ``(H, W)``).
