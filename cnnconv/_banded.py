@@ -1,28 +1,26 @@
-"""Banded CPU engine: small kernels and gradient pairs as element-wise passes over bands of rows.
+"""Banded CPU engine for gradient pairs from small 1-D factors (Sobel, Prewitt, Scharr).
 
-With a handful of taps, a correlation is a few multiply-adds over shifted views of the input.
-Done on the whole image at once, every pass streams the full batch through memory, and each
-full-size temporary costs a page fault per 4 KiB page whenever the C allocator has handed the
-previous one back to the system (it does so for large blocks, depending on the process's
-allocation history). This engine walks the output in bands of rows instead:
+The x gradient is ``outer(smooth, diff)`` and the y gradient its transpose. With a handful of
+taps, each 1-D pass is a few multiply-adds over shifted views. Done on the whole image, the
+pair needs three full-size temporaries (padded copy, gx, gy). Each costs a page fault per 4 KiB
+page whenever the C allocator has handed the previous one back to the system, which depends on
+the process's allocation history: the convolution path measured 24 ms in a fresh process and
+9 ms in a busy one. This engine walks the output in bands of rows instead:
 
 * a band reads the input rows it needs as a view of the input; only the first and last bands,
   whose rows reach past the image, gather theirs (border rule applied) into a small buffer;
+* the vertical pass writes the image columns of a band-sized scratch buffer, whose margin
+  columns are then filled by the border rule (vertical filtering commutes with column padding),
+  and the horizontal pass reads it;
 * the passes write with ``out=``; symmetric and antisymmetric pairs of taps are folded
   (``[1, 2, 1]`` is an add and a scaled add, ``[-1, 0, 1]`` one subtraction);
-* scratch buffers are band-sized (about 2 MiB), allocated once per call and reused by every
-  band, so they stay in cache; only the output, contiguous ``(B, C, H, W)``, is fresh memory.
+* magnitude and direction are computed per band. The scratch buffers (about 2 MiB each) are
+  allocated once per call and stay in cache, so only the output is fresh memory. The output
+  is contiguous ``(B, C, H, W)``.
 
-2-D kernels (:func:`correlate`) copy each band's rows into a column-padded buffer and run one
-pass per tap over whole rows. Gradients (:func:`gradient`: ``outer(smooth, diff)`` and its
-transpose) run the vertical pass straight from the band's rows into the image columns of a
-scratch buffer, fill its margin columns by the border rule (vertical filtering commutes with
-column padding), then run the horizontal pass; magnitude and direction are computed per band.
-
-It computes what the depthwise-convolution engine computes (same correlation, border and
-output size) up to float rounding. :func:`cnnconv.functional.filter2d` (``method="auto"``,
-shared kernels of at most 9 taps) and :func:`cnnconv.functional.apply_gradient`
-(``method="auto"``, factors of at most 7 taps) use it on the CPU in float32/float64 when no
+It computes what the depthwise-convolution path computes (same correlation, border and output
+size) up to float rounding. :func:`cnnconv.functional.apply_gradient` (``method="auto"``,
+factors of at most :data:`MAX_TAPS` taps) uses it on the CPU in float32/float64 when no
 autograd graph is needed.
 """
 
@@ -36,10 +34,8 @@ from ._padding import _indices, fill_border, fills_from_interior
 # in the last-level cache and stay well below the size of the output.
 _BAND_ELEMENTS = 1 << 19
 
-# Gradient factors with more taps than this, and 2-D kernels with more taps than MAX_TAPS_2D,
-# go to the convolution engines: beyond them the one-pass-per-tap cost exceeds oneDNN's.
+# Gradient factors with more taps than this go to the convolution engines.
 MAX_TAPS = 7
-MAX_TAPS_2D = 9
 
 
 def _terms(coeffs: list[float]) -> list[tuple[int, int | None, float, float]]:
@@ -156,40 +152,6 @@ def _output(x4: torch.Tensor, pads, kh: int, kw: int, extra=()) -> torch.Tensor:
     top, bottom, left, right = pads
     shape = (b, c, *extra, h + top + bottom - kh + 1, w + left + right - kw + 1)
     return torch.empty(shape, dtype=x4.dtype, device=x4.device)
-
-
-def correlate(x4: torch.Tensor, kernel: torch.Tensor, pads, border: str) -> torch.Tensor:
-    """Depthwise correlation of a ``(B, C, H, W)`` batch with a small shared ``(kh, kw)``
-    kernel: one multiply-add pass per nonzero tap (point-symmetric pairs share one).
-
-    Each band's rows are copied once into a column-padded buffer, so that every pass covers
-    whole output rows from data in cache (measured faster than reading the input in place
-    and patching the edge columns afterwards).
-    """
-    kh, kw = kernel.shape
-    b, c, h, w = x4.shape
-    n = b * c
-    left, right = pads[2], pads[3]
-    wp = w + left + right
-    terms = _terms([float(v) for v in kernel.reshape(-1).tolist()])
-    out = _output(x4, pads, kh, kw)
-    flat = out.view(n, *out.shape[-2:])
-    wo = out.shape[-1]
-    pad_columns = _column_padder(w, left, right, border)
-    padded = None
-    for o0, m, rows in _row_sources(x4, kh, pads, border, wp):
-        if padded is None:
-            padded = x4.new_empty((n, _band_rows(x4, kh, pads, wp) + kh - 1, wp))
-        p = padded[:, : m + kh - 1]
-        p[..., left : left + w].copy_(rows)
-        pad_columns(p)
-
-        def src(t, p=p, m=m):
-            i, j = divmod(t, kw)
-            return p[:, i : i + m, j : j + wo]
-
-        _taps(src, terms, flat[:, o0 : o0 + m])
-    return out
 
 
 def _column_padder(w: int, left: int, right: int, border: str):

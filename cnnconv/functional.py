@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -160,17 +161,45 @@ def _fold(x: torch.Tensor) -> torch.Tensor:
     return y.contiguous(memory_format=torch.channels_last)
 
 
-def _fold_pad(x: torch.Tensor, pads, border: str) -> torch.Tensor:
+# The padded, folded copy that the direct and separable engines make of their input is written
+# into a buffer kept per thread and reused by the next call of the same shape (CPU only, at
+# most this many bytes). A fresh full-size buffer per call costs a page fault per 4 KiB page
+# whenever the C allocator has handed the previous one back to the system, which it does or
+# not depending on the process's allocation history (measured: sharpen on 4x3x512x512 took
+# 15-20 ms in a fresh process, 4-5 ms in a busy one).
+_WORKSPACE_MAX_BYTES = 64 << 20
+_workspace = threading.local()
+
+
+def clear_workspace() -> None:
+    """Release this thread's reusable padding buffer (see ``_WORKSPACE_MAX_BYTES``)."""
+    _workspace.fold = None
+
+
+def _fold_buffer(shape, dtype, device, reuse: bool) -> torch.Tensor:
+    if reuse and device.type == "cpu":
+        buf = getattr(_workspace, "fold", None)
+        if buf is not None and buf.shape == shape and buf.dtype == dtype:
+            return buf
+    buf = torch.empty(shape, dtype=dtype, device=device, memory_format=torch.channels_last)
+    if reuse and device.type == "cpu" and buf.numel() * buf.element_size() <= _WORKSPACE_MAX_BYTES:
+        _workspace.fold = buf
+    return buf
+
+
+def _fold_pad(x: torch.Tensor, pads, border: str, reuse: bool = False) -> torch.Tensor:
     """``_fold(pad(x, pads, border))`` in one copy: the planes are written straight into the
-    interior of a channels_last buffer whose margins are then filled from it."""
+    interior of a channels_last buffer whose margins are then filled from it.
+
+    ``reuse``: the buffer may be this thread's reusable workspace. Only for callers whose
+    result holds no reference to it (no autograd graph saves it, nothing returns a view).
+    """
     b, c, h, w = x.shape
     top, bottom, left, right = pads
     small = fills_from_interior(border, top, bottom, h) and fills_from_interior(border, left, right, w)
     if not small or (torch.is_grad_enabled() and x.requires_grad) or x.numel() == 0:
         return _fold(pad(x, pads, border))
-    buf = torch.empty(
-        (1, b * c, h + top + bottom, w + left + right), dtype=x.dtype, device=x.device, memory_format=torch.channels_last
-    )
+    buf = _fold_buffer((1, b * c, h + top + bottom, w + left + right), x.dtype, x.device, reuse)
     buf[:, :, top : top + h, left : left + w].copy_(x.reshape(1, b * c, h, w))
     fill_border(buf.narrow(2, top, h), 3, left, right, w, border)  # columns of the interior rows
     fill_border(buf, 2, top, bottom, h, border)  # then whole rows, corners included
@@ -437,9 +466,9 @@ def filter2d(
     Returns:
         Tensor with the input's number of dimensions; spatial size ``H + kh - 1`` (full),
         ``H`` (same) or ``H - kh + 1`` (valid), likewise for W. Memory layout: the banded
-        engine (small kernels on the CPU without autograd) returns a contiguous tensor; the
-        direct and separable engines return a view of their working buffer, in which the
-        planes of the batch are innermost. ``.reshape`` works on it, ``.view`` may not: call
+        engine of the gradient filters returns a contiguous tensor; the direct and separable
+        engines return a view of their working buffer, in which the planes of the batch are
+        innermost. ``.reshape`` works on it, ``.view`` may not: call
         ``.contiguous()`` where a standard layout is needed (one copy, avoided by default
         because most consumers accept any strides).
 
@@ -503,20 +532,18 @@ def filter2d(
             ky, kx = factors
     if method == "separable" and factors is None:
         raise ValueError("method='separable' needs a rank-1 kernel or factors, got a kernel of higher rank")
-    auto = method == "auto"
-    if auto:
+    if method == "auto":
         if learn:
             method = "fft" if _own_rule(kh, kw, False, False) == "fft" else "direct"
         else:
             method = _choose(x4, (kh, kw), c, box_scale is not None, factors is not None, mode)
 
-    # Without autograd on the CPU, small shared kernels run in bands of rows
-    # (cnnconv._banded): no full-size temporaries, a contiguous output.
-    if auto and method == "direct" and kernel.ndim == 2 and kh * kw <= _banded.MAX_TAPS_2D and not learn and _banded.usable(x4):
-        return _from_batch(_banded.correlate(x4, kernel, pads, border), ndim)
 
     if method == "direct" or (method == "separable" and b * c >= _FOLD_MIN_PLANES):
-        xp = _unfold(_fold_pad(x4, pads, border), b, c)
+        # The engines return fresh tensors; only a graph that keeps the kernel's gradient would
+        # hold on to the padded input.
+        reuse = not (torch.is_grad_enabled() and (learn or x4.requires_grad))
+        xp = _unfold(_fold_pad(x4, pads, border, reuse=reuse), b, c)
     else:
         xp = pad(x4, pads, border)
     if method == "box":
@@ -980,7 +1007,7 @@ def _direct_pair(input, smooth, diff, mode, border):
     smooth = smooth.to(dtype=x4.dtype, device=x4.device)
     diff = diff.to(dtype=x4.dtype, device=x4.device)
     k = smooth.shape[0]
-    folded = _fold_pad(x4, output_padding(k, mode, anchor="scipy"), border)
+    folded = _fold_pad(x4, output_padding(k, mode, anchor="scipy"), border, reuse=not torch.is_grad_enabled() or not x4.requires_grad)
     outs = []
     for kernel in (torch.outer(smooth, diff), torch.outer(diff, smooth)):
         y = F.conv2d(folded, _plane_weight(kernel, b, c), groups=b * c)

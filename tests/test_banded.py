@@ -1,9 +1,9 @@
-"""The banded CPU engine (cnnconv._banded) against float64 scipy references and the
-convolution engines, across bands, borders, modes and input layouts."""
+"""Engines that work in bands of rows (cnnconv._banded for gradients, the folded separable
+engine) against float64 scipy references and the convolution engines, across bands, borders,
+modes and input layouts."""
 
 import numpy as np
 import pytest
-import scipy.signal as ss
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from cnnconv import _banded
 from cnnconv import functional as CF
 from cnnconv import kernels as K
-from cnnconv._padding import output_padding
 
 from test_functional import BORDERS, MODES, oracle
 
@@ -116,81 +115,25 @@ def test_gradient_tiny_planes(shape, border):
         np.testing.assert_allclose(out.select(-3, 1).numpy(), gy_ref, atol=1e-12)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("border", BORDERS)
-@pytest.mark.parametrize("kernel", ["sharpen", "laplacian8", "dense3", "dense2x3", "sparse", "zero"])
-def test_correlate_bands_match_scipy(kernel, mode, border, small_bands, rng):
-    k = {
-        "sharpen": K.sharpen(dtype=torch.float64).numpy(),
-        "laplacian8": K.laplacian(8, dtype=torch.float64).numpy(),
-        "dense3": rng.standard_normal((3, 3)),
-        "dense2x3": rng.standard_normal((2, 3)),
-        "sparse": np.array([[0.0, 0.0, 2.5], [0.0, -1.0, 0.0], [0.0, 0.0, 0.0]]),
-        "zero": np.zeros((3, 3)),
-    }[kernel]
-    x = rng.standard_normal((2, 2, 10, 13))
-    y = CF.filter2d(torch.from_numpy(x), torch.from_numpy(k), mode, border)
-    np.testing.assert_allclose(y.numpy(), oracle(x, k, mode, border), atol=1e-12)
-
-
-def test_correlate_matches_scipy_signal_even_kernel_anchor(small_bands, rng):
-    """``correlate2d`` with its default scipy.signal anchor for an even kernel in ``same`` mode."""
-    x = rng.standard_normal((7, 12))
-    k = rng.standard_normal((2, 2))
-    y = CF.correlate2d(torch.from_numpy(x), torch.from_numpy(k), "same")
-    np.testing.assert_allclose(y.numpy(), ss.correlate2d(x, k, "same"), atol=1e-12)
-
-
 def test_auto_uses_bands_only_without_autograd(monkeypatch):
     calls = []
-    real = _banded.correlate
+    real = _banded.gradient
 
     def spy(*args, **kwargs):
         calls.append(args[0].shape)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_banded, "correlate", spy)
-    x = torch.randn(2, 3, 16, 16)
-    k = torch.randn(3, 3)
-    y = CF.filter2d(x, k, border="reflect")
+    monkeypatch.setattr(_banded, "gradient", spy)
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    y = CF.sobel(x, "xy", border="reflect")
     assert calls == [x.shape]
     xg = x.clone().requires_grad_(True)
-    yg = CF.filter2d(xg, k, border="reflect")
-    assert len(calls) == 1  # autograd input: the convolution engine
-    torch.testing.assert_close(yg.detach(), y, rtol=1e-5, atol=1e-5)
-    yg.sum().backward()
-    xr = x.clone().requires_grad_(True)
-    CF.filter2d(xr, k, border="reflect", method="direct").sum().backward()
-    torch.testing.assert_close(xg.grad, xr.grad)
-    CF.filter2d(x, torch.randn(3, 3, 3), border="reflect")  # per-channel kernel: not banded
-    CF.filter2d(x.double(), torch.randn(5, 5, dtype=torch.float64), border="reflect")  # 25 taps: not banded
-    assert len(calls) == 1
-
-
-def test_pads_match_output_padding():
-    """The engine's output sizes follow the shared padding rule in every mode."""
-    x = torch.randn(1, 1, 9, 6, dtype=torch.float64)
-    for mode in MODES:
-        for k in (2, 3):
-            kern = torch.randn(k, k, dtype=torch.float64)
-            pads = output_padding(k, mode, anchor="scipy")
-            y = _banded.correlate(x, kern, pads, "reflect")
-            assert y.shape[-2:] == (9 + pads[0] + pads[1] - k + 1, 6 + pads[2] + pads[3] - k + 1)
-
-
-@pytest.mark.parametrize("layout", ["channels_last", "transposed", "sliced"])
-def test_correlate_any_input_layout(layout, small_bands):
-    torch.manual_seed(2)
-    base = torch.randn(2, 3, 15, 12, dtype=torch.float64)
-    x = {
-        "channels_last": base.contiguous(memory_format=torch.channels_last),
-        "transposed": base.transpose(-1, -2),
-        "sliced": base[:, :, 1:14:2, ::2],
-    }[layout]
-    k = torch.randn(3, 3, dtype=torch.float64)
-    out = CF.filter2d(x, k, border="reflect")
-    assert out.is_contiguous()
-    np.testing.assert_allclose(out.numpy(), oracle(x.numpy(), k.numpy(), "same", "reflect"), atol=1e-12)
+    yg = CF.sobel(xg, "xy", border="reflect")
+    assert len(calls) == 1  # autograd input: the convolution engines
+    torch.testing.assert_close(yg.detach(), y, rtol=0, atol=1e-12)
+    CF.sobel(x, "xy", border="reflect", method="direct")
+    CF.apply_gradient(x, torch.ones(9, dtype=torch.float64), torch.linspace(-1, 1, 9, dtype=torch.float64))
+    assert len(calls) == 1  # an explicit method, and 9-tap factors: not banded
 
 
 @pytest.mark.parametrize("border", BORDERS)

@@ -390,3 +390,49 @@ def test_hypothesis_shapes_modes_borders(h, w, kh, kw, channels, mode, border, k
         k = np.ones(kshape) * rng.standard_normal()
     y = CF.correlate2d(torch.from_numpy(x), torch.from_numpy(k), mode, border, anchor="ndimage")
     np.testing.assert_allclose(y.numpy(), oracle(x, k, mode, border), atol=1e-10)
+
+
+# --------------------------------------------------------------------------- reusable workspace
+
+
+def test_workspace_reuse_leaves_earlier_results_and_kernel_gradients_intact():
+    torch.manual_seed(4)
+    k = torch.randn(3, 3, dtype=torch.float64)
+    x1, x2 = torch.randn(2, 2, 3, 20, 20, dtype=torch.float64)
+    y1 = CF.filter2d(x1, k, border="reflect", method="direct")
+    y2 = CF.filter2d(x2, k, border="reflect", method="direct")  # same shape: same buffer
+    np.testing.assert_allclose(y1.numpy(), oracle(x1.numpy(), k.numpy(), "same", "reflect"), atol=1e-12)
+    np.testing.assert_allclose(y2.numpy(), oracle(x2.numpy(), k.numpy(), "same", "reflect"), atol=1e-12)
+    # A kernel being learned: autograd keeps the padded input of each call for the weight
+    # gradient, so a later call must not overwrite it.
+    kg = k.clone().requires_grad_(True)
+    first = CF.filter2d(x1, kg, border="reflect", method="direct")
+    CF.filter2d(x2, kg, border="reflect", method="direct")
+    (grad,) = torch.autograd.grad(first.sum(), kg)
+    xp = F.pad(x1.reshape(1, -1, 20, 20), (1, 1, 1, 1), mode="reflect")
+    expected = torch.stack([xp[0, :, i : i + 20, j : j + 20].sum() for i in range(3) for j in range(3)]).reshape(3, 3)
+    torch.testing.assert_close(grad, expected)
+
+
+def test_workspace_is_per_thread():
+    import threading
+
+    torch.manual_seed(5)
+    k = torch.randn(3, 3, dtype=torch.float64)
+    xs = torch.randn(4, 2, 3, 64, 64, dtype=torch.float64)
+    refs = [oracle(x.numpy(), k.numpy(), "same", "replicate") for x in xs]
+    errors = []
+
+    def work(i):
+        for _ in range(20):
+            y = CF.filter2d(xs[i], k, border="replicate", method="direct")
+            errors.append(float(np.abs(y.numpy() - refs[i]).max()))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 80 and max(errors) < 1e-12
+    CF.clear_workspace()
+    np.testing.assert_allclose(CF.filter2d(xs[0], k, border="replicate", method="direct").numpy(), refs[0], atol=1e-12)
