@@ -6,11 +6,11 @@ Every library computes the same operation on the same float32 batch ``(B, 3, S, 
 CPU: same kernel size and weights, and the same border (reflect-101 = torch ``reflect`` =
 OpenCV's default ``BORDER_REFLECT_101`` = scipy ``mirror``; the Sobel row uses ``replicate``
 because that is the only border kornia's ``sobel`` offers). OpenCV runs one ``(H, W)`` plane at
-a time with its default thread count. Each cell is the median of ``--repeats`` timed runs after
-one warm-up run; the runs of a row are interleaved across libraries (see ``_time_row``). Ratio
-columns are the other library's time divided by cnnconv's (above 1: cnnconv is faster), all
-measured in the same run. ``max|d|`` is the largest absolute
-difference between cnnconv's output and OpenCV's.
+a time with its default thread count. Each cell is a median of timed runs after a warm-up: by
+default ``--repeats`` rounds of one run per library, order rotated each round; ``--order
+blocks`` times each library's runs back to back instead (see ``_time_row``). Ratio columns are the other library's time divided by cnnconv's (above 1:
+cnnconv is faster), all measured in the same run. ``max|d|`` is the largest absolute difference
+between cnnconv's output and OpenCV's.
 
 Targets (PASS/FAIL): Sobel magnitude, box and sharpen at least 5x faster than kornia and at
 most 2x OpenCV's time; Gaussian at least 1.5x faster than kornia and at most 3x OpenCV's time.
@@ -41,21 +41,43 @@ def _require():
     return cv2, kornia, ndi, TF
 
 
-def _time_row(fns: dict, repeats: int, clock=time.perf_counter) -> tuple[dict, dict]:
+def _time_row(fns: dict, repeats: int, clock=time.perf_counter, order: str = "interleaved", rounds: int = 3) -> tuple[dict, dict]:
     """Median time in ms of every library's callable, and its output.
 
-    Each callable runs once as a warm-up (its output is kept for the agreement check); then
-    the timed runs are interleaved, one per library per round with the order rotated each
-    round, so machine drift and the process's allocator state affect every column alike.
+    Each callable runs once as a warm-up (its output is kept for the agreement check). Then:
+
+    * ``order="interleaved"`` (default): one timed call per library per round, ``repeats``
+      rounds, order rotated. Every call follows another library's, so each one also pays for
+      the cache contents and freed memory the previous library left (a busy process), and all
+      columns see the same machine drift.
+    * ``order="blocks"``: ``rounds`` rounds; in each, every library runs ``repeats`` times back
+      to back (after one untimed call), libraries in an order rotated each round. Each library
+      is timed in its own steady state, as in a loop that calls nothing else. Some libraries
+      are bimodal there: kornia's sharpen took 10 ms in one run's steady state and 26-48 ms in
+      others, depending on whether its buffers came back from the C allocator or were
+      page-faulted anew.
+
+    The median is over all timed calls of a library.
     """
     outs = {lib: fn() for lib, fn in fns.items()}
     times = {lib: [] for lib in fns}
     libs = list(fns)
-    for r in range(repeats):
-        for lib in libs[r % len(libs) :] + libs[: r % len(libs)]:
-            t0 = clock()
-            fns[lib]()
-            times[lib].append(clock() - t0)
+
+    def timed(lib):
+        t0 = clock()
+        fns[lib]()
+        times[lib].append(clock() - t0)
+
+    if order == "interleaved":
+        for r in range(repeats):
+            for lib in libs[r % len(libs) :] + libs[: r % len(libs)]:
+                timed(lib)
+    else:
+        for r in range(rounds):
+            for lib in libs[r % len(libs) :] + libs[: r % len(libs)]:
+                fns[lib]()
+                for _ in range(repeats):
+                    timed(lib)
     return {lib: statistics.median(t) * 1e3 for lib, t in times.items()}, outs
 
 
@@ -159,6 +181,13 @@ def main(argv=None) -> int:
         help="wall-clock time (default) or this process's CPU time (steadier on a busy machine; use with --threads 1)",
     )
     parser.add_argument("--skip-slow", action="store_true", help="skip scipy.ndimage and torchvision columns")
+    parser.add_argument(
+        "--order",
+        choices=("interleaved", "blocks"),
+        default="interleaved",
+        help="interleaved (default): one run per library in turn, so each call follows another library's "
+        "(a busy process); blocks: each library's runs back to back, in 3 rounds with a rotated library order",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be positive, got {args.repeats}")
@@ -181,7 +210,7 @@ def main(argv=None) -> int:
         libs = ["cnnconv", "kornia", "opencv"]
     print(
         f"fixed filters, {tuple(x.shape)} float32 CPU, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), median of {args.repeats} runs, {args.clock} times in ms"
+        f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), median of {args.repeats if args.order == 'interleaved' else 3 * args.repeats} runs ({args.order}), {args.clock} times in ms"
     )
     header = (
         f"{'operation':<28}" + "".join(f"{lib:>12}" for lib in libs)
@@ -191,7 +220,7 @@ def main(argv=None) -> int:
     print("-" * len(header))
     all_pass = True
     for name, (kornia_speedup, cv_factor), fns in _cases(x):
-        times, outs = _time_row({lib: fns[lib] for lib in libs if lib in fns}, args.repeats, clock)
+        times, outs = _time_row({lib: fns[lib] for lib in libs if lib in fns}, args.repeats, clock, args.order)
         ours = times["cnnconv"]
 
         def ratio(lib):
