@@ -143,9 +143,6 @@ def _depthwise_weight(kernel: torch.Tensor, channels: int) -> torch.Tensor:
 # channels instead (see _vertical_pass).
 _FOLD_MIN_PLANES = 4
 
-# Elements per band of rows when the folded separable engine runs its two passes band by band.
-_SEPARABLE_BAND_ELEMENTS = 1 << 19
-
 
 def _fold(x: torch.Tensor) -> torch.Tensor:
     """``(B, C, H, W)`` -> ``(1, B*C, H, W)`` in channels_last.
@@ -265,28 +262,11 @@ def _separable_valid(x: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor) -> tor
         return x * scale
     if b * c >= _FOLD_MIN_PLANES:
         y = _fold(x)
-        wy = _plane_weight(ky.unsqueeze(-1), b, c) if kh > 1 else None
-        wx = _plane_weight(kx.unsqueeze(-2), b, c) if kw > 1 else None
-
-        def passes(t):
-            if wy is not None:
-                t = F.conv2d(t, wy, groups=b * c)
-            if wx is not None:
-                t = F.conv2d(t, wx, groups=b * c)
-            return t
-
-        if (torch.is_grad_enabled() and (y.requires_grad or ky.requires_grad or kx.requires_grad)) or y.device.type != "cpu":
-            return _unfold(passes(y), b, c)
-        # CPU, no autograd: both passes per band of rows into one preallocated output, so the
-        # only full-size allocation is the output (a full-size intermediate of the vertical
-        # pass cost ~3000 page faults per call whenever the allocator had returned it).
-        ho, wo = hp - kh + 1, wp - kw + 1
-        out = torch.empty((1, b * c, ho, wo), dtype=y.dtype, device=y.device, memory_format=torch.channels_last)
-        band = max(1, min(ho, _SEPARABLE_BAND_ELEMENTS // (b * c * wp)))
-        for o0 in range(0, ho, band):
-            m = min(band, ho - o0)
-            out[:, :, o0 : o0 + m].copy_(passes(y[:, :, o0 : o0 + m + kh - 1]))
-        return _unfold(out, b, c)
+        if kh > 1:
+            y = F.conv2d(y, _plane_weight(ky.unsqueeze(-1), b, c), groups=b * c)
+        if kw > 1:
+            y = F.conv2d(y, _plane_weight(kx.unsqueeze(-2), b, c), groups=b * c)
+        return _unfold(y, b, c)
     if ky.ndim == 2:  # per-channel factors -> per-plane factors
         ky = ky.repeat(b, 1)
         kx = kx.repeat(b, 1)

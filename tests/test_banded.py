@@ -1,6 +1,5 @@
-"""Engines that work in bands of rows (cnnconv._banded for gradients, the folded separable
-engine) against float64 scipy references and the convolution engines, across bands, borders,
-modes and input layouts."""
+"""The banded gradient engine (cnnconv._banded) against float64 scipy references and the
+convolution engines, across bands, borders, modes and input layouts."""
 
 import numpy as np
 import pytest
@@ -134,17 +133,3 @@ def test_auto_uses_bands_only_without_autograd(monkeypatch):
     CF.sobel(x, "xy", border="reflect", method="direct")
     CF.apply_gradient(x, torch.ones(9, dtype=torch.float64), torch.linspace(-1, 1, 9, dtype=torch.float64))
     assert len(calls) == 1  # an explicit method, and 9-tap factors: not banded
-
-
-@pytest.mark.parametrize("border", BORDERS)
-@pytest.mark.parametrize("mode", MODES)
-def test_separable_passes_in_bands_match_scipy(border, mode, monkeypatch, rng):
-    """The folded separable engine (4+ planes, no autograd) runs its passes band by band."""
-    monkeypatch.setattr(CF, "_SEPARABLE_BAND_ELEMENTS", 150)
-    x = rng.standard_normal((2, 3, 17, 11))
-    ky, kx = rng.standard_normal(5), rng.standard_normal(3)
-    y = CF.filter2d(torch.from_numpy(x), None, mode, border, method="separable", factors=(torch.from_numpy(ky), torch.from_numpy(kx)))
-    np.testing.assert_allclose(y.numpy(), oracle(x, np.outer(ky, kx), mode, border), atol=1e-12)
-    blur = CF.gaussian_blur2d(torch.from_numpy(x), 1.5, 7, border=border, mode=mode)
-    k1 = K.gaussian1d(1.5, 7, dtype=torch.float64).numpy()
-    np.testing.assert_allclose(blur.numpy(), oracle(x, np.outer(k1, k1), mode, border), atol=1e-12)
