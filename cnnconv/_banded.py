@@ -101,19 +101,18 @@ def usable(x4: torch.Tensor) -> bool:
     )
 
 
-def _row_sources(x4: torch.Tensor, kh: int, pads, border: str, width: int):
-    """Walk the output in bands of rows.
+def _row_sources(x4: torch.Tensor, kh: int, pads, border: str, band: int):
+    """Walk the output in bands of ``band`` rows.
 
     Yields ``(o0, m, rows)``: output rows ``o0 .. o0 + m - 1`` and the ``m + kh - 1`` border-
     padded input rows they need, ``(N, m + kh - 1, W)`` (columns not padded). Interior bands
     view the input; bands that reach past the top or bottom edge gather into one buffer reused
-    by every such band. ``width``: the padded row length that sizes the bands.
+    by every such band.
     """
     b, c, h, w = x4.shape
     n = b * c
     top, bottom = pads[0], pads[1]
     ho = h + top + bottom - kh + 1
-    band = _band_rows(x4, kh, pads, width)
     planes = x4.reshape(n, h, w) if x4.is_contiguous() else None
     row_map = _index_map(h, top, bottom, border)
     buf = None
@@ -176,7 +175,7 @@ def gradient(x4: torch.Tensor, smooth, diff, pads, border: str, output: str, eps
 
     Args:
         x4: input batch (any strides).
-        smooth, diff: the 1-D factors, same length ``k`` (tensors or sequences of numbers).
+        smooth, diff: the 1-D factors, tensors of the same length ``k``.
         pads: ``(top, bottom, left, right)`` from :func:`cnnconv._padding.output_padding`.
         border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
         output: ``"x"``, ``"y"``, ``"xy"``, ``"magnitude"`` or ``"direction"``.
@@ -185,8 +184,8 @@ def gradient(x4: torch.Tensor, smooth, diff, pads, border: str, output: str, eps
     Returns:
         Contiguous ``(B, C, Ho, Wo)``, or ``(B, C, 2, Ho, Wo)`` for ``"xy"``.
     """
-    s = [float(v) for v in (smooth.tolist() if isinstance(smooth, torch.Tensor) else smooth)]
-    d = [float(v) for v in (diff.tolist() if isinstance(diff, torch.Tensor) else diff)]
+    s = [float(v) for v in smooth.tolist()]
+    d = [float(v) for v in diff.tolist()]
     k = len(s)
     b, c, h, w = x4.shape
     n = b * c
@@ -199,11 +198,9 @@ def gradient(x4: torch.Tensor, smooth, diff, pads, border: str, output: str, eps
     both = output in ("magnitude", "direction")
     smooth_terms, diff_terms = _terms(s), _terms(d)
     pad_columns = _column_padder(w, left, right, border)
-    scratch = None
-    for o0, m, rows in _row_sources(x4, k, pads, border, wp):
-        if scratch is None:  # band-sized, reused by every band
-            size = _band_rows(x4, k, pads, wp)
-            scratch = [x4.new_empty((n, size, wp)) for _ in range(3 if both else 1)]
+    band = _band_rows(x4, k, pads, wp)
+    scratch = [x4.new_empty((n, band, wp)) for _ in range(3 if both else 1)]  # reused by every band
+    for o0, m, rows in _row_sources(x4, k, pads, border, band):
         v = scratch[0][:, :m]
 
         def vsrc(i, rows=rows, m=m):
@@ -240,7 +237,7 @@ def gradient(x4: torch.Tensor, smooth, diff, pads, border: str, output: str, eps
 
 
 def _band_rows(x4: torch.Tensor, kh: int, pads, width: int) -> int:
-    """Rows per band of :func:`_row_sources`."""
+    """Rows per band: ``_BAND_ELEMENTS`` elements of rows ``width`` long, over all planes."""
     b, c, h, _ = x4.shape
     ho = h + pads[0] + pads[1] - kh + 1
     return max(1, min(ho, _BAND_ELEMENTS // max(1, b * c * width)))

@@ -518,7 +518,6 @@ def filter2d(
         else:
             method = _choose(x4, (kh, kw), c, box_scale is not None, factors is not None, mode)
 
-
     if method == "direct" or (method == "separable" and b * c >= _FOLD_MIN_PLANES):
         # The engines return fresh tensors; only a graph that keeps the kernel's gradient would
         # hold on to the padded input.
@@ -928,13 +927,13 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
     _check_method(method)
     gx = gy = None
     fresh = False
-    if method == "auto" and _small_pair_ok(input, smooth, diff, mode, border, _banded.MAX_TAPS):
-        x4 = _to_batch(input)
-        if _banded.usable(x4):
-            pads = output_padding(smooth.shape[0], mode, anchor="scipy")
-            y = _banded.gradient(x4, smooth, diff, pads, border, output, eps)
-            return _from_batch(y, input.ndim + (output == "xy"))
-    if output not in ("x", "y") and method in ("auto", "direct") and _small_pair_ok(input, smooth, diff, mode, border):
+    small = _small_pair_ok(input, smooth, diff, mode, border, _banded.MAX_TAPS)
+    x4 = _to_batch(input)
+    if small and method == "auto" and _banded.usable(x4):
+        pads = output_padding(smooth.shape[0], mode, anchor="scipy")
+        y = _banded.gradient(x4, smooth, diff, pads, border, output, eps)
+        return _from_batch(y, input.ndim + (output == "xy"))
+    if output not in ("x", "y") and method in ("auto", "direct") and small and smooth.shape[0] <= _PAIR_MAX_TAPS:
         gx, gy = _direct_pair(input, smooth, diff, mode, border)
         fresh = not (torch.is_grad_enabled() and input.requires_grad)
     else:
@@ -964,7 +963,11 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
     return torch.atan2(gy, gx)
 
 
-def _small_pair_ok(input, smooth, diff, mode, border, max_taps: int = 5) -> bool:
+# Gradient factors up to this length share one padded copy in the two-convolution path.
+_PAIR_MAX_TAPS = 5
+
+
+def _small_pair_ok(input, smooth, diff, mode, border, max_taps: int) -> bool:
     """Whether both gradients can share one padded copy of the input (factors of at most
     ``max_taps`` taps, no gradient wanted for them)."""
     if not (isinstance(smooth, torch.Tensor) and isinstance(diff, torch.Tensor)):
@@ -987,7 +990,9 @@ def _direct_pair(input, smooth, diff, mode, border):
     smooth = smooth.to(dtype=x4.dtype, device=x4.device)
     diff = diff.to(dtype=x4.dtype, device=x4.device)
     k = smooth.shape[0]
-    folded = _fold_pad(x4, output_padding(k, mode, anchor="scipy"), border, reuse=not torch.is_grad_enabled() or not x4.requires_grad)
+    # The factors need no gradient (_small_pair_ok) and an input that does is not padded into
+    # the workspace (_fold_pad), so no graph can hold the buffer.
+    folded = _fold_pad(x4, output_padding(k, mode, anchor="scipy"), border, reuse=True)
     outs = []
     for kernel in (torch.outer(smooth, diff), torch.outer(diff, smooth)):
         y = F.conv2d(folded, _plane_weight(kernel, b, c), groups=b * c)
