@@ -160,14 +160,14 @@ def test_cd_from_a_hand_designed_weight():
 @pytest.mark.parametrize("pdc", PDC_TYPES)
 def test_gradcheck(pdc):
     layer = PixelDifferenceConv2d(2, 4, stride=2, dilation=2, padding=2, groups=2, bias=True, pdc=pdc, theta=0.7, dtype=D)
-    x = _rand(1, 2, 8, 7, seed=10, dtype=D).requires_grad_()
+    x = _rand(1, 2, 6, 5, seed=10, dtype=D).requires_grad_()
     w = _randn(*layer.weight.shape, seed=11).requires_grad_()
     b = _randn(4, seed=12).requires_grad_()
 
     def f(x, w, b):
         return torch.func.functional_call(layer, {"weight": w, "bias": b}, (x,))
 
-    assert torch.autograd.gradcheck(f, (x, w, b))
+    assert torch.autograd.gradcheck(f, (x, w, b), fast_mode=True)
 
 
 @pytest.mark.parametrize("pdc", PDC_TYPES)
