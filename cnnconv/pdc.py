@@ -78,8 +78,9 @@ def _check_theta(theta) -> float:
     return float(theta)
 
 
-def _check_kernel_size(pdc: str, kernel_size: tuple[int, int]) -> None:
-    if pdc in ("ad", "rd") and tuple(kernel_size) != (3, 3):
+def _check_kernel_size(pdc: str, kernel_size) -> None:
+    kernel_size = tuple(kernel_size)
+    if pdc in ("ad", "rd") and kernel_size != (3, 3):
         raise ValueError(
             f"kernel_size must be 3 for pdc={pdc!r} (its pixel pairs lie on the 3x3 ring), "
             f"got {kernel_size}"
