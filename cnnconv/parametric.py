@@ -17,8 +17,9 @@ Conventions shared by all three:
   to about 2.5 with ``truncate=4``).
 - **Kernels are rebuilt from the parameters on every forward in training mode**, and cached in
   eval mode when no gradient is needed (``torch.no_grad()`` / ``torch.inference_mode()``). The
-  cache is dropped when a parameter changes (optimizer step, ``set_sigma``), on ``.train()`` /
-  ``.eval()``, and on dtype/device moves. In eval mode with gradients enabled the kernel is
+  cache is used only while the parameters equal a copy kept with it (so every write counts,
+  including ``param.data`` writes and fused optimizer steps), and is dropped on ``.train()`` /
+  ``.eval()`` and dtype/device moves. In eval mode with gradients enabled the kernel is
   rebuilt, so gradients still reach sigma.
 - Kernels are written for correlation (PyTorch's convention) and the derivative sign follows
   :mod:`cnnconv.kernels`: the x-derivative is positive where intensity grows to the right, the
@@ -248,25 +249,40 @@ def gaussian_derivative_filter(
 
 
 # --------------------------------------------------------------------------- kernel cache
+def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.dtype == b.dtype and a.device == b.device and a.shape == b.shape and torch.equal(a, b)
+
+
 class _KernelCache(nn.Module):
-    """Rebuild a kernel on every training forward; cache it in eval when no gradient is needed."""
+    """Rebuild a kernel on every training forward; cache it in eval when no gradient is needed.
+
+    The cache holds a copy of the parameters and buffers it was built from and is used only
+    while they are equal to it (``torch.equal``): version counters and addresses miss writes
+    such as ``param.data.mul_()``, numpy views, fused optimizer steps or ``param.data = ...``
+    on reused memory, and inference tensors have no version counter. A kernel built under
+    ``torch.inference_mode()`` is reused only there (autograd cannot record inference tensors).
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self._cache = None
 
     def _cached(self, build):
-        params = [p for p in self.parameters()]
+        params = list(self.parameters())
         needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in params)
         if self.training or needs_grad:
             self._cache = None
             return build()
-        tensors = params + [b for b in self.buffers()]
-        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
-        if self._cache is None or self._cache[0] != key:
-            with torch.no_grad():
-                self._cache = (key, build())
-        return self._cache[1]
+        tensors = params + list(self.buffers())
+        inference = torch.is_inference_mode_enabled()
+        if self._cache is not None:
+            copies, was_inference, kernel = self._cache
+            same = len(copies) == len(tensors) and all(map(_same_tensor, copies, tensors))
+            if same and was_inference == inference:
+                return kernel
+        with torch.no_grad():
+            self._cache = ([t.detach().clone() for t in tensors], inference, build())
+        return self._cache[2]
 
     def train(self, mode: bool = True):
         self._cache = None
