@@ -170,7 +170,8 @@ def separable_factors3d(kernel: torch.Tensor, rtol: float = 1e-5):
 
     Returns:
         ``(kz, ky, kx)`` with shapes ``(kd,)``, ``(kh,)``, ``(kw,)`` (or ``(C, k)`` each), in the
-        kernel's dtype and device; ``None`` when the kernel is not rank 1.
+        kernel's dtype (the default dtype for integer kernels) and device; ``None`` when the
+        kernel is not rank 1.
 
     Example:
         >>> k = torch.ones(3, 3, 3)
@@ -199,7 +200,8 @@ def separable_factors3d(kernel: torch.Tensor, rtol: float = 1e-5):
     err = (k - _outer3(kz, ky, kx)).abs().flatten(-3).amax(-1)
     if bool((err > rtol * k.abs().flatten(-3).amax(-1)).any()):
         return None
-    return tuple(f.to(dtype=kernel.dtype) for f in (kz, ky, kx))
+    dtype = kernel.dtype if kernel.is_floating_point() else torch.get_default_dtype()
+    return tuple(f.to(dtype=dtype) for f in (kz, ky, kx))
 
 
 def _outer3(kz: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:

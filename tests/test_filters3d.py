@@ -94,6 +94,17 @@ def test_separable_factors3d_recovers_rank1_and_rejects_others():
         assert F3.separable_factors3d(kb) is None
 
 
+def test_separable_factors3d_of_an_integer_kernel_are_floating_point():
+    # sobel z kernel: [-1, 0, 1] x [1, 2, 1] x [1, 2, 1]; balancing the factors needs fractions
+    s, d = torch.tensor([1, 2, 1]), torch.tensor([-1, 0, 1])
+    k = d[:, None, None] * s[:, None] * s
+    kz, ky, kx = F3.separable_factors3d(k)
+    assert kz.dtype == ky.dtype == kx.dtype == torch.get_default_dtype()
+    torch.testing.assert_close(kz[:, None, None] * ky[:, None] * kx, k.to(kz.dtype), rtol=0, atol=0)
+    x = torch.randn(1, 1, 5, 6, 7, dtype=torch.float64)
+    torch.testing.assert_close(F3.filter3d(x, k, method="separable"), _reference(x, k.double()))
+
+
 def test_non_finite_kernel_is_never_separable():
     k = torch.ones(3, 3, 3)
     k[0, 0, 0] = float("inf")
@@ -490,6 +501,7 @@ BAD_CALLS = [
     (lambda: F3.filter3d(torch.rand(5, 5, 5), None, factors=(torch.ones(3), torch.ones(3))), TypeError, "factors must be a triple"),
     (lambda: F3.filter3d(torch.rand(5, 5, 5), torch.rand(3, 3, 3), factors=(torch.ones(3), torch.ones(3), torch.ones(2))), ValueError, r"factors have lengths \(3, 3, 2\) but the kernel is \(3, 3, 3\)"),
     (lambda: F3.filter3d(torch.rand(2, 5, 5, 5), None, factors=(torch.ones(2, 3), torch.ones(3), torch.ones(3))), ValueError, "factors must all be shared or all per-channel"),
+    (lambda: F3.correlate3d(torch.rand(5, 5, 5), torch.rand(2, 2, 2), anchor="scipy"), ValueError, r"anchor must be one of \['signal', 'ndimage'\], got 'scipy'"),
     (lambda: F3.box_blur3d(torch.rand(5, 5, 5), (3, 3)), ValueError, r"kernel_size must be an int or a triple, got \(3, 3\)"),
     (lambda: F3.box_blur3d(torch.rand(5, 5, 5), 0), ValueError, "kernel_size must be positive, got 0"),
     (lambda: F3.box_blur3d(torch.rand(5, 5, 5), 2.5), TypeError, "kernel_size must be an int or a triple of ints, got 2.5"),
