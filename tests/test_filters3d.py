@@ -177,6 +177,11 @@ def test_kornia_filter3d_agrees_for_odd_kernels():
         torch.testing.assert_close(F3.filter3d(x, k, border=border), ref)
         ref = kornia.filters.filter3d(x, k[None], border_type=kb, behaviour="conv")
         torch.testing.assert_close(F3.convolve3d(x, k, border=border), ref)
+    # even kernels: kornia anchors element (k - 1) // 2 on the output voxel
+    k = torch.randn(2, 4, 3, dtype=torch.float64)
+    ref = kornia.filters.filter3d(x, k[None], border_type="reflect")
+    torch.testing.assert_close(F3.filter3d(x, k, border="reflect", anchor="torch"), ref)
+    assert not torch.allclose(F3.filter3d(x, k, border="reflect"), ref)
 
 
 # --------------------------------------------------------------------------- filters
@@ -426,7 +431,9 @@ def test_module_equals_functional_shapes_layouts_and_empty(make, functional):
         _check_layer(layer, functional, torch.randn(2, 2, 6, 7, 8, dtype=dtype))
     x = torch.randn(2, 2, 6, 7, 8)
     ref = _check_layer(layer, functional, x)
-    torch.testing.assert_close(layer(x.contiguous(memory_format=torch.channels_last_3d)), ref)
+    y = layer(x.contiguous(memory_format=torch.channels_last_3d))
+    assert y.is_contiguous()
+    torch.testing.assert_close(y, ref)
     noncontig = torch.randn(2, 7, 8, 2, 6).permute(0, 3, 4, 1, 2)
     assert not noncontig.is_contiguous()
     torch.testing.assert_close(layer(noncontig), layer(noncontig.contiguous()))
