@@ -296,7 +296,8 @@ def filter3d(
         size = tuple(kernel.shape[-3:])
     if factors is not None:
         if not isinstance(factors, (tuple, list)) or len(factors) != 3:
-            raise TypeError(f"factors must be a triple (kz, ky, kx), got {factors!r}")
+            got = f"{len(factors)} factors" if isinstance(factors, (tuple, list)) else type(factors).__name__
+            raise TypeError(f"factors must be a triple (kz, ky, kx), got {got}")
         factors = tuple(CF._check_kernel(f, x5, f"factors[{i}]", ndims=(1, 2)) for i, f in enumerate(factors))
         if len({f.ndim for f in factors}) != 1:
             raise ValueError(f"factors must all be shared or all per-channel, got shapes {[tuple(f.shape) for f in factors]}")
