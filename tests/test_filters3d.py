@@ -381,6 +381,10 @@ def test_gradcheck_functional3d():
     flat = torch.ones(1, 5, 5, 5, dtype=torch.float64, requires_grad=True)
     (g,) = torch.autograd.grad(F3.sobel3d(flat).sum(), flat)
     assert bool(torch.isfinite(g).all())
+    # varying along z only: gx = gy = 0 everywhere, the magnitude is |gz|
+    ramp = (torch.arange(5.0, dtype=torch.float64) ** 2).reshape(5, 1, 1).expand(5, 4, 4).clone().requires_grad_()
+    torch.testing.assert_close(F3.sobel3d(ramp), F3.sobel3d(ramp, "z").abs())
+    torch.autograd.gradcheck(lambda t: F3.sobel3d(t, border="replicate"), (ramp,), fast_mode=True)
 
 
 def test_learned_factors_receive_gradients():
