@@ -321,6 +321,8 @@ def filter3d(
     if factors is None and not learn and not compiling and method in ("auto", "separable"):
         factors = separable_factors3d(kernel)
     if method == "separable" and factors is None:
+        if learn:
+            raise ValueError("method='separable' cannot pass gradients to a kernel that requires grad: give its factors or method='direct'")
         raise ValueError("method='separable' needs a rank-1 kernel or factors, got a kernel of higher rank")
     if method == "auto":
         method = "separable" if factors is not None and not learn and kd * kh * kw > _SEPARABLE_MIN_TAPS else "direct"

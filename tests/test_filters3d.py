@@ -387,6 +387,15 @@ def test_gradcheck_functional3d():
     torch.autograd.gradcheck(lambda t: F3.sobel3d(t, border="replicate"), (ramp,), fast_mode=True)
 
 
+def test_separable_with_a_kernel_that_requires_grad_says_so():
+    k = torch.ones(3, 3, 3, requires_grad=True)
+    with pytest.raises(ValueError, match="kernel that requires grad.*factors or method='direct'"):
+        F3.filter3d(torch.rand(1, 5, 5, 5), k, method="separable")
+    y = F3.filter3d(torch.rand(1, 5, 5, 5), k)  # auto: direct, the gradient reaches the kernel
+    y.sum().backward()
+    assert k.grad is not None and bool((k.grad > 0).all())
+
+
 def test_learned_factors_receive_gradients():
     x = torch.rand(1, 1, 5, 6, 7, dtype=torch.float64)
     fs = [torch.rand(3, dtype=torch.float64, requires_grad=True) for _ in range(3)]
