@@ -1,0 +1,260 @@
+"""Fixed-kernel filter layers for volumes ``(B, C, D, H, W)``.
+
+The 3-D counterparts of :mod:`cnnconv.filters`: each layer stores its arguments, keeps its
+kernels (or their 1-D factors) in non-persistent buffers and its ``forward`` is one call into
+:mod:`cnnconv.functional3d`.
+
+Example:
+    >>> import torch
+    >>> from cnnconv.filters3d import GaussianBlur3d, Sobel3d
+    >>> x = torch.rand(2, 3, 8, 16, 16)
+    >>> GaussianBlur3d(1.0)(x).shape, Sobel3d("xyz")(x).shape
+    (torch.Size([2, 3, 8, 16, 16]), torch.Size([2, 3, 3, 8, 16, 16]))
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import functional as CF
+from . import functional3d as F3
+from .filters import _FixedFilter
+
+__all__ = ["Filter3d", "BoxBlur3d", "GaussianBlur3d", "Sobel3d", "Laplacian3d"]
+
+
+class _FixedFilter3d(_FixedFilter):
+    """Common arguments of the 3-D layers: output ``mode``, ``border`` and ``method``."""
+
+    def __init__(self, mode: str, border: str, method: str) -> None:
+        F3._check_method3d(method)
+        super().__init__(mode, border, method)
+
+
+class _Separable3d(_FixedFilter3d):
+    """A layer whose kernel is kept as its three 1-D factors ``kz``, ``ky``, ``kx``."""
+
+    def __init__(self, mode: str, border: str, method: str) -> None:
+        super().__init__(mode, border, method)
+        for name in ("kz", "ky", "kx"):
+            self.register_buffer(name, None, persistent=False)
+
+    def _set_factors(self, factors) -> None:
+        for name, f in zip(("kz", "ky", "kx"), factors):
+            self._set_buffer(name, f)
+
+    @property
+    def kernel(self) -> torch.Tensor:
+        """The 3-D kernel ``kz x ky x kx``."""
+        return F3._outer3(self.kz, self.ky, self.kx)
+
+
+class Filter3d(_FixedFilter3d):
+    """Depthwise 3-D correlation with a fixed kernel.
+
+    Args:
+        kernel: tensor ``(kd, kh, kw)`` shared by all channels or ``(C, kd, kh, kw)`` per channel.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        border: see :func:`cnnconv.functional3d.filter3d`.
+        method: ``"auto"``, ``"direct"`` or ``"separable"`` (which needs a rank-1 kernel).
+
+    Shape:
+        - Input: ``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)``.
+        - Output: same number of dimensions; spatial size from ``mode``.
+
+    Example:
+        >>> f = Filter3d(torch.ones(5, 5, 5) / 125, border="reflect")
+        >>> f(torch.rand(1, 3, 8, 8, 8)).shape
+        torch.Size([1, 3, 8, 8, 8])
+    """
+
+    def __init__(self, kernel, mode: str = "same", border: str = "zeros", *, method: str = "auto") -> None:
+        super().__init__(mode, border, method)
+        if not isinstance(kernel, torch.Tensor):
+            kernel = torch.as_tensor(kernel, dtype=torch.get_default_dtype())
+        if kernel.ndim not in (3, 4) or kernel.numel() == 0:
+            raise ValueError(f"kernel must have shape (kd, kh, kw) or (C, kd, kh, kw), got {tuple(kernel.shape)}")
+        if kernel.is_complex() or not kernel.is_floating_point():
+            raise TypeError(f"kernel must be a real floating point tensor, got dtype {kernel.dtype}")
+        self.register_buffer("kernel", kernel.detach().clone(), persistent=False)
+        # The kernel is fixed: find its structure once, here, instead of at every call.
+        factors = F3.separable_factors3d(kernel) if method in ("auto", "separable") else None
+        if method == "separable" and factors is None:
+            raise ValueError("method='separable' needs a rank-1 kernel, got a kernel of higher rank")
+        taps = kernel.shape[-3] * kernel.shape[-2] * kernel.shape[-1]
+        if method == "auto":
+            method = "separable" if factors is not None and taps > F3._SEPARABLE_MIN_TAPS else "direct"
+        self._method = method
+        for name, f in zip(("kz", "ky", "kx"), factors if method == "separable" else (None,) * 3):
+            self.register_buffer(name, f, persistent=False)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        factors = (self.kz, self.ky, self.kx) if self._method == "separable" else None
+        return F3.filter3d(input, self.kernel, self.mode, self.border, method=self._method, factors=factors)
+
+    def extra_repr(self) -> str:
+        return f"kernel_shape={tuple(self.kernel.shape)}, {self._common_repr()}"
+
+
+class BoxBlur3d(_Separable3d):
+    """Box (mean) blur of volumes.
+
+    Args:
+        kernel_size: int or ``(kd, kh, kw)``.
+        border: ``"reflect"`` (default) or another border name, see
+            :func:`cnnconv.functional3d.filter3d`.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        normalized: mean (True) or window sum (False).
+        method: ``"auto"``, ``"direct"`` or ``"separable"``.
+
+    Shape:
+        - Input: ``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)``.
+        - Output: same number of dimensions.
+
+    Example:
+        >>> BoxBlur3d((3, 5, 5))
+        BoxBlur3d(kernel_size=(3, 5, 5), normalized=True, border='reflect', mode='same', method='auto')
+    """
+
+    def __init__(self, kernel_size=3, border: str = "reflect", mode: str = "same", *, normalized: bool = True, method: str = "auto") -> None:
+        super().__init__(mode, border, method)
+        self.kernel_size = F3._triple(kernel_size, "kernel_size")
+        self.normalized = bool(normalized)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self._set_factors(F3._box_factors(self.kernel_size, self.normalized, torch.get_default_dtype(), None))
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return F3.filter3d(input, None, self.mode, self.border, method=self.method, factors=(self.kz, self.ky, self.kx))
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, normalized={self.normalized}, {self._common_repr()}"
+
+
+class GaussianBlur3d(_Separable3d):
+    """Gaussian blur of volumes as three 1-D passes.
+
+    Args:
+        sigma: positive float or ``(sigma_z, sigma_y, sigma_x)``.
+        kernel_size: odd int or ``(kd, kh, kw)``; default ``2 * round(truncate * sigma) + 1``.
+        border: ``"reflect"`` (default) or another border name, see
+            :func:`cnnconv.functional3d.filter3d`.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        truncate: kernel radius in standard deviations when the size comes from sigma.
+        method: ``"auto"`` (three 1-D passes), ``"separable"`` or ``"direct"``.
+
+    Shape:
+        - Input: ``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)``.
+        - Output: same number of dimensions.
+
+    Example:
+        >>> GaussianBlur3d(1.0)
+        GaussianBlur3d(sigma=(1.0, 1.0, 1.0), kernel_size=(9, 9, 9), truncate=4.0, border='reflect', mode='same', method='auto')
+    """
+
+    def __init__(self, sigma, kernel_size=None, border: str = "reflect", mode: str = "same", *, truncate: float = 4.0, method: str = "auto") -> None:
+        super().__init__(mode, border, method)
+        self.sigma = F3._sigma_triple(sigma)
+        self.truncate = F3._check_truncate(truncate)
+        self.kernel_size = F3._gaussian_size(self.sigma, kernel_size, self.truncate)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self._set_factors(F3._gaussian_factors(self.sigma, self.kernel_size, torch.get_default_dtype(), None))
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        method = "separable" if self.method == "auto" else self.method
+        return F3.filter3d(input, None, self.mode, self.border, method=method, factors=(self.kz, self.ky, self.kx))
+
+    def extra_repr(self) -> str:
+        return f"sigma={self.sigma}, kernel_size={self.kernel_size}, truncate={self.truncate}, {self._common_repr()}"
+
+
+class Sobel3d(_FixedFilter3d):
+    """3-D Sobel gradient (3x3x3; ``[-1, 0, 1]`` along one axis, ``[1, 2, 1]`` along the others).
+
+    Args:
+        output: ``"x"``, ``"y"``, ``"z"``, ``"xyz"`` (stacked at dim -4) or ``"magnitude"``.
+        normalized: divide the kernels by the sum of their absolute values (32).
+        border: ``"reflect"`` (default) or another border name, see
+            :func:`cnnconv.functional3d.filter3d`.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        eps: magnitude ``sqrt(gx^2 + gy^2 + gz^2 + eps)``; 0 the Euclidean norm.
+        method: ``"auto"``, ``"direct"`` or ``"separable"``.
+
+    Shape:
+        - Input: ``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)``.
+        - Output: same shape (``"xyz"``: ``(..., C, 3, D, H, W)``).
+
+    Example:
+        >>> Sobel3d("z")(torch.rand(2, 6, 6, 6)).shape
+        torch.Size([2, 6, 6, 6])
+    """
+
+    def __init__(self, output: str = "magnitude", normalized: bool = False, border: str = "reflect", mode: str = "same", *, eps: float = 0.0, method: str = "auto") -> None:
+        super().__init__(mode, border, method)
+        self.output = CF._check_choice(output, "output", F3.SOBEL3D_OUTPUTS)
+        self.normalized = bool(normalized)
+        self.eps = CF._check_eps(eps)
+        self.register_buffer("smooth", None, persistent=False)
+        self.register_buffer("diff", None, persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        smooth, diff = F3._gradient_factors3d("sobel", self.normalized, torch.get_default_dtype(), None)
+        self._set_buffer("smooth", smooth)
+        self._set_buffer("diff", diff)
+
+    @property
+    def kernel(self) -> torch.Tensor:
+        """The x, y and z kernels stacked ``(3, 3, 3, 3)``."""
+        s, d = self.smooth, self.diff
+        return torch.stack((F3._outer3(s, s, d), F3._outer3(s, d, s), F3._outer3(d, s, s)))
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return F3.apply_gradient3d(input, self.smooth, self.diff, self.output, self.border, self.mode, eps=self.eps, method=self.method)
+
+    def extra_repr(self) -> str:
+        return f"output={self.output!r}, normalized={self.normalized}, eps={self.eps}, {self._common_repr()}"
+
+
+class Laplacian3d(_FixedFilter3d):
+    """3x3x3 Laplacian (6- or 26-neighbour).
+
+    Args:
+        neighbours: 6 (face neighbours, centre -6, ``scipy.ndimage.laplace``) or 26 (centre -26).
+        normalized: divide the kernel by the sum of its absolute values.
+        border: ``"reflect"`` (default) or another border name, see
+            :func:`cnnconv.functional3d.filter3d`.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        method: ``"auto"`` or ``"direct"`` (the kernel is not rank 1).
+
+    Shape:
+        - Input: ``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)``.
+        - Output: same number of dimensions.
+
+    Example:
+        >>> Laplacian3d(26)(torch.rand(1, 5, 5, 5)).shape
+        torch.Size([1, 5, 5, 5])
+    """
+
+    def __init__(self, neighbours: int = 6, normalized: bool = False, border: str = "reflect", mode: str = "same", *, method: str = "auto") -> None:
+        super().__init__(mode, border, method)
+        if neighbours not in (6, 26):
+            raise ValueError(f"neighbours must be 6 or 26, got {neighbours!r}")
+        if method == "separable":
+            raise ValueError("method='separable' needs a rank-1 kernel, got the Laplacian (rank > 1)")
+        self.neighbours = int(neighbours)
+        self.normalized = bool(normalized)
+        self.register_buffer("kernel", None, persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self._set_buffer("kernel", F3._laplacian_kernel3d(self.neighbours, self.normalized, torch.get_default_dtype(), None))
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return F3.filter3d(input, self.kernel, self.mode, self.border, method="direct")
+
+    def extra_repr(self) -> str:
+        return f"neighbours={self.neighbours}, normalized={self.normalized}, {self._common_repr()}"
