@@ -105,9 +105,10 @@ def test_extract_from_module_state_dict_and_files(tmp_path):
     records = extract_kernels(plain)  # os.PathLike
     assert [r.shape for r in records] == [s for _, _, s in expected]
 
-    # A 1-D convolution's kernels are read as (1, k).
+    # A 1-D convolution's kernels are 1-D (k,).
     idx, k = next(iter(from_module[1].kernels()))
-    assert idx == (0, 0) and k.shape == (1, 3)
+    assert idx == (0, 0) and k.shape == (3,)
+    assert from_module[1].count == 8
     assert len(list(from_module[0].kernels())) == 12
 
 
