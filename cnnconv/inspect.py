@@ -1260,18 +1260,17 @@ BANK_1D = tuple(_FIXED_1D) + _FAMILIES_1D
 _SUPPORT_TOL = 1e-12  # leading and trailing taps holding at most this share of the energy are cropped
 
 
-def _family_1d(name: str, value: float, m: int) -> torch.Tensor | None:
-    """A 1-D family member of length ``m`` (float64 CPU), or ``None`` when it is degenerate.
+def _family_1d(name: str, value: float, m: int) -> tuple[torch.Tensor, int] | None:
+    """A 1-D family member for a support of ``m`` taps: ``(taps, start)``, the float64 CPU taps
+    and the index of the support where they start, or ``None`` when it is degenerate.
 
-    Only the taps above about 1e-14 of the peak are computed (the rest are zeros): far tails
+    Only the taps above about 1e-14 of the peak are built (the rest would be zeros): far tails
     would underflow into slow subnormal arithmetic for nothing."""
     from cnnconv import kernels
 
-    out = torch.zeros(m, dtype=torch.float64)
     if name == "exponential":  # exp(-t / tau) from the first tap
         n = min(m, math.ceil(32.0 * value) + 1)
-        out[:n] = torch.exp(-torch.arange(n, dtype=torch.float64) / value)
-        return out
+        return torch.exp(-torch.arange(n, dtype=torch.float64) / value), 0
     # Gaussian families, centred: a window of the same parity as m keeps the exact centre.
     n = min(m, 2 * math.ceil(8.0 * value) + 1 + (1 - m % 2))
     if name == "gaussian":
@@ -1280,8 +1279,7 @@ def _family_1d(name: str, value: float, m: int) -> torch.Tensor | None:
         k = kernels.gaussian_derivative1d(value, 1 if name == "gaussian_derivative" else 2, n, dtype=torch.float64)
     if not bool(torch.isfinite(k).all()) or float(k.abs().sum()) == 0:
         return None
-    out[(m - n) // 2 : (m - n) // 2 + n] = k
-    return out
+    return k, (m - n) // 2
 
 
 def _placed_dots(t: torch.Tensor, r: torch.Tensor) -> list[tuple[float, int]]:
@@ -1327,15 +1325,20 @@ def _match_1d(kernel: torch.Tensor, bank, top: int) -> list[KernelMatch]:
         families = tuple(b for b in names if b in _FAMILIES_1D)
     order = {name: i for i, name in enumerate(list(fixed) + list(families))}
 
-    def best_of(ref):
-        """(|cos|, dot, transform index, start) of the best transform and placement of ref."""
+    def best_of(ref, start=None):
+        """(|cos|, dot, transform index, start) of the best transform and placement of ref:
+        centred on the support, or from index ``start`` of each transformed support."""
         norm = float(ref.norm()) * c_norm
         if norm == 0:
             return None
         options = []
         for ti, g in enumerate(targets):
-            for dot, start in _placed_dots(targets[g], ref):
-                options.append((abs(dot) / norm, dot, ti, start))
+            if start is None:
+                placements = _placed_dots(targets[g], ref)
+            else:
+                placements = [(float((targets[g][start : start + ref.numel()] * ref).sum()), start)]
+            for dot, at in placements:
+                options.append((abs(dot) / norm, dot, ti, at))
         return max(options, key=lambda o: (o[0], -_transform_priority(list(targets)[o[2]], o[1] < 0)))
 
     found = []  # (name, params, sigma, ref, (cos, dot, transform index, start))
@@ -1360,8 +1363,8 @@ def _match_1d(kernel: torch.Tensor, bank, top: int) -> list[KernelMatch]:
 
         def score(log_value, name=name, cache=cache):
             if log_value not in cache:
-                ref = _family_1d(name, math.exp(log_value), m)
-                cache[log_value] = (None, None) if ref is None else (best_of(ref), ref)
+                member = _family_1d(name, math.exp(log_value), m)
+                cache[log_value] = (None, None) if member is None else (best_of(*member), member[0])
             info = cache[log_value][0]
             return -1.0 if info is None else info[0]
 
@@ -1377,7 +1380,7 @@ def _match_1d(kernel: torch.Tensor, bank, top: int) -> list[KernelMatch]:
             continue
         info, ref = cache[best_log]
         value = math.exp(best_log)
-        params = {"tau": value, "size": m} if name == "exponential" else {"sigma": value, "size": m}
+        params = {"tau": value, "size": ref.numel()} if name == "exponential" else {"sigma": value, "size": ref.numel()}
         found.append((name, params, value if name != "exponential" else None, ref, info))
 
     geometric = list(targets)
