@@ -75,6 +75,8 @@ def _match_text(m) -> str:
         text += f"  sigma {m.sigma:.4f}"
     elif params:
         text += f"  ({params})"
+    if m.start is not None:
+        text += f"  from tap {m.start}"
     return text
 
 

@@ -479,10 +479,6 @@ def _as_kernel(k, name: str = "kernel", allow_1d: bool = False) -> torch.Tensor:
     return k
 
 
-def _as_kernel2d(k, name: str = "kernel") -> torch.Tensor:
-    return _as_kernel(k, name)
-
-
 def frequency_response(k, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """Magnitude of the kernel's frequency response on a ``size x size`` grid.
 
@@ -504,7 +500,7 @@ def frequency_response(k, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
         >>> round(float(mag[4, 4]), 6)  # DC gain of a normalised box
         1.0
     """
-    k = _as_kernel2d(k)
+    k = _as_kernel(k)
     if isinstance(size, bool) or not isinstance(size, int):
         raise TypeError(f"size must be an int, got {size!r}")
     if size < max(k.shape):
@@ -1113,7 +1109,7 @@ def match_kernel(k, bank=None, top: int = 3) -> list[KernelMatch]:
         for name, ref in bank.items():
             if not isinstance(name, str):
                 raise TypeError(f"bank names must be strings, got {name!r}")
-            variants.append(_Variant(name, {}, _as_kernel2d(ref, f"bank[{name!r}]").cpu()))
+            variants.append(_Variant(name, {}, _as_kernel(ref, f"bank[{name!r}]").cpu()))
         bank_ = _make_bank(variants, shape, fit_sigma=False)
     elif isinstance(bank, (list, tuple)):
         from cnnconv import kernels
@@ -1323,6 +1319,8 @@ def _match_1d(kernel: torch.Tensor, bank, top: int) -> list[KernelMatch]:
             raise ValueError(f"bank names for 1-D kernels must be among {', '.join(BANK_1D)}, got unknown {unknown}")
         fixed = {b: torch.tensor(_FIXED_1D[b], dtype=torch.float64) for b in names if b in _FIXED_1D}
         families = tuple(b for b in names if b in _FAMILIES_1D)
+    if not families and all(float(r.norm()) == 0 for r in fixed.values()):
+        raise ValueError("bank must hold at least one non-zero kernel, got none")
     order = {name: i for i, name in enumerate(list(fixed) + list(families))}
 
     def best_of(ref, start=None):
@@ -1370,7 +1368,7 @@ def _match_1d(kernel: torch.Tensor, bank, top: int) -> list[KernelMatch]:
 
         grid = [math.log(v) for v in _sigma_grid((m,))]
         coarse[name] = (max(grid, key=score), grid, score, cache)
-    top_coarse = max([o[4][0] for o in found] + [cc[2](cc[0]) for cc in coarse.values()])
+    top_coarse = max([o[4][0] for o in found] + [cc[2](cc[0]) for cc in coarse.values()], default=0.0)
     for name, (best_log, grid, score, cache) in coarse.items():
         if score(best_log) >= top_coarse - 0.05:
             i = grid.index(best_log)

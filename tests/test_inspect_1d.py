@@ -188,6 +188,9 @@ def test_match_1d_bank_choices_and_errors():
     with pytest.raises(ValueError, match="1-D kernel takes identity or conv_flip"):
         apply_transform(k, "rot90")
     assert match_kernel(torch.zeros(7)) == []
+    for bank in ([], {"z": torch.zeros(3)}):
+        with pytest.raises(ValueError, match="at least one non-zero kernel"):
+            match_kernel(k, bank=bank)
 
 
 # --------------------------------------------------------------------------- command line
