@@ -1289,6 +1289,12 @@ def _placed_dots(t: torch.Tensor, r: torch.Tensor) -> list[tuple[float, int]]:
     return out
 
 
+def _negligible_prefix(energy: torch.Tensor, tol: float) -> int:
+    """Number of leading taps whose energy adds up to at most ``tol``."""
+    cum = torch.cumsum(energy, 0)
+    return int(torch.searchsorted(cum, cum.new_full((1,), tol), right=True))
+
+
 def _match_1d(kernel: torch.Tensor, bank, top: int) -> list[KernelMatch]:
     """:func:`match_kernel` for a 1-D kernel (float64, validated)."""
     n = kernel.numel()
@@ -1298,8 +1304,8 @@ def _match_1d(kernel: torch.Tensor, bank, top: int) -> list[KernelMatch]:
         return []
     # Crop to the support: a delayed or short kernel in a long frame is matched where it lies.
     tol = _SUPPORT_TOL * total
-    first = int(torch.searchsorted(torch.cumsum(energy, 0), torch.tensor([tol], dtype=energy.dtype, device=energy.device), right=True))
-    last = n - int(torch.searchsorted(torch.cumsum(energy.flip(0), 0), torch.tensor([tol], dtype=energy.dtype, device=energy.device), right=True))
+    first = _negligible_prefix(energy, tol)
+    last = n - _negligible_prefix(energy.flip(0), tol)
     c = kernel[first:last].cpu()
     m = c.numel()
     c_norm = float(c.norm())
@@ -1384,7 +1390,7 @@ def _match_1d(kernel: torch.Tensor, bank, top: int) -> list[KernelMatch]:
     geometric = list(targets)
 
     def key(item):
-        name, _, sigma, _, (sim, dot, ti, _) = item
+        name, _, _, _, (sim, dot, ti, _) = item
         fitted = name in _FAMILIES_1D and name != "box"
         return _rank_key(sim, _transform_priority(geometric[ti], dot < 0), fitted, order[name])
 
