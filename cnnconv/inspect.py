@@ -6,10 +6,22 @@ Three steps, each usable on its own:
   or a checkpoint file. Files are read with ``torch.load(weights_only=True)`` only: a file that
   would need arbitrary code to load is refused (:class:`InspectError`) and never executed.
 - :func:`describe_kernel` measures one 2-D kernel: DC gain, L2 norm, symmetry, separability,
-  dominant orientation, peak spatial frequency and the frequency response on a grid.
+  dominant orientation, peak spatial frequency and the frequency response on a grid; or one 1-D
+  kernel: DC gain, L2 norm, symmetry, decay (lengths holding 90%/99% of the energy, fitted
+  exponential rate), one-sidedness and bandwidth.
 - :func:`match_kernel` finds the nearest kernels of the hand-designed bank
   (:mod:`cnnconv.kernels`) under scale, sign, the eight 90-degree rotations and flips
   (the convolution flip among them), and fits sigma for Gaussian-family kernels.
+
+Limits (checked on shapes, before any value is read or copied, so that a small crafted file
+describing a huge tensor costs nothing):
+
+- 2-D kernels at most :data:`MAX_KERNEL_SIDE` (256) on each side, 1-D kernels at most
+  :data:`MAX_KERNEL_LENGTH` (2**22) taps; larger ones are refused with a ValueError.
+- :data:`MAX_KERNELS` (4096): the most kernels ``cnnconv inspect`` describes in one run.
+- A weight stored as two rank-one factors is multiplied out only up to
+  :data:`MAX_WEIGHT_ELEMENTS` (2**28) values.
+- Only regular files are read (a FIFO or a device would block or never end).
 
 Conventions:
 
@@ -36,6 +48,7 @@ import math
 import os
 import pickle
 import re
+import stat
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,8 +61,15 @@ __all__ = [
     "InspectError",
     "KernelRecord",
     "KernelDescription",
+    "KernelDescription1d",
     "KernelMatch",
     "TRANSFORMS",
+    "BANK_1D",
+    "MAX_KERNEL_SIDE",
+    "MAX_KERNEL_LENGTH",
+    "MAX_KERNELS",
+    "MAX_WEIGHT_ELEMENTS",
+    "kernel_size_error",
     "apply_transform",
     "load_checkpoint",
     "extract_kernels",
@@ -71,6 +91,30 @@ STATE_DICT_KEYS = ("model", "state_dict", "model_state_dict", "model_state", "ne
 
 _PARAMETRIZED = "parametrizations.weight.original"
 
+MAX_KERNEL_SIDE = 256  # largest side of a 2-D kernel that is described or matched
+MAX_KERNEL_LENGTH = 2**22  # longest 1-D kernel that is described or matched
+MAX_KERNELS = 4096  # most kernels the command line inspects in one run
+MAX_WEIGHT_ELEMENTS = 2**28  # largest weight rebuilt from two rank-one factors
+
+
+def kernel_size_error(shape) -> str | None:
+    """Why a kernel of ``shape`` (1-D ``(k,)`` or 2-D ``(kh, kw)``) cannot be inspected, or ``None``.
+
+    Only the shape is looked at, so a huge tensor is refused before anything is computed.
+
+    Example:
+        >>> kernel_size_error((3, 3)) is None, kernel_size_error((60000, 60000))
+        (True, 'kernel of 60000x60000 is over the size limit of 256x256 for 2-D kernels')
+    """
+    dims = "x".join(map(str, shape))
+    if any(n == 0 for n in shape):
+        return f"kernel of {dims} is empty"
+    if len(shape) == 1 and shape[0] > MAX_KERNEL_LENGTH:
+        return f"kernel of {dims} taps is over the size limit of {MAX_KERNEL_LENGTH} taps for 1-D kernels"
+    if len(shape) == 2 and max(shape) > MAX_KERNEL_SIDE:
+        return f"kernel of {dims} is over the size limit of {MAX_KERNEL_SIDE}x{MAX_KERNEL_SIDE} for 2-D kernels"
+    return None
+
 
 @dataclass
 class KernelRecord:
@@ -87,6 +131,8 @@ class KernelRecord:
             the outer product of ``original0`` and ``original1``).
         module_type: class name of the module when extracted from a module, else ``None``.
         parametrized: whether the weight is registered through ``torch.nn.utils.parametrize``.
+        note: for a parametrized weight read from a state dict, what the values are and how to
+            get the constrained ones (see :func:`extract_kernels`); else ``None``.
     """
 
     name: str
@@ -95,20 +141,26 @@ class KernelRecord:
     weight: torch.Tensor = field(repr=False)
     module_type: str | None = None
     parametrized: bool = False
+    note: str | None = None
 
     @property
     def label(self) -> str:
         """Name used in reports: the module name, or the parameter name for a root module."""
         return self.name or self.parameter
 
-    def kernels(self):
-        """Iterate over ``(index, kernel)`` with one 2-D kernel ``(kh, kw)`` per index.
+    @property
+    def count(self) -> int:
+        """Number of kernels, ``shape[0] * shape[1]`` (nothing is iterated)."""
+        return self.shape[0] * self.shape[1]
 
-        1-D convolution weights ``(out, in, k)`` give kernels of shape ``(1, k)``.
+    def kernels(self):
+        """Iterate lazily over ``(index, kernel)``, one view ``weight[out, in]`` per index.
+
+        Kernels are 2-D ``(kh, kw)`` for ``Conv2d`` weights and 1-D ``(k,)`` for ``Conv1d``
+        weights. Nothing is copied, so stopping early (``itertools.islice``) is cheap even for a
+        weight of billions of kernels.
         """
         w = self.weight
-        if w.ndim == 3:
-            w = w.unsqueeze(-2)
         for o in range(w.shape[0]):
             for i in range(w.shape[1]):
                 yield (o, i), w[o, i]
@@ -121,6 +173,7 @@ class KernelRecord:
             "shape": list(self.shape),
             "module_type": self.module_type,
             "parametrized": self.parametrized,
+            "note": self.note,
         }
 
 
@@ -138,8 +191,9 @@ def load_checkpoint(path) -> Any:
         Whatever the file holds (a state dict, a dict checkpoint...).
 
     Raises:
-        InspectError: the file is missing, is not a PyTorch checkpoint, or would need arbitrary
-            code to load (refused for safety; nothing from it is executed).
+        InspectError: the file is missing, is not a regular file (a directory, FIFO, socket or
+            device is refused before it is opened), is not a PyTorch checkpoint, or would need
+            arbitrary code to load (refused for safety; nothing from it is executed).
 
     Example:
         >>> import os, tempfile, torch
@@ -151,16 +205,31 @@ def load_checkpoint(path) -> Any:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {_describe_type(path)}")
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InspectError(f"checkpoint file does not exist: {path!r}")
-    if os.path.isdir(path):
-        raise InspectError(f"checkpoint path is a directory, not a file: {path!r}")
     try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InspectError(f"checkpoint file does not exist: {path!r}") from None
+    except OSError as exc:
+        raise InspectError(f"cannot read checkpoint {path!r}: {exc.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise InspectError(f"checkpoint path is a directory, not a file: {path!r}")
+    if not stat.S_ISREG(mode):
+        raise InspectError(f"checkpoint path is not a regular file (a FIFO, socket or device): {path!r}")
+    try:
+        # Non-blocking, and checked again on the open file: a FIFO swapped in after the check
+        # above neither blocks the open nor gets read.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise InspectError(f"cannot read checkpoint {path!r}: {exc.strerror}") from None
+    handle = os.fdopen(fd, "rb")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InspectError(f"checkpoint path is not a regular file (a FIFO, socket or device): {path!r}")
         with warnings.catch_warnings():
             # The safe unpickler warns about pickle protocols it may not support; the error
             # below (if any) says all that matters.
             warnings.simplefilter("ignore", UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(handle, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch names the refused callable: "Unsupported global: GLOBAL io.open was not an
         # allowed global" or "Trying to load unsupported GLOBAL posix.system whose module ...".
@@ -179,22 +248,27 @@ def load_checkpoint(path) -> Any:
     except (EOFError, KeyError, RuntimeError, ValueError, UnicodeDecodeError, IndexError, AttributeError) as exc:
         reason = "the file is empty" if isinstance(exc, EOFError) else "it is not in torch.save format"
         raise InspectError(f"not a PyTorch checkpoint: {path!r} ({reason})") from None
+    finally:
+        handle.close()
 
 
 def _is_state_dict(obj) -> bool:
     return isinstance(obj, Mapping) and any(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def _candidate_state_dicts(obj, depth: int = 0):
+def _candidate_state_dicts(obj, depth: int = 0, seen: set | None = None):
     """Mappings inside a checkpoint that may be the state dict, most likely first: the object
     itself, then the values under the usual keys, then any other mapping value (nested up to
-    three levels, e.g. ``{"model": {"state_dict": ...}}``)."""
-    if not isinstance(obj, Mapping) or depth > 3:
+    three levels, e.g. ``{"model": {"state_dict": ...}}``). Each mapping is visited once, even
+    when the file refers to it from many places."""
+    seen = set() if seen is None else seen
+    if not isinstance(obj, Mapping) or depth > 3 or id(obj) in seen:
         return
+    seen.add(id(obj))
     yield obj
     keys = [k for k in STATE_DICT_KEYS if k in obj] + [k for k in obj if k not in STATE_DICT_KEYS]
     for key in keys:
-        yield from _candidate_state_dicts(obj[key], depth + 1)
+        yield from _candidate_state_dicts(obj[key], depth + 1, seen)
 
 
 def _records_from_checkpoint(obj, source: str) -> list[KernelRecord]:
@@ -224,6 +298,37 @@ def _module_prefix(key: str, suffix: str) -> str | None:
     return None
 
 
+# What a parametrized weight read from a state dict is, and how to see the constrained one.
+_NOT_STORED = (
+    "the constraints are code, which a state dict does not store: any other constraint on this "
+    "weight (zero_sum, unit_norm, symmetric...) is not applied. To inspect the constrained kernels, "
+    "pass the model itself, or save it with cnnconv.export_state_dict(model), which writes the "
+    "effective weights"
+)
+_ORIGINAL_NOTE = "values are the stored UNCONSTRAINED original, not the layer's weight: " + _NOT_STORED
+_FACTORS_NOTE = "values are the product of the stored rank-one factors{}; " + _NOT_STORED
+
+
+def _rank_one_weight(sd: Mapping, prefix: str, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """The kernels ``u v^T`` of two stored rank-one factors, with the zero-sum of cnnconv's
+    ``rank_one`` constraint applied when its buffer ``0.zero_mean_column`` says which factor is
+    made zero-mean (:class:`cnnconv.constraints.RankOne`)."""
+    numel = u.shape[0] * u.shape[1] * u.shape[2] * v.shape[2]
+    if numel > MAX_WEIGHT_ELEMENTS:
+        raise InspectError(
+            f"layer {prefix!r}: its rank-one factors {tuple(u.shape)} and {tuple(v.shape)} make a weight of "
+            f"{numel} values, over the limit of {MAX_WEIGHT_ELEMENTS}"
+        )
+    column = sd.get((f"{prefix}." if prefix else "") + "parametrizations.weight.0.zero_mean_column")
+    applied = ""
+    if isinstance(column, torch.Tensor) and column.dtype == torch.bool and column.shape == u.shape[:2]:
+        col = column.unsqueeze(-1)
+        u = torch.where(col, u - u.mean(dim=-1, keepdim=True), u)
+        v = torch.where(col, v, v - v.mean(dim=-1, keepdim=True))
+        applied = " with the stored zero-sum choice of the rank_one constraint applied"
+    return (u.unsqueeze(-1) * v.unsqueeze(-2)).detach(), _FACTORS_NOTE.format(applied)
+
+
 def _records_from_state_dict(sd: Mapping) -> list[KernelRecord]:
     records = []
     for key, value in sd.items():
@@ -232,7 +337,7 @@ def _records_from_state_dict(sd: Mapping) -> list[KernelRecord]:
         if value.ndim in (3, 4):
             name = _module_prefix(key, _PARAMETRIZED)
             if name is not None:
-                records.append(KernelRecord(name, key, tuple(value.shape), value.detach(), None, True))
+                records.append(KernelRecord(name, key, tuple(value.shape), value.detach(), None, True, _ORIGINAL_NOTE))
                 continue
             name = _module_prefix(key, "weight")
             if name is not None:
@@ -249,8 +354,8 @@ def _records_from_state_dict(sd: Mapping) -> list[KernelRecord]:
             and other.is_floating_point()
             and value.shape[:2] == other.shape[:2]
         ):
-            weight = (value.unsqueeze(-1) * other.unsqueeze(-2)).detach()
-            records.append(KernelRecord(name, key[:-1] + "{0,1}", tuple(weight.shape), weight, None, True))
+            weight, note = _rank_one_weight(sd, name, value, other)
+            records.append(KernelRecord(name, key[:-1] + "{0,1}", tuple(weight.shape), weight, None, True, note))
     return records
 
 
@@ -285,10 +390,13 @@ def extract_kernels(obj, *, layer: str | None = None) -> list[KernelRecord]:
     module with a weight parametrized through ``torch.nn.utils.parametrize`` the effective
     ``module.weight`` is returned; in a state dict the stored
     ``<name>.parametrizations.weight.original`` is returned (the parametrization itself is code,
-    which a state dict does not hold) and the record is flagged ``parametrized``; a weight stored
-    as two factors ``original0`` ``(out, in, kh)`` and ``original1`` ``(out, in, kw)`` (a rank-one
-    parametrization) is rebuilt as their outer product. To see the constrained kernels exactly,
-    pass the model itself, or save it after baking the constraints into a plain ``weight``.
+    which a state dict does not hold) and the record is flagged ``parametrized`` with a ``note``
+    saying so; a weight stored as two factors ``original0`` ``(out, in, kh)`` and ``original1``
+    ``(out, in, kw)`` (a rank-one parametrization) is rebuilt as their outer product, with the
+    zero-sum of cnnconv's ``rank_one`` constraint applied when its stored ``zero_mean_column``
+    buffer is present (the only constraint whose choice a state dict records). To see the
+    constrained kernels exactly, pass the model itself, or save it with
+    ``cnnconv.export_state_dict(model)``, which writes the effective weights.
 
     Args:
         obj: an ``nn.Module``; a mapping of names to tensors (``state_dict``); or a path to a file
@@ -344,22 +452,25 @@ def extract_kernels(obj, *, layer: str | None = None) -> list[KernelRecord]:
 # --------------------------------------------------------------------------- description
 
 
-def _as_kernel2d(k, name: str = "kernel") -> torch.Tensor:
-    """Validate a kernel and return it as a detached 2-D float64 tensor on its own device."""
+def _as_kernel(k, name: str = "kernel", allow_1d: bool = False) -> torch.Tensor:
+    """Validate a kernel and return it as a detached float64 tensor on its own device: 1-D when
+    given 1-D and ``allow_1d``, else 2-D (a 1-D kernel read as ``(1, k)``). The size limits are
+    checked on the shape, before anything is converted."""
     if not isinstance(k, torch.Tensor):
         try:
             k = torch.as_tensor(k)
         except Exception:
             raise TypeError(f"{name} must be a tensor or array, got {_describe_type(k)}") from None
-    if k.ndim == 1:
+    if k.ndim == 1 and not allow_1d:
         k = k.unsqueeze(0)
-    if k.ndim != 2:
+    if k.ndim not in (1, 2):
         raise ValueError(
             f"{name} must be a 2-D kernel (kh, kw) or 1-D (k,), got shape {tuple(k.shape)}; "
             f"index a weight as weight[out, in]"
         )
-    if k.numel() == 0:
-        raise ValueError(f"{name} must not be empty, got shape {tuple(k.shape)}")
+    problem = kernel_size_error(tuple(k.shape))
+    if problem:
+        raise ValueError(f"{name} cannot be inspected: {problem}")
     if k.is_complex() or k.dtype == torch.bool:
         raise TypeError(f"{name} must be real, got dtype {k.dtype}")
     k = k.detach().to(torch.float64)
@@ -389,7 +500,7 @@ def frequency_response(k, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
         >>> round(float(mag[4, 4]), 6)  # DC gain of a normalised box
         1.0
     """
-    k = _as_kernel2d(k)
+    k = _as_kernel(k)
     if isinstance(size, bool) or not isinstance(size, int):
         raise TypeError(f"size must be an int, got {size!r}")
     if size < max(k.shape):
@@ -466,7 +577,138 @@ class KernelDescription:
         return out
 
 
-def describe_kernel(k, *, grid: int = 64) -> KernelDescription:
+@dataclass
+class KernelDescription1d:
+    """Properties of one 1-D kernel ``(k,)``, from :func:`describe_kernel`.
+
+    Attributes:
+        shape: ``(k,)``.
+        dc_gain: sum of the taps (response to a constant signal).
+        l2_norm: Euclidean norm of the taps.
+        symmetry: share of the energy in the part even under reversal, in [0, 1].
+        antisymmetry: share in the odd part; ``symmetry + antisymmetry == 1``.
+        length_90: taps in the shortest run of consecutive taps holding 90% of the energy.
+        length_99: the same for 99%.
+        decay_rate: fitted exponential decay rate per tap ``r``, ``|k| ~ exp(-r t)``, measured
+            from the largest tap outwards along the side holding more energy (the slope of the
+            log of the remaining energy, between 90% and 0.01% of that side's energy); ``nan``
+            when fewer than three taps fall in that range.
+        side_balance: ``(E_after - E_before) / E`` of the energy after and before the centre,
+            in [-1, 1]: near +1 or -1 for a one-sided (causal) kernel, 0 for a balanced one.
+        bandwidth_3db: total width in cycles/sample of the frequencies in ``[0, 0.5]`` where the
+            magnitude response is within 3 dB of its peak.
+        bandwidth_90: the frequency in cycles/sample below which 90% of the spectral energy lies.
+        peak_frequency: frequency in cycles/sample of the largest magnitude (the lowest on ties).
+        peak_gain: the largest magnitude.
+        frequency_response: ``(n // 2 + 1,)`` magnitude on ``n`` zero-padded FFT points.
+        frequencies: ``(n // 2 + 1,)`` frequencies in cycles/sample, from 0 to 0.5.
+    """
+
+    shape: tuple
+    dc_gain: float
+    l2_norm: float
+    symmetry: float
+    antisymmetry: float
+    length_90: int
+    length_99: int
+    decay_rate: float
+    side_balance: float
+    bandwidth_3db: float
+    bandwidth_90: float
+    peak_frequency: float
+    peak_gain: float
+    frequency_response: torch.Tensor = field(repr=False)
+    frequencies: torch.Tensor = field(repr=False)
+
+    def to_dict(self, include_response: bool = False) -> dict:
+        """Properties as JSON-ready Python types (``nan`` becomes ``None``).
+
+        Args:
+            include_response: also include the frequency response and its frequencies.
+        """
+        out = {}
+        for name in (
+            "dc_gain", "l2_norm", "symmetry", "antisymmetry", "length_90", "length_99", "decay_rate",
+            "side_balance", "bandwidth_3db", "bandwidth_90", "peak_frequency", "peak_gain",
+        ):
+            v = getattr(self, name)
+            out[name] = None if isinstance(v, float) and not math.isfinite(v) else v
+        out = {"shape": list(self.shape), **out}
+        if include_response:
+            out["frequency_response"] = self.frequency_response.cpu().tolist()
+            out["frequencies"] = self.frequencies.cpu().tolist()
+        return out
+
+
+def _shortest_window(energy: torch.Tensor, fraction: float) -> int:
+    """Taps in the shortest run of consecutive taps holding ``fraction`` of the energy."""
+    cum = torch.cat([energy.new_zeros(1), torch.cumsum(energy, 0)])
+    total = float(cum[-1])
+    starts = cum[:-1]
+    ok = starts + fraction * total <= total * (1 + 1e-12)
+    ends = torch.searchsorted(cum, (starts[ok] + fraction * total * (1 - 1e-12)).contiguous())
+    return int((ends - torch.nonzero(ok).squeeze(-1)).min())
+
+
+def _decay_rate(k: torch.Tensor) -> float:
+    peak = int(torch.argmax(k.abs()))
+    after, before = k[peak:], k[: peak + 1].flip(0)
+    side = after if float((after * after).sum()) >= float((before * before).sum()) else before
+    energy = side * side
+    remaining = torch.flip(torch.cumsum(torch.flip(energy, (0,)), 0), (0,)) / energy.sum()
+    t = torch.nonzero((remaining <= 0.9) & (remaining >= 1e-4)).squeeze(-1)
+    if t.numel() < 3:
+        return float("nan")
+    x = t.to(torch.float64)
+    y = torch.log(remaining[t])
+    x0 = x - x.mean()
+    slope = float((x0 * (y - y.mean())).sum() / (x0 * x0).sum())
+    return -0.5 * slope
+
+
+def _describe_1d(k: torch.Tensor, grid: int) -> KernelDescription1d:
+    n = k.numel()
+    energy = k * k
+    total = float(energy.sum())
+    nan = float("nan")
+    flipped = k.flip(0)
+    even, odd = 0.5 * (k + flipped), 0.5 * (k - flipped)
+    size = max(grid, n)
+    mag = torch.fft.rfft(k, n=size).abs()
+    freqs = torch.fft.rfftfreq(size, dtype=torch.float64, device=k.device)
+    peak_gain = float(mag.max())
+    peak = int(torch.nonzero(mag >= peak_gain * (1.0 - 1e-9))[0])
+    if total > 0:
+        half = n // 2
+        before, after = float(energy[:half].sum()), float(energy[n - half :].sum())
+        power = mag * mag
+        # Bins 0 and size/2 stand for one frequency each, the others for a pair (f and -f).
+        weight = torch.full_like(power, 2.0)
+        weight[0] = 1.0
+        if size % 2 == 0:
+            weight[-1] = 1.0
+        spectral = torch.cumsum(power * weight, 0)
+        bandwidth_90 = float(freqs[int(torch.searchsorted(spectral, 0.9 * float(spectral[-1])))])
+        bandwidth_3db = float((mag >= peak_gain / math.sqrt(2.0)).sum()) / size
+        symmetry = float((even * even).sum()) / total
+        antisymmetry = float((odd * odd).sum()) / total
+        stats = dict(
+            symmetry=symmetry, antisymmetry=antisymmetry, length_90=_shortest_window(energy, 0.9),
+            length_99=_shortest_window(energy, 0.99), decay_rate=_decay_rate(k),
+            side_balance=(after - before) / total, bandwidth_3db=bandwidth_3db, bandwidth_90=bandwidth_90,
+        )
+    else:
+        stats = dict(
+            symmetry=nan, antisymmetry=nan, length_90=0, length_99=0, decay_rate=nan, side_balance=nan,
+            bandwidth_3db=nan, bandwidth_90=nan,
+        )
+    return KernelDescription1d(
+        shape=(n,), dc_gain=float(k.sum()), l2_norm=math.sqrt(total), **stats,
+        peak_frequency=float(freqs[peak]), peak_gain=peak_gain, frequency_response=mag, frequencies=freqs,
+    )
+
+
+def describe_kernel(k, *, grid: int = 64) -> KernelDescription | KernelDescription1d:
     """Measure the properties of a 2-D kernel.
 
     Symmetry scores split the kernel into its part even and odd under the 180-degree rotation
@@ -475,12 +717,19 @@ def describe_kernel(k, *, grid: int = 64) -> KernelDescription:
     tensor ``sum |H(f)|^2 f f^T`` over the frequency grid (``f = (fx, fy)``, fy downwards), so
     ``sobel_x`` is 0 degrees and ``sobel_y`` 90.
 
+    A 1-D kernel ``(k,)`` gets a :class:`KernelDescription1d` instead, computed in 1-D (memory
+    and time linear in ``k`` up to a log factor).
+
     Args:
-        k: kernel ``(kh, kw)`` (a 1-D kernel is read as ``(1, k)``), any device.
+        k: kernel ``(kh, kw)`` or ``(k,)``, any device.
         grid: size of the zero-padded frequency grid (at least the kernel's largest side).
 
     Returns:
-        A :class:`KernelDescription`. For an all-zero kernel the scores are ``nan``.
+        A :class:`KernelDescription` (2-D) or :class:`KernelDescription1d` (1-D). For an
+        all-zero kernel the scores are ``nan``.
+
+    Raises:
+        ValueError: not 1-D or 2-D, empty, over the size limits, or not finite.
 
     Example:
         >>> from cnnconv import kernels
@@ -488,9 +737,11 @@ def describe_kernel(k, *, grid: int = 64) -> KernelDescription:
         >>> d.dc_gain, round(d.antisymmetry, 6), round(d.separability, 6), round(d.orientation, 6)
         (0.0, 1.0, 1.0, 0.0)
     """
-    k = _as_kernel2d(k)
+    k = _as_kernel(k, allow_1d=True)
     if isinstance(grid, bool) or not isinstance(grid, int):
         raise TypeError(f"grid must be an int, got {grid!r}")
+    if k.ndim == 1:
+        return _describe_1d(k, grid)
     grid = max(grid, max(k.shape))
     energy = float((k * k).sum())
     nan = float("nan")
@@ -594,7 +845,7 @@ def apply_transform(k: torch.Tensor, transform: str) -> torch.Tensor:
     """Apply a transform name reported by :func:`match_kernel` to a kernel.
 
     Args:
-        k: tensor ``(..., kh, kw)``.
+        k: tensor ``(..., kh, kw)``, or a 1-D kernel ``(k,)`` (``conv_flip`` reverses it).
         transform: ``"identity"``, ``"conv_flip"``, ``"flip_lr"``, ``"flip_ud"``, ``"transpose"``,
             ``"anti_transpose"``, ``"rot90"``, ``"rot270"``, ``"negated"``, or
             ``"<geometric>+negated"``.
@@ -613,6 +864,11 @@ def apply_transform(k: torch.Tensor, transform: str) -> torch.Tensor:
     geometric = "identity" if transform == "negated" else transform.removesuffix("+negated")
     if geometric not in TRANSFORMS:
         raise ValueError(f"unknown transform, got {transform!r}; known: {', '.join(TRANSFORMS)} (+negated)")
+    if k.ndim == 1:
+        if geometric not in ("identity", "conv_flip"):
+            raise ValueError(f"a 1-D kernel takes identity or conv_flip (+negated), got {transform!r}")
+        out = k.flip(0) if geometric == "conv_flip" else k
+        return -out if negated else out
     out = TRANSFORMS[geometric](k)
     return -out if negated else out
 
@@ -632,6 +888,8 @@ class KernelMatch:
         reference: the bank kernel as built (before the transform), on the kernel's device.
         aligned: ``scale * apply_transform(reference, transform)`` centred on the kernel and
             cropped or zero-padded to the kernel's shape: the reference as the kernel sees it.
+        start: for a 1-D kernel, the index of the kernel where the first tap of the transformed
+            reference lies (negative when it starts before the kernel); ``None`` for 2-D.
     """
 
     name: str
@@ -642,6 +900,7 @@ class KernelMatch:
     sigma: float | None = None
     reference: torch.Tensor | None = field(default=None, repr=False)
     aligned: torch.Tensor | None = field(default=None, repr=False)
+    start: int | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready fields (the reference tensor is left out)."""
@@ -652,6 +911,7 @@ class KernelMatch:
             "scale": self.scale,
             "params": self.params,
             "sigma": self.sigma,
+            "start": self.start,
         }
 
 
@@ -805,10 +1065,19 @@ def match_kernel(k, bank=None, top: int = 3) -> list[KernelMatch]:
     ``anti_transpose``, ``rot90``, ``rot270``, then the same flips and turns ``+negated``. A Sobel
     x rotated by 180 degrees is therefore ``sobel_x`` under ``conv_flip`` rather than ``negated``.
 
+    A 1-D kernel ``(k,)`` is matched in 1-D against :data:`BANK_1D`: ``identity``,
+    ``difference`` ``[-1, 0, 1] / 2``, ``second_difference`` ``[1, -2, 1]``, ``box`` (width
+    fitted), ``gaussian``, ``gaussian_derivative``, ``gaussian_derivative2`` (sigma fitted) and
+    ``exponential`` ``exp(-t / tau)`` (tau fitted), under ``identity``, ``conv_flip`` (reversal)
+    and the sign. The kernel is first cropped to its support (leading and trailing taps holding
+    at most 1e-12 of the energy), the references are centred on that support, and
+    :attr:`KernelMatch.start` says where the reference lies; memory stays linear in ``k``.
+
     Args:
-        k: kernel ``(kh, kw)`` (1-D read as ``(1, k)``), any device.
-        bank: ``None`` for every registered kernel of :mod:`cnnconv.kernels`; a list of registry
-            names; or a mapping of names to 2-D tensors (used as given, no sigma fit).
+        k: kernel ``(kh, kw)`` or ``(k,)``, any device.
+        bank: ``None`` for every registered kernel of :mod:`cnnconv.kernels` (for 1-D kernels:
+            :data:`BANK_1D`); a list of such names; or a mapping of names to tensors (used as
+            given, no fit).
         top: number of matches to return: one per bank name, leaving out a name that is only a
             transformed copy of a better match (``sobel_y`` under ``transpose`` after ``sobel_x``).
 
@@ -821,11 +1090,15 @@ def match_kernel(k, bank=None, top: int = 3) -> list[KernelMatch]:
         >>> m.name, m.transform, round(m.sigma, 4)
         ('gaussian', 'identity', 1.3)
     """
-    kernel = _as_kernel2d(k)
+    kernel = _as_kernel(k, allow_1d=True)
     if isinstance(top, bool) or not isinstance(top, int):
         raise TypeError(f"top must be an int, got {top!r}")
     if top < 1:
         raise ValueError(f"top must be positive, got {top}")
+    if kernel.ndim == 1:
+        if bank is not None and not isinstance(bank, (Mapping, list, tuple)):
+            raise TypeError(f"bank must be None, a list of names or a mapping of tensors, got {_describe_type(bank)}")
+        return _match_1d(kernel, bank, top)
     shape = tuple(kernel.shape)
     if bank is None:
         from cnnconv import kernels
@@ -836,7 +1109,7 @@ def match_kernel(k, bank=None, top: int = 3) -> list[KernelMatch]:
         for name, ref in bank.items():
             if not isinstance(name, str):
                 raise TypeError(f"bank names must be strings, got {name!r}")
-            variants.append(_Variant(name, {}, _as_kernel2d(ref, f"bank[{name!r}]").cpu()))
+            variants.append(_Variant(name, {}, _as_kernel(ref, f"bank[{name!r}]").cpu()))
         bank_ = _make_bank(variants, shape, fit_sigma=False)
     elif isinstance(bank, (list, tuple)):
         from cnnconv import kernels
@@ -947,6 +1220,15 @@ def _fit_sigma(name, t_row, sigma0, shape, frame, offset):
                 cache[log_sigma] = (abs(float((t_row * placed).sum())) / float(ref.norm()), ref)
         return cache[log_sigma][0]
 
+    candidates = [math.log(sigma0), lo, hi] + _golden(score, lo, hi)
+    best_log = max(candidates, key=score)
+    sim, ref = cache[best_log]
+    return math.exp(best_log), sim, ref
+
+
+def _golden(score, lo: float, hi: float) -> list[float]:
+    """Golden-section search for the maximum of ``score`` on ``[lo, hi]``; returns the last
+    points it looked at (the caller keeps the best of them and of its own candidates)."""
     inv_phi = (math.sqrt(5.0) - 1.0) / 2.0
     a, b = lo, hi
     c = b - inv_phi * (b - a)
@@ -958,7 +1240,178 @@ def _fit_sigma(name, t_row, sigma0, shape, frame, offset):
         else:
             a, c = c, d
             d = a + inv_phi * (b - a)
-    candidates = [math.log(sigma0), lo, hi, c, d, 0.5 * (a + b)]
-    best_log = max(candidates, key=score)
-    sim, ref = cache[best_log]
-    return math.exp(best_log), sim, ref
+    return [c, d, 0.5 * (a + b)]
+
+
+# --------------------------------------------------------------------------- 1-D matching
+
+# Fixed 1-D references (correlation taps), then the families whose parameter is fitted.
+_FIXED_1D = {
+    "identity": (1.0,),
+    "difference": (-0.5, 0.0, 0.5),
+    "second_difference": (1.0, -2.0, 1.0),
+}
+_FAMILIES_1D = ("box", "gaussian", "gaussian_derivative", "gaussian_derivative2", "exponential")
+BANK_1D = tuple(_FIXED_1D) + _FAMILIES_1D
+_SUPPORT_TOL = 1e-12  # leading and trailing taps holding at most this share of the energy are cropped
+
+
+def _family_1d(name: str, value: float, m: int) -> tuple[torch.Tensor, int] | None:
+    """A 1-D family member for a support of ``m`` taps: ``(taps, start)``, the float64 CPU taps
+    and the index of the support where they start, or ``None`` when it is degenerate.
+
+    Only the taps above about 1e-14 of the peak are built (the rest would be zeros): far tails
+    would underflow into slow subnormal arithmetic for nothing."""
+    from cnnconv import kernels
+
+    if name == "exponential":  # exp(-t / tau) from the first tap
+        n = min(m, math.ceil(32.0 * value) + 1)
+        return torch.exp(-torch.arange(n, dtype=torch.float64) / value), 0
+    # Gaussian families, centred: a window of the same parity as m keeps the exact centre.
+    n = min(m, 2 * math.ceil(8.0 * value) + 1 + (1 - m % 2))
+    if name == "gaussian":
+        k = kernels.gaussian1d(value, n, dtype=torch.float64)
+    else:
+        k = kernels.gaussian_derivative1d(value, 1 if name == "gaussian_derivative" else 2, n, dtype=torch.float64)
+    if not bool(torch.isfinite(k).all()) or float(k.abs().sum()) == 0:
+        return None
+    return k, (m - n) // 2
+
+
+def _placed_dots(t: torch.Tensor, r: torch.Tensor) -> list[tuple[float, int]]:
+    """``(dot, start)`` of ``r`` centred on ``t`` (two placements when the parities differ);
+    ``start`` is the index of ``t`` where ``r[0]`` lies (negative when ``r`` is longer)."""
+    m, n = t.numel(), r.numel()
+    out = []
+    for start in sorted({(m - n) // 2, (m - n + 1) // 2}):
+        lo, hi = max(start, 0), min(start + n, m)
+        out.append((float((t[lo:hi] * r[lo - start : hi - start]).sum()), start))
+    return out
+
+
+def _negligible_prefix(energy: torch.Tensor, tol: float) -> int:
+    """Number of leading taps whose energy adds up to at most ``tol``."""
+    cum = torch.cumsum(energy, 0)
+    return int(torch.searchsorted(cum, cum.new_full((1,), tol), right=True))
+
+
+def _match_1d(kernel: torch.Tensor, bank, top: int) -> list[KernelMatch]:
+    """:func:`match_kernel` for a 1-D kernel (float64, validated)."""
+    n = kernel.numel()
+    energy = kernel * kernel
+    total = float(energy.sum())
+    if total == 0:
+        return []
+    # Crop to the support: a delayed or short kernel in a long frame is matched where it lies.
+    tol = _SUPPORT_TOL * total
+    first = _negligible_prefix(energy, tol)
+    last = n - _negligible_prefix(energy.flip(0), tol)
+    c = kernel[first:last].cpu()
+    m = c.numel()
+    c_norm = float(c.norm())
+    targets = {"identity": c, "conv_flip": c.flip(0)}
+
+    if isinstance(bank, Mapping):
+        fixed = {}
+        for name, ref in bank.items():
+            if not isinstance(name, str):
+                raise TypeError(f"bank names must be strings, got {name!r}")
+            fixed[name] = _as_kernel(ref, f"bank[{name!r}]", allow_1d=True).reshape(-1).cpu()
+        families = ()
+    else:
+        names = BANK_1D if bank is None else list(bank)
+        unknown = [b for b in names if b not in BANK_1D]
+        if unknown:
+            raise ValueError(f"bank names for 1-D kernels must be among {', '.join(BANK_1D)}, got unknown {unknown}")
+        fixed = {b: torch.tensor(_FIXED_1D[b], dtype=torch.float64) for b in names if b in _FIXED_1D}
+        families = tuple(b for b in names if b in _FAMILIES_1D)
+    if not families and all(float(r.norm()) == 0 for r in fixed.values()):
+        raise ValueError("bank must hold at least one non-zero kernel, got none")
+    order = {name: i for i, name in enumerate(list(fixed) + list(families))}
+
+    def best_of(ref, start=None):
+        """(|cos|, dot, transform index, start) of the best transform and placement of ref:
+        centred on the support, or from index ``start`` of each transformed support."""
+        norm = float(ref.norm()) * c_norm
+        if norm == 0:
+            return None
+        options = []
+        for ti, g in enumerate(targets):
+            if start is None:
+                placements = _placed_dots(targets[g], ref)
+            else:
+                placements = [(float((targets[g][start : start + ref.numel()] * ref).sum()), start)]
+            for dot, at in placements:
+                options.append((abs(dot) / norm, dot, ti, at))
+        return max(options, key=lambda o: (o[0], -_transform_priority(list(targets)[o[2]], o[1] < 0)))
+
+    found = []  # (name, params, sigma, ref, (cos, dot, transform index, start))
+    for name, ref in fixed.items():
+        info = best_of(ref)
+        if info is not None:
+            found.append((name, {}, None, ref, info))
+    coarse = {}
+    for name in families:
+        if name == "box":
+            # Every width at once, from the cumulative sum (a box is even: one target suffices).
+            cum = torch.cat([c.new_zeros(1), torch.cumsum(c, 0)])
+            widths = torch.arange(1, m + 1)
+            best = torch.zeros(m, dtype=torch.float64)
+            for starts in ((m - widths) // 2, (m - widths + 1) // 2):
+                best = torch.maximum(best, (cum[starts + widths] - cum[starts]).abs() / widths.sqrt())
+            w = int(torch.argmax(best)) + 1
+            ref = torch.full((w,), 1.0 / w, dtype=torch.float64)
+            found.append((name, {"size": w}, None, ref, best_of(ref)))
+            continue
+        cache = {}
+
+        def score(log_value, name=name, cache=cache):
+            if log_value not in cache:
+                member = _family_1d(name, math.exp(log_value), m)
+                cache[log_value] = (None, None) if member is None else (best_of(*member), member[0])
+            info = cache[log_value][0]
+            return -1.0 if info is None else info[0]
+
+        grid = [math.log(v) for v in _sigma_grid((m,))]
+        coarse[name] = (max(grid, key=score), grid, score, cache)
+    top_coarse = max([o[4][0] for o in found] + [cc[2](cc[0]) for cc in coarse.values()], default=0.0)
+    for name, (best_log, grid, score, cache) in coarse.items():
+        if score(best_log) >= top_coarse - 0.05:
+            i = grid.index(best_log)
+            lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+            best_log = max([best_log, lo, hi] + _golden(score, lo, hi), key=score)
+        if score(best_log) < 0:
+            continue
+        info, ref = cache[best_log]
+        value = math.exp(best_log)
+        params = {"tau": value, "size": ref.numel()} if name == "exponential" else {"sigma": value, "size": ref.numel()}
+        found.append((name, params, value if name != "exponential" else None, ref, info))
+
+    geometric = list(targets)
+
+    def key(item):
+        name, _, _, _, (sim, dot, ti, _) = item
+        fitted = name in _FAMILIES_1D and name != "box"
+        return _rank_key(sim, _transform_priority(geometric[ti], dot < 0), fitted, order[name])
+
+    kept: list[KernelMatch] = []
+    device = kernel.device
+    for name, params, sigma, ref, (sim, dot, ti, start) in sorted(found, key=key):
+        transform = _transform_name(geometric[ti], dot < 0)
+        scale = abs(dot) / float((ref * ref).sum())
+        shown = ref.flip(0) if geometric[ti] == "conv_flip" else ref
+        # Where the reference's first tap lies in the kernel: placements on the flipped target
+        # map back mirrored.
+        at = start if geometric[ti] == "identity" else m - start - ref.numel()
+        aligned = torch.zeros(n, dtype=torch.float64)
+        lo, hi = max(first + at, 0), min(first + at + ref.numel(), n)
+        aligned[lo:hi] = shown[lo - first - at : hi - first - at] * (scale if dot >= 0 else -scale)
+        unit = aligned / aligned.norm().clamp_min(1e-300)
+        if any(float((unit - o.aligned.cpu() / o.aligned.norm().clamp_min(1e-300)).abs().max()) < 1e-9 for o in kept):
+            continue
+        kept.append(
+            KernelMatch(name, min(sim, 1.0), transform, scale, params, sigma, ref.to(device), aligned.to(device), first + at)
+        )
+        if len(kept) == top:
+            break
+    return kept

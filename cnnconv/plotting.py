@@ -1,9 +1,10 @@
 """Figures of convolution kernels (matplotlib, an optional dependency imported lazily).
 
 Every function builds a ``matplotlib.figure.Figure`` with the Agg canvas (no pyplot, no global
-backend change, nothing left open), returns it, and writes a PNG when ``path`` is given. Files are
-written to a temporary file in the same folder and renamed into place; an existing file is never
-replaced unless ``overwrite=True``.
+backend change, nothing left open), returns it, and writes it when ``path`` is given, as PNG, PDF
+or SVG after the path's extension (:data:`FORMATS`; any other extension is refused). Files are
+written to a temporary file in the same folder and renamed into place, with the permissions the
+umask gives a new file; an existing file is never replaced unless ``overwrite=True``.
 
 Kernels are drawn with a diverging colormap centred on zero (red positive, blue negative), each
 kernel on its own scale ``[-max|k|, max|k|]`` with its own colour bar; rows are image rows
@@ -25,7 +26,9 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["plot_kernels", "plot_frequency_response", "plot_side_by_side", "save_figure"]
+__all__ = ["FORMATS", "figure_format", "plot_kernels", "plot_frequency_response", "plot_side_by_side", "save_figure"]
+
+FORMATS = ("png", "pdf", "svg")  # file formats written, chosen by the path's extension
 
 _EXTRA_HINT = "plotting needs matplotlib: pip install 'cnnconv[experiments]'"
 
@@ -43,14 +46,42 @@ def _figure(width: float, height: float):
     return fig
 
 
+def figure_format(path) -> str:
+    """The file format for ``path`` from its extension (case-insensitive): one of :data:`FORMATS`.
+
+    Raises:
+        ValueError: the extension is missing or not one of :data:`FORMATS`.
+
+    Example:
+        >>> figure_format("kernels.PDF")
+        'pdf'
+    """
+    ext = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
+    if ext not in FORMATS:
+        known = ", ".join("." + f for f in FORMATS)
+        raise ValueError(f"path must end in one of the extensions {known}, got {os.fspath(path)!r}")
+    return ext
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_figure(fig, path, *, overwrite: bool = False, dpi: int = 120) -> str:
-    """Write ``fig`` as a PNG atomically (temporary file in the same folder, then rename).
+    """Write ``fig`` atomically (temporary file in the same folder, then rename) as PNG, PDF or
+    SVG after the extension of ``path`` (see :func:`figure_format`).
+
+    The file gets the permissions of a newly created file (``0o666`` less the umask), not the
+    ``0o600`` of the temporary file.
 
     Args:
         fig: a matplotlib Figure.
-        path: destination file (str or ``os.PathLike``); its folder must exist.
+        path: destination file (str or ``os.PathLike``) ending in ``.png``, ``.pdf`` or ``.svg``;
+            its folder must exist.
         overwrite: replace an existing file; otherwise an existing file raises FileExistsError.
-        dpi: resolution.
+        dpi: resolution (of the PNG, and of raster parts in a PDF or SVG).
 
     Returns:
         The path written, as a string.
@@ -65,15 +96,17 @@ def save_figure(fig, path, *, overwrite: bool = False, dpi: int = 120) -> str:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = os.fspath(path)
+    fmt = figure_format(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"folder of path does not exist, got {path!r}")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"refusing to overwrite existing file {path!r} (pass overwrite=True)")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="." + fmt, dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=dpi)
+            fig.savefig(handle, format=fmt, dpi=dpi)
+        os.chmod(tmp, 0o666 & ~_umask())
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -196,14 +229,15 @@ def plot_kernels(
         kernels: tensor ``(kh, kw)``, ``(N, kh, kw)`` or ``(O, I, kh, kw)``, or a sequence of 2-D
             kernels (sizes may differ).
         titles: one title per kernel, or ``None``.
-        path: write a PNG there (atomically; see :func:`save_figure`).
+        path: write the figure there (PNG, PDF or SVG by extension, atomically; see
+            :func:`save_figure`).
         ncols: columns of the grid (default: about a square grid).
         cmap: a diverging colormap.
         colorbar: draw a colour bar next to each kernel.
         annotate: write the values on kernels up to 7x7.
         suptitle: figure title.
         overwrite: allow replacing an existing ``path``.
-        dpi: resolution of the PNG.
+        dpi: resolution.
 
     Returns:
         The matplotlib Figure.
@@ -250,14 +284,14 @@ def plot_frequency_response(
     Args:
         kernels: as for :func:`plot_kernels`.
         titles: one title per kernel, or ``None``.
-        path: write a PNG there.
+        path: write the figure there (PNG, PDF or SVG by extension).
         size: frequency grid size (the kernel is zero-padded to ``size x size``).
         log: show ``20 log10`` of the magnitude (dB) instead of the magnitude.
         ncols: columns of the grid.
         cmap: a sequential colormap.
         suptitle: figure title.
         overwrite: allow replacing an existing ``path``.
-        dpi: resolution of the PNG.
+        dpi: resolution.
 
     Returns:
         The matplotlib Figure.
@@ -323,13 +357,13 @@ def plot_side_by_side(
         reference: the same number of kernels, each the shape of its learned kernel.
         titles: titles of the learned kernels.
         reference_titles: titles of the references.
-        path: write a PNG there.
+        path: write the figure there (PNG, PDF or SVG by extension).
         difference: add a third row ``learned - a * reference``.
         cmap: a diverging colormap.
         annotate: write the values on kernels up to 7x7.
         suptitle: figure title.
         overwrite: allow replacing an existing ``path``.
-        dpi: resolution of the PNG.
+        dpi: resolution.
 
     Returns:
         The matplotlib Figure.

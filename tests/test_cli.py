@@ -186,3 +186,24 @@ def test_calibrate_command_calls_the_planner(monkeypatch, tmp_path, capsys):
     assert main(["calibrate", "--quick", "--path", target]) == 0
     assert calls == [(target, True, None)]
     assert json.loads(capsys.readouterr().out) == {"fft": 1.5e-9, "direct": None}
+
+
+def test_constrained_checkpoint_warns(tmp_path):
+    """A checkpoint of a constrained layer: the stored original is reported with a warning."""
+    from cnnconv.constraints import constrain
+    from cnnconv.learnable import LearnableConv2d
+    from cnnconv.training import save_checkpoint
+
+    model = nn.Sequential()
+    model.add_module("first", constrain(LearnableConv2d(1, 2, 3), "zero_sum", "unit_norm"))
+    with torch.no_grad():
+        model.first.parametrizations.weight.original.normal_()
+    path = save_checkpoint(tmp_path / "ck.pt", model)
+    result = run_cli("inspect", path)
+    assert result.returncode == 0, result.stderr
+    warning = result.stderr.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith("cnnconv: warning: layer first: ")
+    assert "UNCONSTRAINED" in warning[0] and "cnnconv.export_state_dict(model)" in warning[0]
+    assert "note: values are the stored UNCONSTRAINED original" in result.stdout
+    result = run_cli("inspect", path, "--json")
+    assert "UNCONSTRAINED" in json.loads(result.stdout)["layers"][0]["note"]

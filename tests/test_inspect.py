@@ -105,9 +105,10 @@ def test_extract_from_module_state_dict_and_files(tmp_path):
     records = extract_kernels(plain)  # os.PathLike
     assert [r.shape for r in records] == [s for _, _, s in expected]
 
-    # A 1-D convolution's kernels are read as (1, k).
+    # A 1-D convolution's kernels are 1-D (k,).
     idx, k = next(iter(from_module[1].kernels()))
-    assert idx == (0, 0) and k.shape == (1, 3)
+    assert idx == (0, 0) and k.shape == (3,)
+    assert from_module[1].count == 8
     assert len(list(from_module[0].kernels())) == 12
 
 
@@ -434,3 +435,70 @@ def test_match_edge_cases():
     # A restricted registry bank.
     (m,) = match_kernel(torch.tensor(SOBEL_X.T), bank=["prewitt_x"], top=1)
     assert m.name == "prewitt_x" and m.transform == "transpose" and m.similarity < 1.0
+
+
+# --------------------------------------------------------------------------- constrained checkpoints
+
+
+class _Edge(nn.Module):
+    def __init__(self):
+        super().__init__()
+        from cnnconv.learnable import LearnableConv2d
+
+        self.first = LearnableConv2d(1, 4, 5)
+        self.second = nn.Conv2d(4, 2, 3)
+
+
+def test_constrained_model_reports_the_effective_weight():
+    from cnnconv.constraints import constrain
+
+    model = _Edge()
+    constrain(model.first, "zero_sum", "unit_norm")
+    with torch.no_grad():
+        model.first.parametrizations.weight.original.normal_()
+    raw = model.first.parametrizations.weight.original.detach().double().numpy()
+    zs = raw - raw.mean(axis=(-2, -1), keepdims=True)  # the constraints, written out here
+    expected = zs / np.sqrt((zs**2).sum(axis=(1, 2, 3), keepdims=True))
+    rec = extract_kernels(model, layer="first")[0]
+    assert rec.parametrized and rec.note is None
+    np.testing.assert_allclose(rec.weight.double().numpy(), expected, atol=1e-6)
+    d = describe_kernel(rec.weight[0, 0])
+    assert abs(d.dc_gain) < 1e-6
+
+
+def test_constrained_state_dict_is_flagged_with_a_note(tmp_path):
+    from cnnconv.constraints import constrain
+    from cnnconv.training import save_checkpoint
+
+    model = _Edge()
+    constrain(model.first, "zero_sum", "unit_norm")
+    with torch.no_grad():
+        model.first.parametrizations.weight.original.normal_()
+    path = save_checkpoint(tmp_path / "ck.pt", model, step=5)
+    rec = extract_kernels(path, layer="first")[0]
+    assert rec.parameter == "first.parametrizations.weight.original" and rec.parametrized
+    assert "UNCONSTRAINED" in rec.note and "cnnconv.export_state_dict(model)" in rec.note
+    assert rec.to_dict()["note"] == rec.note
+    plain = extract_kernels(path, layer="second")[0]
+    assert plain.note is None and not plain.parametrized
+
+
+def test_rank_one_zero_sum_rebuilt_from_the_state_dict():
+    from cnnconv.constraints import constrain
+
+    conv = constrain(nn.Conv2d(2, 3, (3, 5)), "rank_one", "zero_sum")
+    with torch.no_grad():  # training moves the factors away from zero mean
+        conv.parametrizations.weight.original0.normal_()
+        conv.parametrizations.weight.original1.normal_()
+    sd = nn.Sequential(conv).state_dict()
+    (rec,) = extract_kernels(sd)
+    u = sd["0.parametrizations.weight.original0"].double().numpy()
+    v = sd["0.parametrizations.weight.original1"].double().numpy()
+    col = sd["0.parametrizations.weight.0.zero_mean_column"].numpy()[..., None]
+    u = np.where(col, u - u.mean(-1, keepdims=True), u)  # RankOne's rule, written out here
+    v = np.where(col, v, v - v.mean(-1, keepdims=True))
+    expected = np.einsum("oih,oiw->oihw", u, v)
+    np.testing.assert_allclose(rec.weight.double().numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(rec.weight.sum(dim=(-2, -1)).numpy(), 0.0, atol=1e-5)
+    torch.testing.assert_close(rec.weight, conv.weight.detach())
+    assert "zero-sum choice of the rank_one constraint applied" in rec.note
