@@ -96,7 +96,8 @@ class LearnableConv2d(_conv.FFTConv2d):
     The ``state_dict`` has exactly ``nn.Conv2d``'s keys (``weight``, ``bias``), so
     ``nn.Conv2d(...).load_state_dict(layer.state_dict())`` works and vice versa. (A layer with
     constraints stores ``parametrizations.weight.original`` instead; call
-    :func:`cnnconv.constraints.remove_constraints` first.) :func:`cnnconv.conv.convert_back`
+    :func:`cnnconv.constraints.remove_constraints` first, or save
+    :func:`cnnconv.constraints.export_state_dict`'s checkpoint of the model.) :func:`cnnconv.conv.convert_back`
     leaves these layers alone.
 
     Example:
