@@ -74,32 +74,36 @@ class _FFTConvMixin:
         self.last_method: str | None = None
 
     def _decide(self, x: torch.Tensor, weight: torch.Tensor) -> str:
-        """``"fft"`` or ``"direct"`` for input ``x``; ``"auto"`` asks the planner once per key."""
-        if self.method != "auto":
-            return self.method
-        key = (x.shape, x.dtype, x.device, weight.shape, self.stride, self.padding,
-               self.dilation, self.groups)
-        method = self._decisions.get(key)
-        if method is None:
-            choice = _planner.choose_method(
-                tuple(x.shape),
-                tuple(weight.shape),
-                groups=self.groups,
-                stride=self.stride,
-                dilation=self.dilation,
-                dtype=x.dtype,
-                device=x.device,
-                padding=self.padding,
-            )
-            method = "fft" if choice == "fft" else "direct"
-            if len(self._decisions) >= _MAX_DECISIONS:
-                self._decisions.clear()
-            self._decisions[key] = method
+        """The planner's engine for input ``x``, remembered under ``x``'s shape, dtype and device.
+
+        The layer's own settings (weight shape, stride, padding, ...) are not part of the key:
+        they are fixed at construction, and were one changed later, both engines would still
+        compute the right result (only the engine choice would be the earlier one).
+        """
+        choice = _planner.choose_method(
+            tuple(x.shape),
+            tuple(weight.shape),
+            groups=self.groups,
+            stride=self.stride,
+            dilation=self.dilation,
+            dtype=x.dtype,
+            device=x.device,
+            padding=self.padding,
+        )
+        method = "fft" if choice == "fft" else "direct"
+        if len(self._decisions) >= _MAX_DECISIONS:
+            self._decisions.clear()
+        self._decisions[(x.shape, x.dtype, x.device)] = method
         return method
 
     def _conv_forward(self, input, weight, bias):  # called by nn.ConvNd.forward
-        method = self._decide(input, weight)
-        self.last_method = method
+        # The per-call path is kept to a dictionary look-up: it runs for every layer of a
+        # converted model, where most layers stay direct.
+        method = self.method
+        if method == "auto":
+            method = self._decisions.get((input.shape, input.dtype, input.device)) or self._decide(input, weight)
+        if method != self.last_method:  # nn.Module.__setattr__ costs more than the comparison
+            self.last_method = method
         if method == "direct":
             return super()._conv_forward(input, weight, bias)
         fn = _fft.fft_conv2d if self._nd == 2 else _fft.fft_conv1d
