@@ -96,6 +96,18 @@ class _FFTConvMixin:
         self._decisions[(x.shape, x.dtype, x.device)] = method
         return method
 
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if self.method == "fft":
+            return self._fft_forward(input)
+        return self._conv_forward(input, self.weight, self.bias)  # nn.ConvNd.forward
+
+    # torch.compile runs the FFT engine as it is, outside the graph: traced, it breaks the graph,
+    # and this layer's code, shared by every FFT layer of a model, would then be compiled once
+    # per layer (per weight shape) until the recompile limit.
+    @torch.compiler.disable
+    def _fft_forward(self, input: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(input, self.weight, self.bias)
+
     def _conv_forward(self, input, weight, bias):  # called by nn.ConvNd.forward
         # The per-call path is kept to a dictionary look-up: it runs for every layer of a
         # converted model, where most layers stay direct.

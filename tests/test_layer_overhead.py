@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 import cnnconv.planner
-from cnnconv.conv import FFTConv1d, FFTConv2d
+from cnnconv.conv import FFTConv1d, FFTConv2d, convert
 from cnnconv.learnable import LearnableConv2d
 
 
@@ -65,3 +65,25 @@ def test_direct_decision_is_bitwise_nn_conv2d():
     x = torch.randn(1, 16, 32, 32)
     y = layer(x)
     assert layer.last_method == "direct" and torch.equal(y, ref(x))
+
+
+def test_compiled_fft_layers_do_not_recompile_per_layer():
+    """Under torch.compile the FFT engine runs outside the graph; the layer code shared by every
+    FFT layer must not be recompiled for each layer's weight shape and stride."""
+    dynamo = pytest.importorskip("torch._dynamo")
+    torch.manual_seed(0)
+    layers = []
+    for i in range(9):
+        k = 3 + 2 * (i % 3)
+        layers += [nn.Conv2d(3, 3, k, stride=1 + i % 2, padding=k // 2), nn.ReLU()]
+    net = nn.Sequential(*layers).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = net(x)
+        convert(net, method="fft", min_kernel_size=1)
+        dynamo.reset()
+        with dynamo.config.patch(recompile_limit=3, fail_on_recompile_limit_hit=True):
+            y = torch.compile(net, backend="eager")(x)
+    dynamo.reset()
+    assert all(m.last_method == "fft" for m in net if isinstance(m, FFTConv2d))
+    assert float((y - ref).norm() / ref.norm()) < 1e-5
