@@ -5,7 +5,9 @@ initialisation, ``state_dict`` keys and ``extra_repr`` are PyTorch's; the extra 
 argument picks the engine: ``"fft"`` (:func:`cnnconv.fft.fft_conv2d`), ``"direct"``
 (``F.conv2d``) or ``"auto"`` (:func:`cnnconv.planner.choose_method`, asked once per input
 shape, dtype and device, then remembered by the layer). In eval mode (no weight gradient) the
-kernel spectrum is cached between calls and recomputed when the weight changes. :func:`convert`
+kernel spectrum is cached between calls and recomputed when the weight changes. Under
+``torch.compile``, ``method="fft"`` layers run the engine outside the compiled graph (one graph
+break per layer, no recompilation per layer). :func:`convert`
 swaps the convolutions of an existing model for these layers and :func:`convert_back` restores
 plain PyTorch layers.
 
@@ -99,7 +101,7 @@ class _FFTConvMixin:
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if self.method == "fft":
             return self._fft_forward(input)
-        return self._conv_forward(input, self.weight, self.bias)  # nn.ConvNd.forward
+        return self._conv_forward(input, self.weight, self.bias)  # as nn.ConvNd.forward
 
     # torch.compile runs the FFT engine as it is, outside the graph: traced, it breaks the graph,
     # and this layer's code, shared by every FFT layer of a model, would then be compiled once
