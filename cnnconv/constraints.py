@@ -36,10 +36,13 @@ Combinations (:func:`constrain` orders them; any order of names gives the same r
 
 ``state_dict`` keys of a constrained layer are ``parametrizations.weight.original`` (or
 ``original0``/``original1``); :func:`remove_constraints` bakes the constrained weight back into a
-plain ``weight`` so it loads into ``nn.Conv2d``.
+plain ``weight`` so it loads into ``nn.Conv2d``, and :func:`export_state_dict` gives such a
+checkpoint of a whole model without changing it.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -55,6 +58,7 @@ __all__ = [
     "constrain",
     "remove_constraints",
     "constraint_names",
+    "export_state_dict",
 ]
 
 
@@ -299,3 +303,53 @@ def remove_constraints(module: nn.Module, tensor_name: str = "weight") -> nn.Mod
         raise ValueError(f"{tensor_name!r} of {type(module).__name__} has no constraints to remove")
     parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
     return module
+
+
+def export_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A ``state_dict`` of ``model`` with every parametrized tensor baked to its current value.
+
+    Each parametrization (the constraints of :func:`constrain`, or any other
+    ``torch.nn.utils.parametrize`` parametrization such as ``weight_norm``) is replaced by the
+    value it computes, under the plain name: ``first.weight`` instead of
+    ``first.parametrizations.weight.original`` (and the parametrization's own buffers, such as
+    :class:`RankOne`'s ``zero_mean_column``, are left out). The result loads with
+    ``strict=True`` into the same architecture built from plain ``nn.Conv2d`` layers (the
+    original model, or this one after :func:`remove_constraints`). The model is not changed.
+
+    Args:
+        model: any module.
+
+    Returns:
+        A new ``OrderedDict`` of detached tensors, as ``model.state_dict()`` returns.
+
+    Example:
+        >>> net = nn.Sequential(constrain(nn.Conv2d(1, 2, 3), "zero_sum"))
+        >>> sd = export_state_dict(net)
+        >>> list(sd)
+        ['0.bias', '0.weight']
+        >>> nn.Sequential(nn.Conv2d(1, 2, 3)).load_state_dict(sd)
+        <All keys matched successfully>
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    # prefix of a parametrized module's parametrizations -> {plain key: baked value}
+    baked = {}
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if parametrize.is_parametrized(module):
+                prefix = f"{name}." if name else ""
+                baked[f"{prefix}parametrizations."] = {
+                    prefix + t: getattr(module, t).detach() for t in module.parametrizations
+                }
+    state = model.state_dict()
+    out = OrderedDict()
+    for key, value in state.items():
+        group = next((p for p in baked if key.startswith(p)), None)
+        if group is None:
+            out[key] = value
+        else:
+            # The baked values take the place of the group's first key (re-inserting them for
+            # the group's other keys keeps that place).
+            out.update(baked[group])
+    out._metadata = state._metadata  # module versions, as load_state_dict reads them
+    return out

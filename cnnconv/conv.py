@@ -3,10 +3,13 @@
 :class:`FFTConv1d` and :class:`FFTConv2d` subclass the PyTorch layers, so construction,
 initialisation, ``state_dict`` keys and ``extra_repr`` are PyTorch's; the extra ``method``
 argument picks the engine: ``"fft"`` (:func:`cnnconv.fft.fft_conv2d`), ``"direct"``
-(``F.conv2d``) or ``"auto"`` (per input shape, :func:`cnnconv.planner.choose_method`). In eval
-mode (no weight gradient) the kernel spectrum is cached between calls and recomputed when the
-weight changes. :func:`convert` swaps the convolutions of an existing model for these layers and
-:func:`convert_back` restores plain PyTorch layers.
+(``F.conv2d``) or ``"auto"`` (:func:`cnnconv.planner.choose_method`, asked once per input
+shape, dtype and device, then remembered by the layer). In eval mode (no weight gradient) the
+kernel spectrum is cached between calls and recomputed when the weight changes. Under
+``torch.compile``, ``method="fft"`` layers run the engine outside the compiled graph (one graph
+break per layer, no recompilation per layer). :func:`convert`
+swaps the convolutions of an existing model for these layers and :func:`convert_back` restores
+plain PyTorch layers.
 
 Example:
     >>> import torch
@@ -17,15 +20,36 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+from typing import NamedTuple
+
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+from torch.nn.utils import parametrize
 
 from cnnconv import fft as _fft
+from cnnconv import planner as _planner
 
-__all__ = ["METHODS", "FFTConv1d", "FFTConv2d", "convert", "convert_back"]
+__all__ = [
+    "METHODS",
+    "FFT_MIN_KERNEL_SIZE",
+    "FFTConv1d",
+    "FFTConv2d",
+    "ConvertReport",
+    "convert",
+    "convert_back",
+]
 
 METHODS = ("auto", "fft", "direct")
+
+#: Default ``min_kernel_size`` of ``convert(model, method="fft")``: smaller kernels (the 1x1,
+#: 3x3, 5x5 and 7x7 layers of common networks) are computed faster directly at any input size
+#: the planner's cost model knows, so they are left as they are unless asked for.
+FFT_MIN_KERNEL_SIZE = 9
+
+# Decisions of method="auto" a layer keeps (one per input shape, dtype and device); more
+# distinct inputs than this start the table afresh.
+_MAX_DECISIONS = 64
 
 
 def _check_method(method) -> str:
@@ -48,16 +72,19 @@ class _FFTConvMixin:
     def _init_fft(self, method: str) -> None:
         self.method = _check_method(method)
         self._spectrum_cache = _fft.SpectrumCache()
+        self._decisions: dict[tuple, str] = {}
         self.last_method: str | None = None
 
-    def _resolve(self, x: torch.Tensor) -> str:
-        if self.method != "auto":
-            return self.method
-        from cnnconv.planner import choose_method
+    def _decide(self, x: torch.Tensor, weight: torch.Tensor) -> str:
+        """The planner's engine for input ``x``, remembered under ``x``'s shape, dtype and device.
 
-        choice = choose_method(
+        The layer's own settings (weight shape, stride, padding, ...) are not part of the key:
+        they are fixed at construction, and were one changed later, both engines would still
+        compute the right result (only the engine choice would be the earlier one).
+        """
+        choice = _planner.choose_method(
             tuple(x.shape),
-            tuple(self.weight.shape),
+            tuple(weight.shape),
             groups=self.groups,
             stride=self.stride,
             dilation=self.dilation,
@@ -65,15 +92,38 @@ class _FFTConvMixin:
             device=x.device,
             padding=self.padding,
         )
-        return "fft" if choice == "fft" else "direct"
+        method = "fft" if choice == "fft" else "direct"
+        if len(self._decisions) >= _MAX_DECISIONS:
+            self._decisions.clear()
+        self._decisions[(x.shape, x.dtype, x.device)] = method
+        return method
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if self.method == "fft":
+            return self._fft_forward(input)
+        return self._conv_forward(input, self.weight, self.bias)  # as nn.ConvNd.forward
+
+    # torch.compile runs the FFT engine as it is, outside the graph: traced, it breaks the graph,
+    # and this layer's code, shared by every FFT layer of a model, would then be compiled once
+    # per layer (per weight shape) until the recompile limit.
+    @torch.compiler.disable
+    def _fft_forward(self, input: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(input, self.weight, self.bias)
 
     def _conv_forward(self, input, weight, bias):  # called by nn.ConvNd.forward
-        method = self._resolve(input)
-        self.last_method = method
+        # The per-call path is kept to a dictionary look-up: it runs for every layer of a
+        # converted model, where most layers stay direct.
+        method = self.method
+        if method == "auto":
+            method = self._decisions.get((input.shape, input.dtype, input.device)) or self._decide(input, weight)
+        if method != self.last_method:  # nn.Module.__setattr__ costs more than the comparison
+            self.last_method = method
         if method == "direct":
             return super()._conv_forward(input, weight, bias)
         fn = _fft.fft_conv2d if self._nd == 2 else _fft.fft_conv1d
-        cache = self._spectrum_cache if weight is self.weight else None
+        # Only a registered Parameter lives as long as the cache entry keyed on its identity; a
+        # weight computed per call (parametrizations, weight/spectral norm hooks) is not cached.
+        cache = self._spectrum_cache if weight is self._parameters.get("weight") else None
         return fn(
             input,
             weight,
@@ -181,76 +231,147 @@ class FFTConv2d(_FFTConvMixin, nn.Conv2d):
 
 
 _PAIRS = ((nn.Conv1d, FFTConv1d), (nn.Conv2d, FFTConv2d))
+# Attributes an FFT layer adds to the PyTorch layer's (see _FFTConvMixin._init_fft).
+_FFT_ATTRS = ("method", "_spectrum_cache", "_decisions", "last_method")
 
 
-def _copy_layer(old: nn.Module, cls, **extra) -> nn.Module:
-    new = cls(
-        old.in_channels,
-        old.out_channels,
-        old.kernel_size,
-        stride=old.stride,
-        padding=old.padding,
-        dilation=old.dilation,
-        groups=old.groups,
-        bias=old.bias is not None,
-        padding_mode=old.padding_mode,
-        device=old.weight.device,
-        dtype=old.weight.dtype,
-        **extra,
-    )
-    # Share the very parameters, so optimizers and hooks holding them keep working.
-    new.weight = old.weight
-    if old.bias is not None:
-        new.bias = old.bias
-    new.train(old.training)
+class ConvertReport(NamedTuple):
+    """What :func:`convert` did, by qualified module name (``""`` for the model itself).
+
+    Attributes:
+        converted: the layers replaced by FFT layers.
+        skipped: ``{name: reason}`` for the ``nn.Conv1d`` / ``nn.Conv2d`` layers left as they
+            were (kernel below ``min_kernel_size``, a subclass, an uninitialised lazy layer).
+    """
+
+    converted: list[str]
+    skipped: dict[str, str]
+
+
+def _unparametrized_type(m: nn.Module) -> type:
+    """The class of ``m`` before ``torch.nn.utils.parametrize`` wrapped it."""
+    return type(m).__bases__[0] if parametrize.is_parametrized(m) else type(m)
+
+
+def _unconvertible(m: nn.Module, base: type) -> str | None:
+    """Why ``m``, an instance of ``base``, cannot become an FFT layer that computes the same."""
+    cls = _unparametrized_type(m)
+    if cls is base:
+        return None
+    if isinstance(m, nn.modules.lazy.LazyModuleMixin):
+        return f"{cls.__name__} is a lazy layer not initialised yet (run one forward first)"
+    if cls.forward is not base.forward or cls._conv_forward is not base._conv_forward:
+        return f"{cls.__name__} overrides forward, which an FFT layer would not run"
+    return f"{cls.__name__} subclasses {base.__name__}; its own methods would be lost"
+
+
+def _rebuild(old: nn.Module, cls, drop=()) -> nn.Module:
+    """A ``cls`` layer that takes over the whole state of ``old``.
+
+    The very parameters, buffers, parametrizations, hooks (so the handles returned for ``old``
+    still remove them) and other attributes, except the names in ``drop``, are shared; only the
+    class changes.
+    """
+    state = {k: v for k, v in vars(old).items() if k not in drop}
+    for k in ("_parameters", "_buffers", "_modules"):
+        state[k] = dict(state[k])
+    plists = state["_modules"].pop("parametrizations", None)
+    new = cls.__new__(cls)
+    new.__dict__.update(state)
+    if plists is not None:
+        # Let torch make `new` parametrized (its class and properties), then hand it the
+        # original parametrization lists (their parameters, buffers and state_dict keys).
+        for name, plist in plists.items():
+            new.register_buffer(name, torch.empty(0))  # placeholder, moved away right below
+            parametrize.register_parametrization(new, name, nn.Identity(), unsafe=True)
+            new.parametrizations[name] = plist
     return new
 
 
-def convert(model: nn.Module, method: str = "auto", min_kernel_size: int = 1) -> nn.Module:
+def convert(
+    model: nn.Module, method: str = "auto", min_kernel_size: int | None = None, *, report: bool = False
+):
     """Replace the ``nn.Conv1d`` / ``nn.Conv2d`` layers of ``model`` (in place) by FFT layers.
 
-    Weights and biases are kept (the same ``Parameter`` objects), so outputs, ``state_dict``
-    keys and optimizers are unaffected. Transposed convolutions and layers that already are
-    FFT layers are left alone.
+    Each new layer takes over the old one's state: the same ``Parameter`` objects,
+    parametrizations (``torch.nn.utils.parametrizations.weight_norm`` and the like, and
+    :func:`cnnconv.constraints.constrain`), buffers, hooks (old-style ``spectral_norm`` /
+    ``weight_norm`` included) and attributes, so outputs, ``state_dict`` keys, optimizers and hook
+    handles are unaffected. Treat a replaced layer as gone: it shares that state.
+
+    Left alone: transposed convolutions, layers that already are FFT layers, layers whose largest
+    kernel side is below ``min_kernel_size``, and layers that cannot be converted faithfully
+    (subclasses of ``nn.Conv1d`` / ``nn.Conv2d``, such as weight-standardising convolutions
+    that override ``forward``, and uninitialised lazy layers); the latter are named, with the
+    reason, in one ``UserWarning``.
 
     Args:
         model: a module; if it is itself a convolution, the converted layer is returned.
         method: ``"auto"``, ``"fft"`` or ``"direct"`` for the new layers.
         min_kernel_size: only layers whose largest kernel side is at least this are converted.
+            Default: :data:`FFT_MIN_KERNEL_SIZE` for ``method="fft"`` (small kernels are
+            cheaper direct), 1 (every layer) otherwise (``"auto"`` keeps them direct anyway).
+        report: also return a :class:`ConvertReport`.
 
     Returns:
-        The model (converted in place), or the new layer when ``model`` is a convolution.
+        The model (converted in place), or the new layer when ``model`` is a convolution; with
+        ``report=True`` the pair ``(model, ConvertReport)``.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 31))
-        >>> net = convert(net, method="fft", min_kernel_size=7)
-        >>> [type(m).__name__ for m in net]
-        ['Conv2d', 'ReLU', 'FFTConv2d']
+        >>> net, rep = convert(net, method="fft", report=True)
+        >>> [type(m).__name__ for m in net], rep.converted
+        (['Conv2d', 'ReLU', 'FFTConv2d'], ['2'])
     """
     _check_method(method)
+    if min_kernel_size is None:
+        min_kernel_size = FFT_MIN_KERNEL_SIZE if method == "fft" else 1
     if isinstance(min_kernel_size, bool) or not isinstance(min_kernel_size, int):
         raise TypeError(f"min_kernel_size must be an int, got {min_kernel_size!r}")
     if min_kernel_size < 1:
         raise ValueError(f"min_kernel_size must be positive, got {min_kernel_size}")
+    if not isinstance(report, bool):
+        raise TypeError(f"report must be a bool, got {report!r}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    done = ConvertReport([], {})
+    unfaithful = []
 
-    def swap(m: nn.Module):
+    def swap(m: nn.Module, name: str):
         if isinstance(m, _FFTConvMixin):
             return None
         for base, cls in _PAIRS:
-            if type(m) is base and max(m.kernel_size) >= min_kernel_size:
-                return _copy_layer(m, cls, method=method)
+            if not isinstance(m, base):
+                continue
+            reason = _unconvertible(m, base)
+            if reason is not None:
+                unfaithful.append(f"{name!r} ({reason})")
+            elif max(m.kernel_size) < min_kernel_size:
+                reason = f"kernel {tuple(m.kernel_size)} is smaller than min_kernel_size={min_kernel_size}"
+            else:
+                new = _rebuild(m, cls)
+                new._init_fft(method)
+                done.converted.append(name)
+                return new
+            done.skipped[name] = reason
         return None
 
-    return _replace(model, swap)
+    model = _replace(model, swap)
+    if unfaithful:
+        warnings.warn(
+            f"convert left {len(unfaithful)} layer(s) as they were: {', '.join(unfaithful)}",
+            stacklevel=2,
+        )
+    return (model, done) if report else model
 
 
 def convert_back(model: nn.Module) -> nn.Module:
     """Replace :class:`FFTConv1d` / :class:`FFTConv2d` layers by plain PyTorch layers (in place).
 
-    :class:`cnnconv.learnable.LearnableConv2d` layers (FFTConv2d subclasses that also carry
-    kernel names) are left as they are; their ``state_dict`` already loads into ``nn.Conv2d``.
+    The new layers take over the state of the FFT layers as :func:`convert` does (parameters,
+    parametrizations, buffers, hooks). :class:`cnnconv.learnable.LearnableConv2d` layers
+    (FFTConv2d subclasses that also carry kernel names) are left as they are; their
+    ``state_dict`` already loads into ``nn.Conv2d``.
 
     Args:
         model: a module, or a single FFT layer (then the new layer is returned).
@@ -259,28 +380,28 @@ def convert_back(model: nn.Module) -> nn.Module:
         The model, or the new layer.
 
     Example:
-        >>> net = convert(nn.Sequential(nn.Conv2d(3, 8, 3)), method="fft")
+        >>> net = convert(nn.Sequential(nn.Conv2d(3, 8, 3)), method="fft", min_kernel_size=1)
         >>> type(convert_back(net)[0]).__name__
         'Conv2d'
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
 
-    def swap(m: nn.Module):
+    def swap(m: nn.Module, name: str):
         for base, cls in _PAIRS:
             if isinstance(m, cls) and m._convert_back:
-                return _copy_layer(m, base)
+                return _rebuild(m, base, drop=_FFT_ATTRS)
         return None
 
     return _replace(model, swap)
 
 
-def _replace(model: nn.Module, swap) -> nn.Module:
-    new = swap(model)
+def _replace(model: nn.Module, swap, name: str = "") -> nn.Module:
+    new = swap(model, name)
     if new is not None:
         return new
-    for name, child in list(model.named_children()):
-        replaced = _replace(child, swap)
+    for child_name, child in list(model.named_children()):
+        replaced = _replace(child, swap, f"{name}.{child_name}" if name else child_name)
         if replaced is not child:
-            setattr(model, name, replaced)
+            setattr(model, child_name, replaced)
     return model

@@ -16,6 +16,7 @@ Constraints (zero-sum, antisymmetric, ...) are added with :func:`cnnconv.constra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -47,6 +48,18 @@ def _build_kernel(spec) -> tuple[torch.Tensor, str]:
         "kernels must be registry names, (name, kwargs) pairs or 2-D tensors, "
         f"got {type(spec).__name__}: {spec!r}"
     )
+
+
+def _check_kernel_size(kernel_size) -> tuple[int, int]:
+    """``kernel_size`` as ``(kh, kw)``: an int or a pair of positive ints."""
+    size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    if not (
+        isinstance(size, (tuple, list))
+        and len(size) == 2
+        and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in size)
+    ):
+        raise ValueError(f"kernel_size must be an int or a pair of positive ints, got {kernel_size!r}")
+    return tuple(size)
 
 
 def _centre_pad(k: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -83,7 +96,8 @@ class LearnableConv2d(_conv.FFTConv2d):
     The ``state_dict`` has exactly ``nn.Conv2d``'s keys (``weight``, ``bias``), so
     ``nn.Conv2d(...).load_state_dict(layer.state_dict())`` works and vice versa. (A layer with
     constraints stores ``parametrizations.weight.original`` instead; call
-    :func:`cnnconv.constraints.remove_constraints` first.) :func:`cnnconv.conv.convert_back`
+    :func:`cnnconv.constraints.remove_constraints` first, or save
+    :func:`cnnconv.constraints.export_state_dict`'s checkpoint of the model.) :func:`cnnconv.conv.convert_back`
     leaves these layers alone.
 
     Example:
@@ -156,18 +170,19 @@ class LearnableConv2d(_conv.FFTConv2d):
 
         Args:
             kernels: sequence of registry names (``"sobel_x"``), ``(name, kwargs)`` pairs
-                (``("gaussian", {"sigma": 1.5})``), 2-D tensors, or one ``(n, kh, kw)`` tensor.
+                (``("gaussian", {"sigma": 1.5})``), 2-D tensors, or one ``(n, kh, kw)`` tensor;
+                every value finite.
             in_channels: number of input channels.
             noise: relative noise: each kernel gets i.i.d. Gaussian noise of standard deviation
                 ``noise * rms(kernel)`` (scale free, so normalised and raw Sobel behave alike).
-                0 reproduces the hand-designed filters exactly.
+                0 reproduces the hand-designed filters exactly. A finite number >= 0.
             bias: add a bias (initialised to zero, so the output is still exact).
             padding: as ``nn.Conv2d`` (default ``"same"``: output size = input size; for even
                 kernels PyTorch puts ``(k-1)//2`` before and the rest after).
             padding_mode: as ``nn.Conv2d``.
             generator: random generator for the noise (reproducible initialisation).
-            kernel_size: size of the layer's kernels; smaller kernels are zero-padded around
-                their centre (default: the largest kernel's size).
+            kernel_size: size of the layer's kernels, an int or a ``(kh, kw)`` pair; smaller
+                kernels are zero-padded around their centre (default: the largest kernel's size).
             channel_mode: ``"mean"`` or ``"sum"``, see above.
             stride, dilation, method, device, dtype: layer arguments.
 
@@ -197,16 +212,20 @@ class LearnableConv2d(_conv.FFTConv2d):
             raise ValueError(f"kernels must be a non-empty sequence, got {kernels!r}")
         if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
             raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
-        if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not noise >= 0:
-            raise ValueError(f"noise must be a non-negative number, got {noise!r}")
+        if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not 0 <= noise < math.inf:
+            raise ValueError(f"noise must be a finite non-negative number, got {noise!r}")
         if channel_mode not in ("mean", "sum"):
             raise ValueError(f"channel_mode must be 'mean' or 'sum', got {channel_mode!r}")
 
         built = [_build_kernel(k) for k in kernels]
+        for i, (k, name) in enumerate(built):
+            if not torch.isfinite(k).all():
+                bad = k[~torch.isfinite(k)][0].item()
+                raise ValueError(f"kernels must be finite, got {bad} in kernel {i} ({name})")
         if kernel_size is None:
             size = (max(k.shape[0] for k, _ in built), max(k.shape[1] for k, _ in built))
         else:
-            size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+            size = _check_kernel_size(kernel_size)
         bank = torch.stack([_centre_pad(k, size) for k, _ in built])  # (n, kh, kw) float64
 
         if noise > 0:

@@ -178,7 +178,7 @@ def test_extra_repr_and_errors():
         LearnableConv2d(1, 2, 3, method="fast")
     with pytest.raises(TypeError, match="method must be a string"):
         LearnableConv2d(1, 2, 3, method=1)
-    with pytest.raises(ValueError, match="noise must be a non-negative number, got -0.1"):
+    with pytest.raises(ValueError, match="noise must be a finite non-negative number, got -0.1"):
         LearnableConv2d.from_kernels(["sobel_x"], noise=-0.1)
     with pytest.raises(ValueError, match="unknown kernel name"):
         LearnableConv2d.from_kernels(["sobelx"])
@@ -247,3 +247,29 @@ def test_is_an_fft_layer_that_convert_back_keeps():
     with torch.no_grad():
         layer.weight.mul_(2.0)  # a changed weight must not reuse the old spectrum
         torch.testing.assert_close(layer(x), 2 * ref, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(kernel_size=(3,)), r"kernel_size must be an int or a pair of positive ints, got \(3,\)"),
+        (dict(kernel_size=(3, 0)), r"kernel_size must be an int or a pair of positive ints, got \(3, 0\)"),
+        (dict(kernel_size=2.5), r"kernel_size must be an int or a pair of positive ints, got 2.5"),
+        (dict(noise=float("inf")), "noise must be a finite non-negative number, got inf"),
+        (dict(noise=float("nan")), "noise must be a finite non-negative number, got nan"),
+        (dict(noise=-1.0), "noise must be a finite non-negative number, got -1.0"),
+    ],
+)
+def test_from_kernels_rejects_bad_kernel_size_and_noise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LearnableConv2d.from_kernels(["sobel_x"], **kwargs)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_from_kernels_rejects_non_finite_kernels(bad):
+    k = torch.randn(3, 3)
+    k[1, 2] = bad
+    with pytest.raises(ValueError, match=rf"kernels must be finite, got {bad} in kernel 1 \(tensor\)"):
+        LearnableConv2d.from_kernels([torch.randn(3, 3), k])
+    with pytest.raises(ValueError, match=rf"kernels must be finite, got {bad} in kernel 0"):
+        LearnableConv2d.from_kernels(torch.stack([k, k]))
