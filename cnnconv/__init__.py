@@ -33,7 +33,18 @@ _LAZY_NAMES = {
     "FFTConv2d": "conv",
     "convert": "conv",
     "convert_back": "conv",
+    "ConvertReport": "conv",
     "LearnableConv2d": "learnable",
+    "PixelDifferenceConv2d": "pdc",
+    "reparameterize_pdc": "pdc",
+    "LongConv1d": "longconv",
+    "long_conv1d": "longconv",
+    "Filter3d": "filters3d",
+    "BoxBlur3d": "filters3d",
+    "GaussianBlur3d": "filters3d",
+    "Sobel3d": "filters3d",
+    "Laplacian3d": "filters3d",
+    "export_state_dict": "constraints",
     "constrain": "constraints",
     "remove_constraints": "constraints",
     "LearnableGaussianBlur": "parametric",
@@ -53,6 +64,9 @@ _LAZY_NAMES = {
     "convolve2d": "functional",
     "correlate1d": "functional",
     "convolve1d": "functional",
+    "filter3d": "functional3d",
+    "correlate3d": "functional3d",
+    "convolve3d": "functional3d",
     "fft_conv1d": "fft",
     "fft_conv2d": "fft",
     "get_kernel": "kernels",
@@ -62,6 +76,7 @@ _LAZY_NAMES = {
 _SUBMODULES = {
     "kernels", "functional", "filters", "planner", "fft", "conv", "learnable", "constraints",
     "parametric", "edges", "models", "inspect", "plotting", "data", "metrics", "training", "cli",
+    "pdc", "longconv", "functional3d", "filters3d",
 }
 
 __all__ = sorted(_LAZY_NAMES) + sorted(_SUBMODULES)
