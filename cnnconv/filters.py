@@ -53,7 +53,7 @@ class Filter2d(_FixedFilter):
             registered kernel name (``"sobel_x"``, ``"log"``...; see
             :func:`cnnconv.kernels.list_kernels`) built with ``kernel_kwargs``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         method: ``"auto"``, ``"direct"``, ``"separable"``, ``"fft"`` or ``"box"``.
         **kernel_kwargs: builder arguments when ``kernel`` is a name (e.g. ``sigma=2.0``).
 
@@ -108,7 +108,7 @@ class BoxBlur(_FixedFilter):
     Args:
         kernel_size: int or ``(kh, kw)``.
         border: ``"zeros"``, ``"reflect"`` (default, OpenCV's ``BORDER_REFLECT_101``),
-            ``"replicate"`` or ``"circular"``.
+            ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         normalized: mean (True) or window sum (False).
         method: see :func:`cnnconv.functional.filter2d`.
@@ -147,7 +147,7 @@ class GaussianBlur(_FixedFilter):
     Args:
         sigma: positive float or ``(sigma_y, sigma_x)``.
         kernel_size: odd int or ``(kh, kw)``; default ``2 * round(truncate * sigma) + 1``.
-        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         truncate: kernel radius in standard deviations when the size comes from sigma.
         method: see :func:`cnnconv.functional.filter2d`.
@@ -230,7 +230,7 @@ _GRADIENT_DOC = """{title} gradient filter (3x3; x positive where intensity grow
         output: ``"x"``, ``"y"``, ``"xy"`` (stacked at dim -3), ``"magnitude"`` or
             ``"direction"`` (``atan2(gy, gx)``, radians).
         normalized: divide the kernels by the sum of their absolute values.
-        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         eps: magnitude ``sqrt(gx^2 + gy^2 + eps)``; 0 computes ``hypot(gx, gy)``.
         method: see :func:`cnnconv.functional.filter2d`.
@@ -266,7 +266,7 @@ class Laplacian(_FixedFilter):
     Args:
         neighbours: 4 (``[[0,1,0],[1,-4,1],[0,1,0]]``) or 8 (centre -8).
         normalized: divide the kernel by the sum of its absolute values.
-        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         method: see :func:`cnnconv.functional.filter2d`.
 
@@ -302,7 +302,7 @@ class Sharpen(_FixedFilter):
     """3x3 sharpen ``[[0,-1,0],[-1,5,-1],[0,-1,0]]``.
 
     Args:
-        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         method: see :func:`cnnconv.functional.filter2d`.
 

@@ -12,9 +12,10 @@ Conventions:
   (``anchor="signal"``) or scipy.ndimage (``anchor="ndimage"``); the filters (box, Gaussian,
   Sobel...) and :func:`filter2d` put kernel element ``k // 2`` on the output pixel, as
   scipy.ndimage and OpenCV do (see :mod:`cnnconv._padding`).
-* ``border="zeros"|"reflect"|"replicate"|"circular"``: how the input is extended beyond its
-  edges (scipy.ndimage ``constant``/``mirror``/``nearest``/``wrap``; OpenCV
-  ``BORDER_CONSTANT``/``BORDER_REFLECT_101``/``BORDER_REPLICATE``/``BORDER_WRAP``).
+* ``border="zeros"|"reflect"|"replicate"|"circular"|"symmetric"``: how the input is extended
+  beyond its edges (scipy.ndimage ``constant``/``mirror``/``nearest``/``wrap``/``reflect``;
+  OpenCV ``BORDER_CONSTANT``/``BORDER_REFLECT_101``/``BORDER_REPLICATE``/``BORDER_WRAP``/
+  ``BORDER_REFLECT``).
 
 :func:`filter2d` is the one function that decides how a filter is computed; every public
 function and every layer of :mod:`cnnconv.filters` goes through it.
@@ -435,7 +436,7 @@ def filter2d(
         kernel: ``(kh, kw)`` shared by all channels or ``(C, kh, kw)`` per channel. May be
             ``None`` when ``factors`` is given.
         mode: ``"full"``, ``"same"`` or ``"valid"`` (scipy.signal output sizes).
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         method: ``"auto"``, ``"direct"``, ``"separable"``, ``"fft"`` or ``"box"``.
         factors: optional ``(ky, kx)`` with ``kernel = outer(ky, kx)``: ``(kh,)``, ``(kw,)`` or
             per channel ``(C, kh)``, ``(C, kw)``.
@@ -575,7 +576,7 @@ def correlate2d(
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
         kernel: ``(kh, kw)`` shared or ``(C, kh, kw)`` per channel.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         method: see :func:`filter2d`.
         anchor: only matters for even kernels in ``same`` mode: ``"signal"`` (like
             ``scipy.signal.correlate2d``: kernel element ``(k-1)//2`` on the output pixel) or
@@ -614,7 +615,7 @@ def convolve2d(
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
         kernel: ``(kh, kw)`` shared or ``(C, kh, kw)`` per channel.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         method: see :func:`filter2d`.
         anchor: only matters for even kernels in ``same`` mode: ``"signal"`` (like
             ``scipy.signal.convolve2d``) or ``"ndimage"`` (like ``scipy.ndimage.convolve``).
@@ -666,7 +667,7 @@ def correlate1d(
         input: ``(L,)``, ``(C, L)`` or ``(B, C, L)``.
         kernel: ``(k,)`` shared or ``(C, k)`` per channel.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         method: see :func:`filter2d`.
         anchor: only matters for even kernels in ``same`` mode: ``"signal"``
             (``scipy.signal.correlate`` and ``numpy.correlate``) or ``"ndimage"``
@@ -698,7 +699,7 @@ def convolve1d(
         input: ``(L,)``, ``(C, L)`` or ``(B, C, L)``.
         kernel: ``(k,)`` shared or ``(C, k)`` per channel.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         method: see :func:`filter2d`.
         anchor: only matters for even kernels in ``same`` mode: ``"signal"``
             (``numpy.convolve``, ``scipy.signal.convolve``) or ``"ndimage"``
@@ -724,7 +725,7 @@ def separable_correlate2d(
         ky: column factor ``(kh,)`` or per channel ``(C, kh)``.
         kx: row factor ``(kw,)`` or per channel ``(C, kw)``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
 
     Returns:
         Same as ``correlate2d(input, outer(ky, kx), mode, border)``.
@@ -798,7 +799,7 @@ def box_blur2d(
     Args:
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
         kernel_size: int or ``(kh, kw)``; even sizes are anchored at ``k // 2``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         normalized: mean (True) or sum (False) over the window.
         method: see :func:`filter2d`.
@@ -850,7 +851,7 @@ def gaussian_blur2d(
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
         sigma: positive float or ``(sigma_y, sigma_x)``.
         kernel_size: odd int or ``(kh, kw)``; default from sigma and ``truncate``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         truncate: kernel radius in standard deviations when the size comes from sigma.
         method: see :func:`filter2d`.
@@ -908,7 +909,7 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
         smooth: smoothing factor ``(k,)``.
         diff: derivative factor ``(k,)``, positive towards +x / +y under correlation.
         output: ``"x"``, ``"y"``, ``"xy"``, ``"magnitude"`` or ``"direction"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         eps: magnitude is ``sqrt(gx^2 + gy^2 + eps)``; 0 uses ``hypot``.
         method: see :func:`filter2d`.
@@ -1016,7 +1017,7 @@ _GRADIENT_DOC = """{title} gradient filter.
         output: ``"x"``, ``"y"``, ``"xy"`` (stacked at dim -3: ``(..., C, 2, H, W)``),
             ``"magnitude"`` or ``"direction"`` (``atan2(gy, gx)`` in radians).
         normalized: divide the kernels by the sum of their absolute values.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         eps: the magnitude is ``sqrt(gx^2 + gy^2 + eps)`` (kornia uses 1e-6 for a finite
             gradient at zero); 0 computes ``hypot(gx, gy)``.
@@ -1064,7 +1065,7 @@ def spatial_gradient(
         operator: ``"sobel"``, ``"prewitt"``, ``"scharr"`` or ``"diff"`` (``[-1, 0, 1]``,
             a central difference when normalized).
         normalized: divide the kernels by the sum of their absolute values.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         method: see :func:`filter2d`.
 
     Returns:
@@ -1095,7 +1096,7 @@ def laplacian(
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
         neighbours: 4 (``cv2.Laplacian(ksize=1)``) or 8 (kornia's 3x3 ``laplacian``).
         normalized: divide the kernel by the sum of its absolute values.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         method: see :func:`filter2d`.
 
@@ -1118,7 +1119,7 @@ def sharpen(
 
     Args:
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         method: see :func:`filter2d`.
 

@@ -45,7 +45,7 @@ X = torch.rand(2, 3, 8, 8)
         (lambda: CF.gaussian_blur2d(X, "big"), TypeError, r"sigma must be a number or a pair of numbers, got 'big'"),
         (lambda: L.GaussianBlur(1.0, truncate=0), ValueError, r"truncate must be positive, got 0"),
         # names
-        (lambda: CF.correlate2d(X, K.box(3), border="mirror"), ValueError, r"border must be one of \['circular', 'reflect', 'replicate', 'zeros'\], got 'mirror'"),
+        (lambda: CF.correlate2d(X, K.box(3), border="mirror"), ValueError, r"border must be one of \['circular', 'reflect', 'replicate', 'symmetric', 'zeros'\], got 'mirror'"),
         (lambda: L.Sharpen(border="wrap"), ValueError, r"border must be one of .*, got 'wrap'"),
         (lambda: CF.correlate2d(X, K.box(3), mode="half"), ValueError, r"mode must be one of \['full', 'same', 'valid'\], got 'half'"),
         (lambda: L.Laplacian(mode="Same"), ValueError, r"mode must be one of .*, got 'Same'"),
