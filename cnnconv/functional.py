@@ -279,29 +279,6 @@ def _separable_valid(x: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor) -> tor
     return planes.reshape(b, c, hp - kh + 1, wp - kw + 1)
 
 
-def _window_sums(y: torch.Tensor, k: int, dim: int) -> torch.Tensor:
-    """Valid sums of ``k`` consecutive entries along ``dim`` by sliding differences.
-
-    The first window is summed directly; the rest follow from the cumulative sum of
-    ``y[i + k] - y[i]``. Those differences are small, so float32 keeps its accuracy on long
-    axes where a plain integral image (cumulative sum of ``y``) would not.
-    """
-    n = y.shape[dim]
-    first = y.narrow(dim, 0, k).sum(dim, keepdim=True)
-    if n == k:
-        return first
-    if torch.is_grad_enabled() and y.requires_grad:
-        diff = y.narrow(dim, k, n - k) - y.narrow(dim, 0, n - k)
-        return torch.cat((first, diff), dim).cumsum(dim)
-    # Same computation without the concatenation copy.
-    shape = list(y.shape)
-    shape[dim] = n - k + 1
-    out = torch.empty(shape, dtype=y.dtype, device=y.device)
-    out.narrow(dim, 0, 1).copy_(first)
-    torch.sub(y.narrow(dim, k, n - k), y.narrow(dim, 0, n - k), out=out.narrow(dim, 1, n - k))
-    return out.cumsum_(dim)
-
-
 def _all_finite(x: torch.Tensor) -> bool:
     """Whether ``x`` holds no NaN or inf, from one sum (about 100x cheaper than
     ``isfinite(x).all()`` on the CPU). A sum that overflows says no: callers then take their
@@ -309,29 +286,79 @@ def _all_finite(x: torch.Tensor) -> bool:
     return torch.compiler.is_compiling() or bool(torch.isfinite(x.sum()))
 
 
-def _box_valid(x: torch.Tensor, kh: int, kw: int, scale: torch.Tensor) -> torch.Tensor:
-    """Valid box sums (sliding differences, cost independent of the window), times ``scale``.
+def _window_sums(y: torch.Tensor, k: int, dim: int) -> torch.Tensor:
+    """Valid sums of ``k`` consecutive entries along ``dim``, as a contiguous tensor.
 
-    A NaN or inf would spread along the running sums: such inputs take the separable path,
-    where a bad value only spoils its own window.
+    Sliding differences restarted every ``k`` windows: the first window of each block of
+    ``k`` windows is summed directly, the next ``k - 1`` follow from the cumulative sum of
+    ``y[i + k - 1] - y[i - 1]`` within the block. A window reads only entries within ``k`` of
+    its own, so a large value spoils no window more than ``2k`` entries away (running sums
+    along the whole axis would carry its rounding error to every later window).
     """
-    if not torch.compiler.is_compiling() and not bool(torch.isfinite(x.sum())):
+    dim = dim % y.ndim
+    n = y.shape[dim]
+    no = n - k + 1
+    nb = -(-no // k)  # blocks of windows, the last one possibly partial; nb * k <= n
+    firsts = y.narrow(dim, 0, nb * k).unflatten(dim, (nb, k)).sum(dim + 1)
+    if torch.is_grad_enabled() and y.requires_grad:  # the same sums, out of place
+        diff = y.narrow(dim, k, no - 1) - y.narrow(dim, 0, no - 1)
+        shape = list(diff.shape)
+        shape[dim] = nb * k - no
+        diff = torch.cat((y.new_zeros(shape[:dim] + [1] + shape[dim + 1 :]), diff, y.new_zeros(shape)), dim)
+        blocks = diff.unflatten(dim, (nb, k)).narrow(dim + 1, 1, k - 1)
+        out = torch.cat((firsts.unsqueeze(dim + 1), blocks), dim + 1).cumsum(dim + 1)
+        return out.flatten(dim, dim + 1).narrow(dim, 0, no).contiguous()
+    shape = list(y.shape)
+    shape[dim] = no
+    out = y.new_empty(shape)
+    torch.sub(y.narrow(dim, k, no - 1), y.narrow(dim, 0, no - 1), out=out.narrow(dim, 1, no - 1))
+    _every_kth(out, dim, 0, k).copy_(firsts)
+    _block_cumsum_(out, k, dim)
+    return out
+
+
+def _every_kth(t: torch.Tensor, dim: int, r: int, k: int) -> torch.Tensor:
+    """Entries ``r, r + k, r + 2k, ...`` of ``t`` along ``dim``."""
+    return t[(slice(None),) * dim + (slice(r, None, k),)]
+
+
+def _block_cumsum_(t: torch.Tensor, k: int, dim: int) -> None:
+    """In-place cumulative sums along ``dim``, restarted every ``k`` entries.
+
+    Along the last axis: ``cumsum_`` over ``(blocks, k)``. Along other axes: ``k - 1``
+    vectorised additions of whole rows (``cumsum`` along a strided axis is several times
+    slower).
+    """
+    n = t.shape[dim]
+    whole = n // k * k
+    if dim == t.ndim - 1:
+        t.narrow(dim, 0, whole).unflatten(dim, (-1, k)).cumsum_(dim + 1)
+        if n > whole:
+            t.narrow(dim, whole, n - whole).cumsum_(dim)
+        return
+    for r in range(1, min(k, n)):
+        row = _every_kth(t, dim, r, k)
+        row.add_(_every_kth(t, dim, r - 1, k).narrow(dim, 0, row.shape[dim]))
+
+
+def _box_valid(x: torch.Tensor, kh: int, kw: int, scale: torch.Tensor) -> torch.Tensor:
+    """Valid box sums times ``scale`` by blockwise running sums (cost independent of the
+    window, see :func:`_window_sums`).
+
+    ``scale`` is applied first, so a mean of values near the float limit stays finite. A NaN
+    or inf would spread through its blocks: such inputs take the separable path, where a bad
+    value only spoils its own windows.
+    """
+    scale = scale.to(dtype=x.dtype)
+    scale = scale.reshape(1, -1, 1, 1) if scale.ndim == 1 else scale
+    if not _all_finite(x) or kh == kw == 1:
         ones_y = torch.ones(kh, dtype=x.dtype, device=x.device)
         ones_x = torch.ones(kw, dtype=x.dtype, device=x.device)
-        y = _separable_valid(x, ones_y, ones_x)
-        scale = scale.to(dtype=x.dtype)
-        return y * (scale.reshape(1, -1, 1, 1) if scale.ndim == 1 else scale)
-    y = x
+        return _separable_valid(x * scale, ones_y, ones_x).contiguous()
+    y = x * scale  # first, so that a mean of values near the float limit stays finite
     if kh > 1:
         y = _window_sums(y, kh, -2)
-    if kw > 1:
-        y = _window_sums(y, kw, -1)
-    scale = scale.to(dtype=x.dtype)
-    if scale.ndim == 1:
-        scale = scale.reshape(1, -1, 1, 1)
-    if y is not x and not (torch.is_grad_enabled() and x.requires_grad):
-        return y.mul_(scale)  # y is our own buffer
-    return y * scale
+    return _window_sums(y, kw, -1) if kw > 1 else y
 
 
 def _fft_valid(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
