@@ -80,6 +80,15 @@ def _check_input(input, name: str = "input", min_ndim: int = 2, max_ndim: int = 
     return input
 
 
+def _standard_layout(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``y`` in the memory layout ``nn.Conv2d`` gives for input ``x``: channels_last for a
+    channels_last batch, contiguous otherwise. The channels_last engines fold the planes of
+    the batch innermost; putting them back costs one copy of the output."""
+    if y.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return y.contiguous(memory_format=torch.channels_last)
+    return y.contiguous()
+
+
 def _to_batch(x: torch.Tensor) -> torch.Tensor:
     while x.ndim < 4:
         x = x.unsqueeze(0)
@@ -480,12 +489,8 @@ def filter2d(
 
     Returns:
         Tensor with the input's number of dimensions; spatial size ``H + kh - 1`` (full),
-        ``H`` (same) or ``H - kh + 1`` (valid), likewise for W. Memory layout: the banded
-        engine of the gradient filters returns a contiguous tensor; the direct and separable
-        engines return a view of their working buffer, in which the planes of the batch are
-        innermost. ``.reshape`` works on it, ``.view`` may not: call
-        ``.contiguous()`` where a standard layout is needed (one copy, avoided by default
-        because most consumers accept any strides).
+        ``H`` (same) or ``H - kh + 1`` (valid), likewise for W. Memory layout as
+        ``nn.Conv2d`` gives it: contiguous, or channels_last for a channels_last batch.
 
     Shape:
         - input: ``(*, C, H, W)`` with 0 to 1 leading batch dimensions (or ``(H, W)``).
@@ -568,7 +573,7 @@ def filter2d(
         out = _fft_valid(xp, kernel)
     else:
         out = _direct_valid(xp, kernel)
-    return _from_batch(out, ndim)
+    return _from_batch(_standard_layout(out, x4), ndim)
 
 
 # --------------------------------------------------------------------------- correlate / convolve
@@ -604,7 +609,10 @@ def correlate2d(
     """2-D correlation (no kernel flip, PyTorch's convention) of every channel.
 
     Agrees with ``scipy.signal.correlate2d`` (``border="zeros"``) in every mode, and with
-    ``scipy.ndimage.correlate`` / ``cv2.filter2D`` for each border in ``same`` mode.
+    ``scipy.ndimage.correlate`` / ``cv2.filter2D`` for each border in ``same`` mode. In
+    ``valid`` mode a kernel at least as large as the input in both dimensions swaps the roles
+    of the two, as in scipy.signal (output ``(kh - H + 1, kw - W + 1)``); this also holds for
+    :func:`convolve2d`, :func:`correlate1d` and :func:`convolve1d`.
 
     Args:
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
@@ -628,7 +636,7 @@ def correlate2d(
         >>> correlate2d(x, K.sobel_x(), border="replicate")[1, 1].item()
         8.0
     """
-    return filter2d(input, kernel, mode, border, method=method, anchor=_padding_anchor(anchor, False))
+    return _signal_filter(input, kernel, mode, border, method, _padding_anchor(anchor, False))
 
 
 def convolve2d(
@@ -664,7 +672,27 @@ def convolve2d(
     """
     if isinstance(kernel, torch.Tensor) and kernel.ndim >= 2:
         kernel = kernel.flip(-2, -1)
-    return filter2d(input, kernel, mode, border, method=method, anchor=_padding_anchor(anchor, True))
+    return _signal_filter(input, kernel, mode, border, method, _padding_anchor(anchor, True))
+
+
+def _signal_filter(input, kernel, mode, border, method, anchor):
+    """:func:`filter2d` with scipy.signal's ``valid`` rule: a kernel at least as large as the
+    input in both dimensions (and larger in one) swaps the roles, the output being the
+    correlation at the shifts where the input lies within the kernel; neither at least as
+    large as the other in both dimensions is an error."""
+    if mode != "valid" or not all(isinstance(t, torch.Tensor) and t.ndim >= 2 for t in (input, kernel)):
+        return filter2d(input, kernel, mode, border, method=method, anchor=anchor)
+    (h, w), (kh, kw) = input.shape[-2:], kernel.shape[-2:]
+    if kh <= h and kw <= w:
+        return filter2d(input, kernel, mode, border, method=method, anchor=anchor)
+    if kh < h or kw < w:
+        raise ValueError(
+            f"in valid mode the input or the kernel must be at least as large as the other in "
+            f"every dimension (as in scipy.signal), got input {(h, w)} and kernel {(kh, kw)}"
+        )
+    check_border(border)
+    full = filter2d(input, kernel, "full", "zeros", method=method)  # only the input's own samples count
+    return full[..., h - 1 : kh, w - 1 : kw].contiguous()
 
 
 def _filter1d(input, kernel, mode, border, method, anchor, flip):
@@ -682,7 +710,7 @@ def _filter1d(input, kernel, mode, border, method, anchor, flip):
     if flip:
         kernel = kernel.flip(-1)
     # A signal of length L is an image of height 1: (L,) -> (1, L), (C, L) -> (C, 1, L).
-    y = filter2d(x.unsqueeze(-2), kernel.unsqueeze(-2), mode, border, method=method, anchor=pad_anchor)
+    y = _signal_filter(x.unsqueeze(-2), kernel.unsqueeze(-2), mode, border, method, pad_anchor)
     return y.squeeze(-2)
 
 
@@ -969,7 +997,7 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
     if small and method == "auto" and _banded.usable(x4) and _all_finite(x4):
         pads = output_padding(smooth.shape[0], mode, anchor="scipy")
         y = _banded.gradient(x4, smooth, diff, pads, border, output, eps)
-        return _from_batch(y, input.ndim + (output == "xy"))
+        return _from_batch(_standard_layout(y, x4), input.ndim + (output == "xy"))
     if output not in ("x", "y") and method in ("auto", "direct") and small and smooth.shape[0] <= _PAIR_MAX_TAPS:
         gx, gy = _direct_pair(input, smooth, diff, mode, border)
         fresh = not (torch.is_grad_enabled() and input.requires_grad)
@@ -978,6 +1006,12 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
             gx = filter2d(input, None, mode, border, method=method, factors=(smooth, diff))
         if output != "x":
             gy = filter2d(input, None, mode, border, method=method, factors=(diff, smooth))
+    return _standard_layout(_combine(gx, gy, output, eps, fresh), x4)
+
+
+def _combine(gx, gy, output: str, eps: float, fresh: bool) -> torch.Tensor:
+    """The requested ``output`` of :func:`apply_gradient` from the two gradients (``fresh``:
+    they are ours to overwrite)."""
     if output == "x":
         return gx
     if output == "y":

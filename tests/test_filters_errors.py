@@ -29,8 +29,8 @@ X = torch.rand(2, 3, 8, 8)
         (lambda: CF.correlate2d(X.numpy(), K.box(3)), TypeError, r"input must be a torch.Tensor, got ndarray"),
         (lambda: CF.correlate2d(X, [[1.0]]), TypeError, r"kernel must be a torch.Tensor, got list"),
         (lambda: L.Filter2d(torch.ones(3, 3, dtype=torch.int32)), TypeError, r"kernel must be a real floating point tensor, got dtype torch.int32"),
-        # kernel larger than the input in valid mode
-        (lambda: CF.correlate2d(torch.rand(4, 5), K.box(6), "valid"), ValueError, r"kernel of size \(6, 6\) is larger than the input \(4, 5\) in valid mode"),
+        # kernel larger than the input in valid mode (filter2d; the scipy-named functions swap, as scipy.signal)
+        (lambda: CF.filter2d(torch.rand(4, 5), K.box(6), "valid"), ValueError, r"kernel of size \(6, 6\) is larger than the input \(4, 5\) in valid mode"),
         (lambda: L.BoxBlur((3, 7), mode="valid")(torch.rand(1, 8, 6)), ValueError, r"kernel of size \(3, 7\) is larger than the input \(8, 6\) in valid mode"),
         # even sizes where odd are needed, non-positive sizes
         (lambda: L.GaussianBlur(1.0, kernel_size=4), ValueError, r"kernel_size must be odd and positive, got 4"),
