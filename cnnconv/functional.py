@@ -403,6 +403,35 @@ def _use_box(kh: int, kw: int) -> bool:
     return max(kh, kw) >= _BOX_MIN_LENGTH
 
 
+def _fold_taps(k: torch.Tensor, n: int, before: int, after: int, no: int, border: str):
+    """An equivalent shorter 1-D factor for an axis of ``n`` samples padded by ``before`` /
+    ``after`` and ``no`` outputs: ``(k', before', after')`` with the same valid correlation.
+
+    Periodic borders (circular, reflect, symmetric; period ``n``, ``2(n - 1)``, ``2n``): taps
+    one period apart read the same samples, so the factor folds onto one period. Zeros and
+    replicate: taps that only ever read outside the image are dropped (zeros) or added to the
+    outermost tap that reads the edge sample (replicate).
+    """
+    length = k.shape[-1]
+    period = {"circular": n, "symmetric": 2 * n, "reflect": 2 * (n - 1)}.get(border)
+    taps = torch.arange(length, device=k.device)
+    if period:  # reflect with n = 1 is constant: replicate's rule
+        if length <= period:
+            return k, before, after
+        start = period // 2
+        index, size = torch.remainder(taps - (before - start), period), period
+    else:
+        lo, hi = max(before - (no - 1), 0), min(before + n - 1, length - 1)
+        if hi - lo + 1 >= length:
+            return k, before, after
+        start, size = before - lo, hi - lo + 1
+        if border == "zeros":
+            return k[..., lo : hi + 1], start, no - 1 + size - n - start
+        index = taps.clamp(lo, hi) - lo
+    folded = k.new_zeros((*k.shape[:-1], size), dtype=torch.float64).index_add(-1, index, k.double())
+    return folded.to(k.dtype), start, no - 1 + size - n - start
+
+
 def _own_rule(kh: int, kw: int, box: bool, separable: bool) -> str:
     if box and _use_box(kh, kw):
         return "box"
@@ -516,14 +545,13 @@ def filter2d(
         if ky.ndim != kx.ndim:
             raise ValueError(f"factors must both be shared or both per-channel, got shapes {tuple(ky.shape)} and {tuple(kx.shape)}")
         kh, kw = ky.shape[-1], kx.shape[-1]
-        if kernel is None:
-            kernel = ky[..., :, None] * kx[..., None, :]
     elif kernel is None:
         raise TypeError("kernel must be a torch.Tensor when factors is not given, got None")
-    kernel = _check_kernel(kernel, x4)
-    kh, kw = kernel.shape[-2:]
-    if factors is not None and (ky.shape[-1], kx.shape[-1]) != (kh, kw):
-        raise ValueError(f"factors have lengths {(ky.shape[-1], kx.shape[-1])} but the kernel is {(kh, kw)}")
+    if kernel is not None:
+        kernel = _check_kernel(kernel, x4)
+        if factors is not None and (kh, kw) != tuple(kernel.shape[-2:]):
+            raise ValueError(f"factors have lengths {(kh, kw)} but the kernel is {tuple(kernel.shape[-2:])}")
+        kh, kw = kernel.shape[-2:]
     if mode == "valid" and (kh > h or kw > w):
         raise ValueError(
             f"kernel of size {(kh, kw)} is larger than the input {(h, w)} in valid mode"
@@ -534,7 +562,16 @@ def filter2d(
     if x4.numel() == 0:
         out = x4.new_zeros(b, c, max(ho, 0), max(wo, 0))
         return _from_batch(out, ndim)
-    learn = kernel.requires_grad
+    learn = any(t is not None and t.requires_grad for t in (kernel, *(factors or ())))
+    if kernel is None:
+        # Factors only (the 2-D kernel is built only for an engine that needs it): taps that
+        # can only meet the border are folded into the others, which bounds the work for
+        # factors far longer than the image (a Gaussian of sigma 1e5) without changing it.
+        ky, top, bottom = _fold_taps(ky, h, pads[0], pads[1], ho, border)
+        kx, left, right = _fold_taps(kx, w, pads[2], pads[3], wo, border)
+        pads, (kh, kw), factors = (top, bottom, left, right), (ky.shape[-1], kx.shape[-1]), (ky, kx)
+        if method == "box":
+            kernel = ky[..., :, None] * kx[..., None, :]
 
     # Structure detection reads the kernel's values: skipped for kernels being learned and
     # inside torch.compile graphs (layers pass their factors or method instead).
@@ -557,6 +594,8 @@ def filter2d(
             method = "fft" if _own_rule(kh, kw, False, False) == "fft" else "direct"
         else:
             method = _choose(x4, (kh, kw), c, box_scale is not None, factors is not None, mode)
+    if kernel is None and method in ("direct", "fft"):
+        kernel = ky[..., :, None] * kx[..., None, :]
 
     if method == "direct" or (method == "separable" and b * c >= _FOLD_MIN_PLANES):
         # The engines return fresh tensors; only a graph that keeps the kernel's gradient would
@@ -927,6 +966,7 @@ def gaussian_blur2d(
     """
     _check_input(input)
     sy, sx = _sigma_pair(sigma)
+    truncate = K._check_truncate(truncate)
     if kernel_size is None:
         kh, kw = K.gaussian_size_from_sigma(sy, truncate), K.gaussian_size_from_sigma(sx, truncate)
     else:
