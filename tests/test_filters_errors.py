@@ -43,7 +43,7 @@ X = torch.rand(2, 3, 8, 8)
         (lambda: L.GaussianBlur(0), ValueError, r"sigma must be positive, got 0"),
         (lambda: CF.gaussian_blur2d(X, (1.0, -2.0)), ValueError, r"sigma must be positive, got \(1.0, -2.0\)"),
         (lambda: CF.gaussian_blur2d(X, "big"), TypeError, r"sigma must be a number or a pair of numbers, got 'big'"),
-        (lambda: L.GaussianBlur(1.0, truncate=0), ValueError, r"truncate must be positive, got 0"),
+        (lambda: L.GaussianBlur(1.0, truncate=0), ValueError, r"truncate must be a positive finite number, got 0"),
         # names
         (lambda: CF.correlate2d(X, K.box(3), border="mirror"), ValueError, r"border must be one of \['circular', 'reflect', 'replicate', 'symmetric', 'zeros'\], got 'mirror'"),
         (lambda: L.Sharpen(border="wrap"), ValueError, r"border must be one of .*, got 'wrap'"),
