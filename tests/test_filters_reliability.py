@@ -29,16 +29,16 @@ def _conv_ref(x: torch.Tensor, kernel: torch.Tensor, border: str = "reflect") ->
 
 
 @pytest.mark.parametrize("k", [17, 31, 101])
-def test_box_spike_error_stays_near_the_spike(k):
-    x = torch.ones(1, 1, 3, 4000)
+@pytest.mark.parametrize("base", ["ones", "uniform"])
+def test_box_spike_error_stays_near_the_spike(k, base):
+    x = torch.ones(1, 1, 3, 4000) if base == "ones" else torch.rand(1, 1, 3, 4000)
     x[..., 50] = 1e8
     y = CF.box_blur2d(x, (1, k), border="replicate")
     ref = _conv_ref(x, K.box((1, k), dtype=torch.float64), "replicate")
     err = (y.double() - ref).abs()[0, 0]
     far = torch.ones(4000, dtype=torch.bool)
     far[: 50 + 2 * k] = False
-    assert err[:, far].max() < 1e-5, err[:, far].max()
-    torch.testing.assert_close(y.double()[0, 0, :, far], torch.ones(3, int(far.sum()), dtype=torch.float64))
+    assert err[:, far].max() < 1e-6, err[:, far].max()
 
 
 def test_box_spike_on_unit_data_2d():
