@@ -179,10 +179,12 @@ class BoxBlur(_FixedFilter):
 
     def reset_parameters(self) -> None:
         self._set_buffer("kernel", K.box(self.kernel_size, normalized=self.normalized))
-        self._planned_for, self._planned_version, self._is_box = self.kernel, self.kernel._version, True
+        self._planned_for = self._planned_version = None
+        self._follow_kernel()
 
     def _plan(self, kernel: torch.Tensor) -> None:
-        box = K.box(self.kernel_size, normalized=self.normalized, dtype=kernel.dtype, device=kernel.device)
+        # As built, then moved by .to() / .double(): the values the untouched buffer holds.
+        box = K.box(self.kernel_size, normalized=self.normalized).to(device=kernel.device, dtype=kernel.dtype)
         self._is_box = torch.equal(kernel, box)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:

@@ -339,3 +339,10 @@ def test_channels_last_batches_stay_channels_last_like_conv2d(fn):
     y = fn(x)
     assert y.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(y, fn(x.contiguous()))
+
+
+def test_box_layer_moved_to_float64_keeps_its_plan():
+    layer = L.BoxBlur(19).double()
+    x = torch.rand(1, 2, 30, 30, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), _conv_ref(x, layer.kernel))
+    assert layer._is_box
