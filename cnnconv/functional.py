@@ -414,12 +414,11 @@ def _fold_taps(k: torch.Tensor, n: int, before: int, after: int, no: int, border
     """
     length = k.shape[-1]
     period = {"circular": n, "symmetric": 2 * n, "reflect": 2 * (n - 1)}.get(border)
-    taps = torch.arange(length, device=k.device)
     if period:  # reflect with n = 1 is constant: replicate's rule
         if length <= period:
             return k, before, after
         start = period // 2
-        index, size = torch.remainder(taps - (before - start), period), period
+        index, size = torch.remainder(torch.arange(length, device=k.device) - (before - start), period), period
     else:
         lo, hi = max(before - (no - 1), 0), min(before + n - 1, length - 1)
         if hi - lo + 1 >= length:
@@ -427,7 +426,7 @@ def _fold_taps(k: torch.Tensor, n: int, before: int, after: int, no: int, border
         start, size = before - lo, hi - lo + 1
         if border == "zeros":
             return k[..., lo : hi + 1], start, no - 1 + size - n - start
-        index = taps.clamp(lo, hi) - lo
+        index = torch.arange(length, device=k.device).clamp(lo, hi) - lo
     folded = k.new_zeros((*k.shape[:-1], size), dtype=torch.float64).index_add(-1, index, k.double())
     return folded.to(k.dtype), start, no - 1 + size - n - start
 
