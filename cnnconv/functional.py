@@ -321,38 +321,24 @@ def _window_sums(y: torch.Tensor, k: int, dim: int) -> torch.Tensor:
     shape[dim] = no
     out = y.new_empty(shape)
     torch.sub(y.narrow(dim, k, no - 1), y.narrow(dim, 0, no - 1), out=out.narrow(dim, 1, no - 1))
-    _every_kth(out, dim, 0, k).copy_(firsts)
+    out[(slice(None),) * dim + (slice(None, None, k),)] = firsts  # entries 0, k, 2k, ...
     _block_cumsum_(out, k, dim)
     return out
 
 
-def _every_kth(t: torch.Tensor, dim: int, r: int, k: int) -> torch.Tensor:
-    """Entries ``r, r + k, r + 2k, ...`` of ``t`` along ``dim``."""
-    return t[(slice(None),) * dim + (slice(r, None, k),)]
-
-
 def _block_cumsum_(t: torch.Tensor, k: int, dim: int) -> None:
-    """In-place cumulative sums along ``dim``, restarted every ``k`` entries.
-
-    Along the last axis: ``cumsum_`` over ``(blocks, k)``. Along other axes: ``k - 1``
-    vectorised additions of whole rows (``cumsum`` along a strided axis is several times
-    slower).
-    """
+    """In-place cumulative sums along ``dim``, restarted every ``k`` entries: one ``cumsum_``
+    over ``(blocks, k)`` and one over the partial last block."""
     n = t.shape[dim]
     whole = n // k * k
-    if dim == t.ndim - 1:
-        t.narrow(dim, 0, whole).unflatten(dim, (-1, k)).cumsum_(dim + 1)
-        if n > whole:
-            t.narrow(dim, whole, n - whole).cumsum_(dim)
-        return
-    for r in range(1, min(k, n)):
-        row = _every_kth(t, dim, r, k)
-        row.add_(_every_kth(t, dim, r - 1, k).narrow(dim, 0, row.shape[dim]))
+    t.narrow(dim, 0, whole).unflatten(dim, (-1, k)).cumsum_(dim + 1)
+    if n > whole:
+        t.narrow(dim, whole, n - whole).cumsum_(dim)
 
 
-def _box_valid(x: torch.Tensor, kh: int, kw: int, scale: torch.Tensor) -> torch.Tensor:
+def _box_valid(x: torch.Tensor, kh: int, kw: int, scale: torch.Tensor, own: bool = False) -> torch.Tensor:
     """Valid box sums times ``scale`` by blockwise running sums (cost independent of the
-    window, see :func:`_window_sums`).
+    window, see :func:`_window_sums`). ``own``: ``x`` is a buffer of ours, free to overwrite.
 
     ``scale`` is applied first, so a mean of values near the float limit stays finite. A NaN
     or inf would spread through its blocks: such inputs take the separable path, where a bad
@@ -364,7 +350,7 @@ def _box_valid(x: torch.Tensor, kh: int, kw: int, scale: torch.Tensor) -> torch.
         ones_y = torch.ones(kh, dtype=x.dtype, device=x.device)
         ones_x = torch.ones(kw, dtype=x.dtype, device=x.device)
         return _separable_valid(x * scale, ones_y, ones_x).contiguous()
-    y = x * scale  # first, so that a mean of values near the float limit stays finite
+    y = x.mul_(scale) if own else x * scale  # first: a mean of values near the float limit stays finite
     if kh > 1:
         y = _window_sums(y, kh, -2)
     return _window_sums(y, kw, -1) if kw > 1 else y
@@ -604,7 +590,7 @@ def filter2d(
     else:
         xp = pad(x4, pads, border)
     if method == "box":
-        out = _box_valid(xp, kh, kw, box_scale)
+        out = _box_valid(xp, kh, kw, box_scale, own=xp is not x4 and not (torch.is_grad_enabled() and xp.requires_grad))
     elif method == "separable":
         out = _separable_valid(xp, ky, kx)
     elif method == "fft":
