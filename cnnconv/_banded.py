@@ -177,7 +177,7 @@ def gradient(x4: torch.Tensor, smooth, diff, pads, border: str, output: str, eps
         x4: input batch (any strides).
         smooth, diff: the 1-D factors, tensors of the same length ``k``.
         pads: ``(top, bottom, left, right)`` from :func:`cnnconv._padding.output_padding`.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         output: ``"x"``, ``"y"``, ``"xy"``, ``"magnitude"`` or ``"direction"``.
         eps: the magnitude is ``sqrt(gx^2 + gy^2 + eps)``.
 

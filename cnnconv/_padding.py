@@ -17,8 +17,11 @@ cnnconv/torch  scipy.ndimage           OpenCV
 ``reflect``    ``mirror``              ``BORDER_REFLECT_101``
 ``replicate``  ``nearest``             ``BORDER_REPLICATE``
 ``circular``   ``wrap``                ``BORDER_WRAP``
+``symmetric``  ``reflect``             ``BORDER_REFLECT``
 =============  ======================  ==========================
 
+``reflect`` mirrors about the edge samples (``dcb|abcd|cba``); ``symmetric`` repeats them
+(``dcba|abcd|dcba``, also ``numpy.pad(mode="symmetric")`` and scipy.signal's ``symm``).
 Padding wider than the input is done by repeated reflection / wrapping, not an error.
 """
 
@@ -31,7 +34,7 @@ import torch.nn.functional as F
 
 __all__ = ["BORDERS", "MODES", "ANCHORS", "check_border", "check_mode", "output_padding", "pad"]
 
-BORDERS = frozenset({"zeros", "reflect", "replicate", "circular"})
+BORDERS = frozenset({"zeros", "reflect", "replicate", "circular", "symmetric"})
 MODES = frozenset({"full", "same", "valid"})
 ANCHORS = frozenset({"scipy", "torch"})
 
@@ -107,6 +110,9 @@ def _indices(n: int, before: int, after: int, border: str, device) -> torch.Tens
         return i.clamp(0, n - 1)
     if border == "circular":
         return torch.remainder(i, n)
+    if border == "symmetric":  # period 2n, edge samples repeated
+        i = torch.remainder(i, 2 * n)
+        return torch.where(i >= n, 2 * n - 1 - i, i)
     # reflect (mirror about the edge samples, which are not repeated)
     if n == 1:
         return torch.zeros_like(i)
@@ -121,7 +127,7 @@ def pad(x: torch.Tensor, pads, border: str = "zeros") -> torch.Tensor:
     Args:
         x: tensor with at least two dimensions ``(..., H, W)``.
         pads: ``(top, bottom, left, right)``, non-negative.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
 
     Returns:
         Tensor ``(..., H + top + bottom, W + left + right)``.
@@ -143,11 +149,13 @@ def pad(x: torch.Tensor, pads, border: str = "zeros") -> torch.Tensor:
         return F.pad(x, (left, right, top, bottom))
     if h == 0 or w == 0:
         raise ValueError(f"cannot pad an empty plane with border {border!r}, got shape {tuple(x.shape)}")
-    fits = {
-        "reflect": max(top, bottom) < h and max(left, right) < w,
-        "circular": max(top, bottom) <= h and max(left, right) <= w,
-        "replicate": True,
-    }[border]
+    fits = fills_from_interior(border, top, bottom, h) and fills_from_interior(border, left, right, w)
+    if fits and border == "symmetric" and x.numel() > 0:  # not a mode of F.pad
+        y = x.new_empty((*x.shape[:-2], h + top + bottom, w + left + right))
+        y[..., top : top + h, left : left + w].copy_(x)
+        fill_border(y.narrow(-2, top, h), y.ndim - 1, left, right, w, border)
+        fill_border(y, y.ndim - 2, top, bottom, h, border)
+        return y
     if fits and x.numel() > 0:
         # All planes as the channels of one image: F.pad is several times faster on
         # (1, N, H, W) than on (B, C, H, W) on the CPU.
@@ -163,10 +171,11 @@ def pad(x: torch.Tensor, pads, border: str = "zeros") -> torch.Tensor:
 
 def fills_from_interior(border: str, before: int, after: int, n: int) -> bool:
     """Whether margins of ``before``/``after`` samples can be filled from an interior of ``n``
-    samples by :func:`fill_border` (reflect needs ``pad < n``, circular ``pad <= n``)."""
+    samples by :func:`fill_border` (reflect needs ``pad < n``, circular and symmetric
+    ``pad <= n``)."""
     if border == "reflect":
         return max(before, after) < n
-    if border == "circular":
+    if border in ("circular", "symmetric"):
         return max(before, after) <= n
     return True
 
@@ -188,6 +197,9 @@ def fill_border(buf: torch.Tensor, dim: int, before: int, after: int, n: int, bo
     elif border == "reflect":
         lo.copy_(buf.narrow(dim, before + 1, before).flip(dim))
         hi.copy_(buf.narrow(dim, before + n - 1 - after, after).flip(dim))
+    elif border == "symmetric":
+        lo.copy_(buf.narrow(dim, before, before).flip(dim))
+        hi.copy_(buf.narrow(dim, before + n - after, after).flip(dim))
     else:  # circular
         lo.copy_(buf.narrow(dim, before + n - before, before))
         hi.copy_(buf.narrow(dim, before, after))

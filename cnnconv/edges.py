@@ -351,7 +351,7 @@ class GradientFilter(nn.Module):
         in_channels: channels of the input.
         color: how channel gradients combine: ``"max"``, ``"sum"`` or ``"mean"`` (module docs).
         border: padding mode, ``"replicate"`` (default, as kornia), ``"reflect"``, ``"zeros"``,
-            ``"circular"``; output has the input's size (even kernels anchor at ``k // 2``).
+            ``"circular"``, ``"symmetric"``; output has the input's size (even kernels anchor at ``k // 2``).
 
     Shape:
         - Input: ``(B, in_channels, H, W)``

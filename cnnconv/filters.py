@@ -1,9 +1,11 @@
 """Fixed-kernel filter layers.
 
-Each layer stores its arguments, keeps its kernels in non-persistent buffers (they follow
-``.to()`` and stay out of ``state_dict``; nothing is trained) and its ``forward`` is one call
-into :mod:`cnnconv.functional`, which decides how the filter is computed
-(:func:`cnnconv.functional.filter2d`).
+Each layer stores its arguments as read-only attributes (a different filter is a new layer),
+keeps its kernels in non-persistent buffers (they follow ``.to()`` and stay out of
+``state_dict``; nothing is trained) and its ``forward`` is one call into
+:mod:`cnnconv.functional`, which decides how the filter is computed
+(:func:`cnnconv.functional.filter2d`). A kernel buffer changed in place is followed: what was
+derived from it (separable factors, the choice of engine) is derived again.
 
 Example:
     >>> import torch
@@ -15,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import torch
 from torch import nn
 
@@ -25,14 +29,47 @@ from ._padding import check_border, check_mode
 __all__ = ["Filter2d", "BoxBlur", "GaussianBlur", "Sobel", "Prewitt", "Scharr", "Laplacian", "Sharpen"]
 
 
+class _Setting:
+    """A constructor argument of a fixed layer, readable but not assignable: the layer's
+    buffers were built from it, so a different value needs a new layer."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else obj.__dict__["_setting_values"][self.name]
+
+    def __set__(self, obj, value) -> None:
+        cls = type(obj).__name__
+        raise AttributeError(f"{cls}.{self.name} is fixed when the layer is built; build a new {cls} with {self.name}={value!r} instead")
+
+
 class _FixedFilter(nn.Module):
     """Common arguments of the fixed-kernel layers: output ``mode``, ``border`` and ``method``."""
 
+    mode = _Setting()
+    border = _Setting()
+    method = _Setting()
+
     def __init__(self, mode: str, border: str, method: str) -> None:
         super().__init__()
-        self.mode = check_mode(mode)
-        self.border = check_border(border)
-        self.method = CF._check_method(method)
+        self._settings(mode=check_mode(mode), border=check_border(border), method=CF._check_method(method))
+
+    def _settings(self, **values) -> None:
+        """Store the values of :class:`_Setting` attributes (at construction only)."""
+        self.__dict__.setdefault("_setting_values", {}).update(values)
+
+    def _follow_kernel(self) -> None:
+        """Call ``_plan(kernel)`` when the ``kernel`` buffer is not the tensor last planned
+        for or was changed in place since (its version counter moved; inference tensors
+        have none, so they are planned for at every call). Skipped in compiled graphs."""
+        if torch.compiler.is_compiling():
+            return
+        kernel = self.kernel
+        version = None if kernel.is_inference() else kernel._version
+        if self._planned_for is not kernel or version is None or version != self._planned_version:
+            self._plan(kernel)
+            self._planned_for, self._planned_version = kernel, version
 
     def _set_buffer(self, name: str, value: torch.Tensor) -> None:
         """Refill a kernel buffer, keeping the device and dtype it was moved to."""
@@ -53,7 +90,7 @@ class Filter2d(_FixedFilter):
             registered kernel name (``"sobel_x"``, ``"log"``...; see
             :func:`cnnconv.kernels.list_kernels`) built with ``kernel_kwargs``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         method: ``"auto"``, ``"direct"``, ``"separable"``, ``"fft"`` or ``"box"``.
         **kernel_kwargs: builder arguments when ``kernel`` is a name (e.g. ``sigma=2.0``).
 
@@ -69,9 +106,9 @@ class Filter2d(_FixedFilter):
 
     def __init__(self, kernel, mode: str = "same", border: str = "zeros", *, method: str = "auto", **kernel_kwargs) -> None:
         super().__init__(mode, border, method)
-        self.kernel_name = None
+        kernel_name = None
         if isinstance(kernel, str):
-            self.kernel_name = kernel
+            kernel_name = kernel
             kernel = K.get_kernel(kernel, **kernel_kwargs)
         elif kernel_kwargs:
             raise TypeError(f"kernel_kwargs are only used with a kernel name, got {sorted(kernel_kwargs)}")
@@ -81,18 +118,27 @@ class Filter2d(_FixedFilter):
             raise ValueError(f"kernel must have shape (kh, kw) or (C, kh, kw), got {tuple(kernel.shape)}")
         if kernel.is_complex() or not kernel.is_floating_point():
             raise TypeError(f"kernel must be a real floating point tensor, got dtype {kernel.dtype}")
-        self.kernel_kwargs = dict(kernel_kwargs)
+        self._settings(kernel_name=kernel_name, kernel_kwargs=MappingProxyType(dict(kernel_kwargs)))
         kernel = kernel.detach().clone()
         self.register_buffer("kernel", kernel, persistent=False)
-        # The kernel is fixed: find its structure once, here, instead of at every call.
-        factors = K.separable_factors(kernel) if method in ("auto", "separable") else None
-        self._method = method
-        if method == "auto" and CF._box_scale(kernel) is not None and CF._use_box(*kernel.shape[-2:]):
+        self.register_buffer("ky", None, persistent=False)
+        self.register_buffer("kx", None, persistent=False)
+        # Find the kernel's structure once, here, instead of at every call.
+        self._planned_for = self._planned_version = None
+        self._follow_kernel()
+
+    kernel_name = _Setting()
+    kernel_kwargs = _Setting()
+
+    def _plan(self, kernel: torch.Tensor) -> None:
+        factors = K.separable_factors(kernel) if self.method in ("auto", "separable") else None
+        self._method = self.method
+        if self.method == "auto" and CF._box_scale(kernel) is not None and CF._use_box(*kernel.shape[-2:]):
             self._method, factors = "box", None
-        self.register_buffer("ky", None if factors is None else factors[0], persistent=False)
-        self.register_buffer("kx", None if factors is None else factors[1], persistent=False)
+        self.ky, self.kx = (None, None) if factors is None else factors
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        self._follow_kernel()
         factors = None if self.ky is None else (self.ky, self.kx)
         return CF.filter2d(input, self.kernel, self.mode, self.border, method=self._method, factors=factors)
 
@@ -108,7 +154,7 @@ class BoxBlur(_FixedFilter):
     Args:
         kernel_size: int or ``(kh, kw)``.
         border: ``"zeros"``, ``"reflect"`` (default, OpenCV's ``BORDER_REFLECT_101``),
-            ``"replicate"`` or ``"circular"``.
+            ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         normalized: mean (True) or window sum (False).
         method: see :func:`cnnconv.functional.filter2d`.
@@ -124,15 +170,27 @@ class BoxBlur(_FixedFilter):
 
     def __init__(self, kernel_size=3, border: str = "reflect", mode: str = "same", *, normalized: bool = True, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self.kernel_size = CF._positive_size(kernel_size, "kernel_size")
-        self.normalized = bool(normalized)
+        self._settings(kernel_size=CF._positive_size(kernel_size, "kernel_size"), normalized=bool(normalized))
         self.register_buffer("kernel", None, persistent=False)
         self.reset_parameters()
 
+    kernel_size = _Setting()
+    normalized = _Setting()
+
     def reset_parameters(self) -> None:
         self._set_buffer("kernel", K.box(self.kernel_size, normalized=self.normalized))
+        self._planned_for = self._planned_version = None
+        self._follow_kernel()
+
+    def _plan(self, kernel: torch.Tensor) -> None:
+        # As built, then moved by .to() / .double(): the values the untouched buffer holds.
+        box = K.box(self.kernel_size, normalized=self.normalized).to(device=kernel.device, dtype=kernel.dtype)
+        self._is_box = torch.equal(kernel, box)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        self._follow_kernel()
+        if not self._is_box:  # changed in place: filtered as the kernel it now holds
+            return CF.filter2d(input, self.kernel, self.mode, self.border, method=self.method)
         # Decided from the size alone, so compiled graphs need no checks of kernel values.
         method, factors = CF._box_plan(self.kernel, self.normalized, self.method)
         return CF.filter2d(input, self.kernel, self.mode, self.border, method=method, factors=factors)
@@ -147,7 +205,7 @@ class GaussianBlur(_FixedFilter):
     Args:
         sigma: positive float or ``(sigma_y, sigma_x)``.
         kernel_size: odd int or ``(kh, kw)``; default ``2 * round(truncate * sigma) + 1``.
-        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         truncate: kernel radius in standard deviations when the size comes from sigma.
         method: see :func:`cnnconv.functional.filter2d`.
@@ -163,16 +221,18 @@ class GaussianBlur(_FixedFilter):
 
     def __init__(self, sigma, kernel_size=None, border: str = "reflect", mode: str = "same", *, truncate: float = 4.0, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self.sigma = CF._sigma_pair(sigma)
-        if not truncate > 0:
-            raise ValueError(f"truncate must be positive, got {truncate!r}")
-        self.truncate = float(truncate)
+        sigma = CF._sigma_pair(sigma)
+        truncate = K._check_truncate(truncate)
         if kernel_size is None:
-            kernel_size = tuple(K.gaussian_size_from_sigma(s, self.truncate) for s in self.sigma)
-        self.kernel_size = CF._odd_size(kernel_size, "kernel_size")
+            kernel_size = tuple(K.gaussian_size_from_sigma(s, truncate) for s in sigma)
+        self._settings(sigma=sigma, truncate=truncate, kernel_size=CF._odd_size(kernel_size, "kernel_size"))
         self.register_buffer("ky", None, persistent=False)
         self.register_buffer("kx", None, persistent=False)
         self.reset_parameters()
+
+    sigma = _Setting()
+    truncate = _Setting()
+    kernel_size = _Setting()
 
     def reset_parameters(self) -> None:
         self._set_buffer("ky", K.gaussian1d(self.sigma[0], self.kernel_size[0]))
@@ -195,12 +255,14 @@ class _Gradient(_FixedFilter):
 
     def __init__(self, output: str = "magnitude", normalized: bool = False, border: str = "reflect", mode: str = "same", *, eps: float = 0.0, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self.output = CF._check_choice(output, "output", CF.GRADIENT_OUTPUTS)
-        self.normalized = bool(normalized)
-        self.eps = CF._check_eps(eps)
+        self._settings(output=CF._check_choice(output, "output", CF.GRADIENT_OUTPUTS), normalized=bool(normalized), eps=CF._check_eps(eps))
         self.register_buffer("smooth", None, persistent=False)
         self.register_buffer("diff", None, persistent=False)
         self.reset_parameters()
+
+    output = _Setting()
+    normalized = _Setting()
+    eps = _Setting()
 
     def reset_parameters(self) -> None:
         smooth, diff = CF._derivative_factors(self._operator, self.normalized, torch.get_default_dtype(), None)
@@ -230,7 +292,7 @@ _GRADIENT_DOC = """{title} gradient filter (3x3; x positive where intensity grow
         output: ``"x"``, ``"y"``, ``"xy"`` (stacked at dim -3), ``"magnitude"`` or
             ``"direction"`` (``atan2(gy, gx)``, radians).
         normalized: divide the kernels by the sum of their absolute values.
-        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         eps: magnitude ``sqrt(gx^2 + gy^2 + eps)``; 0 computes ``hypot(gx, gy)``.
         method: see :func:`cnnconv.functional.filter2d`.
@@ -266,7 +328,7 @@ class Laplacian(_FixedFilter):
     Args:
         neighbours: 4 (``[[0,1,0],[1,-4,1],[0,1,0]]``) or 8 (centre -8).
         normalized: divide the kernel by the sum of its absolute values.
-        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         method: see :func:`cnnconv.functional.filter2d`.
 
@@ -283,10 +345,12 @@ class Laplacian(_FixedFilter):
         super().__init__(mode, border, method)
         if neighbours not in (4, 8):
             raise ValueError(f"neighbours must be 4 or 8, got {neighbours!r}")
-        self.neighbours = int(neighbours)
-        self.normalized = bool(normalized)
+        self._settings(neighbours=int(neighbours), normalized=bool(normalized))
         self.register_buffer("kernel", None, persistent=False)
         self.reset_parameters()
+
+    neighbours = _Setting()
+    normalized = _Setting()
 
     def reset_parameters(self) -> None:
         self._set_buffer("kernel", K.laplacian(self.neighbours, normalized=self.normalized))
@@ -302,7 +366,7 @@ class Sharpen(_FixedFilter):
     """3x3 sharpen ``[[0,-1,0],[-1,5,-1],[0,-1,0]]``.
 
     Args:
-        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         method: see :func:`cnnconv.functional.filter2d`.
 

@@ -12,9 +12,10 @@ Conventions:
   (``anchor="signal"``) or scipy.ndimage (``anchor="ndimage"``); the filters (box, Gaussian,
   Sobel...) and :func:`filter2d` put kernel element ``k // 2`` on the output pixel, as
   scipy.ndimage and OpenCV do (see :mod:`cnnconv._padding`).
-* ``border="zeros"|"reflect"|"replicate"|"circular"``: how the input is extended beyond its
-  edges (scipy.ndimage ``constant``/``mirror``/``nearest``/``wrap``; OpenCV
-  ``BORDER_CONSTANT``/``BORDER_REFLECT_101``/``BORDER_REPLICATE``/``BORDER_WRAP``).
+* ``border="zeros"|"reflect"|"replicate"|"circular"|"symmetric"``: how the input is extended
+  beyond its edges (scipy.ndimage ``constant``/``mirror``/``nearest``/``wrap``/``reflect``;
+  OpenCV ``BORDER_CONSTANT``/``BORDER_REFLECT_101``/``BORDER_REPLICATE``/``BORDER_WRAP``/
+  ``BORDER_REFLECT``).
 
 :func:`filter2d` is the one function that decides how a filter is computed; every public
 function and every layer of :mod:`cnnconv.filters` goes through it.
@@ -77,6 +78,15 @@ def _check_input(input, name: str = "input", min_ndim: int = 2, max_ndim: int = 
         expected = ", ".join(shapes[i] for i in range(min_ndim, max_ndim + 1))
         raise ValueError(f"{name} must have shape {expected}, got {tuple(input.shape)}")
     return input
+
+
+def _standard_layout(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``y`` in the memory layout ``nn.Conv2d`` gives for input ``x``: channels_last for a
+    channels_last batch, contiguous otherwise. The channels_last engines fold the planes of
+    the batch innermost; putting them back costs one copy of the output."""
+    if y.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return y.contiguous(memory_format=torch.channels_last)
+    return y.contiguous()
 
 
 def _to_batch(x: torch.Tensor) -> torch.Tensor:
@@ -278,52 +288,72 @@ def _separable_valid(x: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor) -> tor
     return planes.reshape(b, c, hp - kh + 1, wp - kw + 1)
 
 
+def _all_finite(x: torch.Tensor) -> bool:
+    """Whether ``x`` holds no NaN or inf, from one sum (about 100x cheaper than
+    ``isfinite(x).all()`` on the CPU). A sum that overflows says no: callers then take their
+    exact path, which is only slower."""
+    return torch.compiler.is_compiling() or bool(torch.isfinite(x.sum()))
+
+
 def _window_sums(y: torch.Tensor, k: int, dim: int) -> torch.Tensor:
-    """Valid sums of ``k`` consecutive entries along ``dim`` by sliding differences.
+    """Valid sums of ``k`` consecutive entries along ``dim``, as a contiguous tensor.
 
-    The first window is summed directly; the rest follow from the cumulative sum of
-    ``y[i + k] - y[i]``. Those differences are small, so float32 keeps its accuracy on long
-    axes where a plain integral image (cumulative sum of ``y``) would not.
+    Sliding differences restarted every ``k`` windows: the first window of each block of
+    ``k`` windows is summed directly, the next ``k - 1`` follow from the cumulative sum of
+    ``y[i + k - 1] - y[i - 1]`` within the block. A window reads only entries within ``k`` of
+    its own, so a large value spoils no window more than ``2k`` entries away (running sums
+    along the whole axis would carry its rounding error to every later window).
     """
+    dim = dim % y.ndim
     n = y.shape[dim]
-    first = y.narrow(dim, 0, k).sum(dim, keepdim=True)
-    if n == k:
-        return first
-    if torch.is_grad_enabled() and y.requires_grad:
-        diff = y.narrow(dim, k, n - k) - y.narrow(dim, 0, n - k)
-        return torch.cat((first, diff), dim).cumsum(dim)
-    # Same computation without the concatenation copy.
+    no = n - k + 1
+    nb = -(-no // k)  # blocks of windows, the last one possibly partial; nb * k <= n
+    firsts = y.narrow(dim, 0, nb * k).unflatten(dim, (nb, k)).sum(dim + 1)
+    if torch.is_grad_enabled() and y.requires_grad:  # the same sums, out of place
+        diff = y.narrow(dim, k, no - 1) - y.narrow(dim, 0, no - 1)
+        shape = list(diff.shape)
+        shape[dim] = nb * k - no
+        diff = torch.cat((y.new_zeros(shape[:dim] + [1] + shape[dim + 1 :]), diff, y.new_zeros(shape)), dim)
+        blocks = diff.unflatten(dim, (nb, k)).narrow(dim + 1, 1, k - 1)
+        out = torch.cat((firsts.unsqueeze(dim + 1), blocks), dim + 1).cumsum(dim + 1)
+        return out.flatten(dim, dim + 1).narrow(dim, 0, no).contiguous()
     shape = list(y.shape)
-    shape[dim] = n - k + 1
-    out = torch.empty(shape, dtype=y.dtype, device=y.device)
-    out.narrow(dim, 0, 1).copy_(first)
-    torch.sub(y.narrow(dim, k, n - k), y.narrow(dim, 0, n - k), out=out.narrow(dim, 1, n - k))
-    return out.cumsum_(dim)
+    shape[dim] = no
+    out = y.new_empty(shape)
+    torch.sub(y.narrow(dim, k, no - 1), y.narrow(dim, 0, no - 1), out=out.narrow(dim, 1, no - 1))
+    out[(slice(None),) * dim + (slice(None, None, k),)] = firsts  # entries 0, k, 2k, ...
+    _block_cumsum_(out, k, dim)
+    return out
 
 
-def _box_valid(x: torch.Tensor, kh: int, kw: int, scale: torch.Tensor) -> torch.Tensor:
-    """Valid box sums (sliding differences, cost independent of the window), times ``scale``.
+def _block_cumsum_(t: torch.Tensor, k: int, dim: int) -> None:
+    """In-place cumulative sums along ``dim``, restarted every ``k`` entries: one ``cumsum_``
+    over ``(blocks, k)`` and one over the partial last block."""
+    n = t.shape[dim]
+    whole = n // k * k
+    t.narrow(dim, 0, whole).unflatten(dim, (-1, k)).cumsum_(dim + 1)
+    if n > whole:
+        t.narrow(dim, whole, n - whole).cumsum_(dim)
 
-    A NaN or inf would spread along the running sums: such inputs take the separable path,
-    where a bad value only spoils its own window.
+
+def _box_valid(x: torch.Tensor, kh: int, kw: int, scale: torch.Tensor, own: bool = False) -> torch.Tensor:
+    """Valid box sums times ``scale`` by blockwise running sums (cost independent of the
+    window, see :func:`_window_sums`). ``own``: ``x`` is a buffer of ours, free to overwrite.
+
+    ``scale`` is applied first, so a mean of values near the float limit stays finite. A NaN
+    or inf would spread through its blocks: such inputs take the separable path, where a bad
+    value only spoils its own windows.
     """
-    if not torch.compiler.is_compiling() and not bool(torch.isfinite(x.sum())):
+    scale = scale.to(dtype=x.dtype)
+    scale = scale.reshape(1, -1, 1, 1) if scale.ndim == 1 else scale
+    if not _all_finite(x) or kh == kw == 1:
         ones_y = torch.ones(kh, dtype=x.dtype, device=x.device)
         ones_x = torch.ones(kw, dtype=x.dtype, device=x.device)
-        y = _separable_valid(x, ones_y, ones_x)
-        scale = scale.to(dtype=x.dtype)
-        return y * (scale.reshape(1, -1, 1, 1) if scale.ndim == 1 else scale)
-    y = x
+        return _separable_valid(x * scale, ones_y, ones_x).contiguous()
+    y = x.mul_(scale) if own else x * scale  # first: a mean of values near the float limit stays finite
     if kh > 1:
         y = _window_sums(y, kh, -2)
-    if kw > 1:
-        y = _window_sums(y, kw, -1)
-    scale = scale.to(dtype=x.dtype)
-    if scale.ndim == 1:
-        scale = scale.reshape(1, -1, 1, 1)
-    if y is not x and not (torch.is_grad_enabled() and x.requires_grad):
-        return y.mul_(scale)  # y is our own buffer
-    return y * scale
+    return _window_sums(y, kw, -1) if kw > 1 else y
 
 
 def _fft_valid(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -357,6 +387,34 @@ _BOX_MIN_LENGTH = 17
 
 def _use_box(kh: int, kw: int) -> bool:
     return max(kh, kw) >= _BOX_MIN_LENGTH
+
+
+def _fold_taps(k: torch.Tensor, n: int, before: int, after: int, no: int, border: str):
+    """An equivalent shorter 1-D factor for an axis of ``n`` samples padded by ``before`` /
+    ``after`` and ``no`` outputs: ``(k', before', after')`` with the same valid correlation.
+
+    Periodic borders (circular, reflect, symmetric; period ``n``, ``2(n - 1)``, ``2n``): taps
+    one period apart read the same samples, so the factor folds onto one period. Zeros and
+    replicate: taps that only ever read outside the image are dropped (zeros) or added to the
+    outermost tap that reads the edge sample (replicate).
+    """
+    length = k.shape[-1]
+    period = {"circular": n, "symmetric": 2 * n, "reflect": 2 * (n - 1)}.get(border)
+    if period:  # reflect with n = 1 is constant: replicate's rule
+        if length <= period:
+            return k, before, after
+        start = period // 2
+        index, size = torch.remainder(torch.arange(length, device=k.device) - (before - start), period), period
+    else:
+        lo, hi = max(before - (no - 1), 0), min(before + n - 1, length - 1)
+        if hi - lo + 1 >= length:
+            return k, before, after
+        start, size = before - lo, hi - lo + 1
+        if border == "zeros":
+            return k[..., lo : hi + 1], start, no - 1 + size - n - start
+        index = torch.arange(length, device=k.device).clamp(lo, hi) - lo
+    folded = k.new_zeros((*k.shape[:-1], size), dtype=torch.float64).index_add(-1, index, k.double())
+    return folded.to(k.dtype), start, no - 1 + size - n - start
 
 
 def _own_rule(kh: int, kw: int, box: bool, separable: bool) -> str:
@@ -435,7 +493,7 @@ def filter2d(
         kernel: ``(kh, kw)`` shared by all channels or ``(C, kh, kw)`` per channel. May be
             ``None`` when ``factors`` is given.
         mode: ``"full"``, ``"same"`` or ``"valid"`` (scipy.signal output sizes).
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         method: ``"auto"``, ``"direct"``, ``"separable"``, ``"fft"`` or ``"box"``.
         factors: optional ``(ky, kx)`` with ``kernel = outer(ky, kx)``: ``(kh,)``, ``(kw,)`` or
             per channel ``(C, kh)``, ``(C, kw)``.
@@ -445,12 +503,8 @@ def filter2d(
 
     Returns:
         Tensor with the input's number of dimensions; spatial size ``H + kh - 1`` (full),
-        ``H`` (same) or ``H - kh + 1`` (valid), likewise for W. Memory layout: the banded
-        engine of the gradient filters returns a contiguous tensor; the direct and separable
-        engines return a view of their working buffer, in which the planes of the batch are
-        innermost. ``.reshape`` works on it, ``.view`` may not: call
-        ``.contiguous()`` where a standard layout is needed (one copy, avoided by default
-        because most consumers accept any strides).
+        ``H`` (same) or ``H - kh + 1`` (valid), likewise for W. Memory layout as
+        ``nn.Conv2d`` gives it: contiguous, or channels_last for a channels_last batch.
 
     Shape:
         - input: ``(*, C, H, W)`` with 0 to 1 leading batch dimensions (or ``(H, W)``).
@@ -476,14 +530,13 @@ def filter2d(
         if ky.ndim != kx.ndim:
             raise ValueError(f"factors must both be shared or both per-channel, got shapes {tuple(ky.shape)} and {tuple(kx.shape)}")
         kh, kw = ky.shape[-1], kx.shape[-1]
-        if kernel is None:
-            kernel = ky[..., :, None] * kx[..., None, :]
     elif kernel is None:
         raise TypeError("kernel must be a torch.Tensor when factors is not given, got None")
-    kernel = _check_kernel(kernel, x4)
-    kh, kw = kernel.shape[-2:]
-    if factors is not None and (ky.shape[-1], kx.shape[-1]) != (kh, kw):
-        raise ValueError(f"factors have lengths {(ky.shape[-1], kx.shape[-1])} but the kernel is {(kh, kw)}")
+    if kernel is not None:
+        kernel = _check_kernel(kernel, x4)
+        if factors is not None and (kh, kw) != tuple(kernel.shape[-2:]):
+            raise ValueError(f"factors have lengths {(kh, kw)} but the kernel is {tuple(kernel.shape[-2:])}")
+        kh, kw = kernel.shape[-2:]
     if mode == "valid" and (kh > h or kw > w):
         raise ValueError(
             f"kernel of size {(kh, kw)} is larger than the input {(h, w)} in valid mode"
@@ -494,7 +547,16 @@ def filter2d(
     if x4.numel() == 0:
         out = x4.new_zeros(b, c, max(ho, 0), max(wo, 0))
         return _from_batch(out, ndim)
-    learn = kernel.requires_grad
+    learn = any(t is not None and t.requires_grad for t in (kernel, *(factors or ())))
+    if kernel is None:
+        # Factors only (the 2-D kernel is built only for an engine that needs it): taps that
+        # can only meet the border are folded into the others, which bounds the work for
+        # factors far longer than the image (a Gaussian of sigma 1e5) without changing it.
+        ky, top, bottom = _fold_taps(ky, h, pads[0], pads[1], ho, border)
+        kx, left, right = _fold_taps(kx, w, pads[2], pads[3], wo, border)
+        pads, (kh, kw), factors = (top, bottom, left, right), (ky.shape[-1], kx.shape[-1]), (ky, kx)
+        if method == "box":
+            kernel = ky[..., :, None] * kx[..., None, :]
 
     # Structure detection reads the kernel's values: skipped for kernels being learned and
     # inside torch.compile graphs (layers pass their factors or method instead).
@@ -517,6 +579,8 @@ def filter2d(
             method = "fft" if _own_rule(kh, kw, False, False) == "fft" else "direct"
         else:
             method = _choose(x4, (kh, kw), c, box_scale is not None, factors is not None, mode)
+    if kernel is None and method in ("direct", "fft"):
+        kernel = ky[..., :, None] * kx[..., None, :]
 
     if method == "direct" or (method == "separable" and b * c >= _FOLD_MIN_PLANES):
         # The engines return fresh tensors; only a graph that keeps the kernel's gradient would
@@ -526,14 +590,14 @@ def filter2d(
     else:
         xp = pad(x4, pads, border)
     if method == "box":
-        out = _box_valid(xp, kh, kw, box_scale)
+        out = _box_valid(xp, kh, kw, box_scale, own=xp is not x4 and not (torch.is_grad_enabled() and xp.requires_grad))
     elif method == "separable":
         out = _separable_valid(xp, ky, kx)
     elif method == "fft":
         out = _fft_valid(xp, kernel)
     else:
         out = _direct_valid(xp, kernel)
-    return _from_batch(out, ndim)
+    return _from_batch(_standard_layout(out, x4), ndim)
 
 
 # --------------------------------------------------------------------------- correlate / convolve
@@ -569,13 +633,16 @@ def correlate2d(
     """2-D correlation (no kernel flip, PyTorch's convention) of every channel.
 
     Agrees with ``scipy.signal.correlate2d`` (``border="zeros"``) in every mode, and with
-    ``scipy.ndimage.correlate`` / ``cv2.filter2D`` for each border in ``same`` mode.
+    ``scipy.ndimage.correlate`` / ``cv2.filter2D`` for each border in ``same`` mode. In
+    ``valid`` mode a kernel at least as large as the input in both dimensions swaps the roles
+    of the two, as in scipy.signal (output ``(kh - H + 1, kw - W + 1)``); this also holds for
+    :func:`convolve2d`, :func:`correlate1d` and :func:`convolve1d`.
 
     Args:
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
         kernel: ``(kh, kw)`` shared or ``(C, kh, kw)`` per channel.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         method: see :func:`filter2d`.
         anchor: only matters for even kernels in ``same`` mode: ``"signal"`` (like
             ``scipy.signal.correlate2d``: kernel element ``(k-1)//2`` on the output pixel) or
@@ -593,7 +660,7 @@ def correlate2d(
         >>> correlate2d(x, K.sobel_x(), border="replicate")[1, 1].item()
         8.0
     """
-    return filter2d(input, kernel, mode, border, method=method, anchor=_padding_anchor(anchor, False))
+    return _signal_filter(input, kernel, mode, border, method, _padding_anchor(anchor, False))
 
 
 def convolve2d(
@@ -614,7 +681,7 @@ def convolve2d(
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
         kernel: ``(kh, kw)`` shared or ``(C, kh, kw)`` per channel.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         method: see :func:`filter2d`.
         anchor: only matters for even kernels in ``same`` mode: ``"signal"`` (like
             ``scipy.signal.convolve2d``) or ``"ndimage"`` (like ``scipy.ndimage.convolve``).
@@ -629,7 +696,27 @@ def convolve2d(
     """
     if isinstance(kernel, torch.Tensor) and kernel.ndim >= 2:
         kernel = kernel.flip(-2, -1)
-    return filter2d(input, kernel, mode, border, method=method, anchor=_padding_anchor(anchor, True))
+    return _signal_filter(input, kernel, mode, border, method, _padding_anchor(anchor, True))
+
+
+def _signal_filter(input, kernel, mode, border, method, anchor):
+    """:func:`filter2d` with scipy.signal's ``valid`` rule: a kernel at least as large as the
+    input in both dimensions (and larger in one) swaps the roles, the output being the
+    correlation at the shifts where the input lies within the kernel; neither at least as
+    large as the other in both dimensions is an error."""
+    if mode != "valid" or not all(isinstance(t, torch.Tensor) and t.ndim >= 2 for t in (input, kernel)):
+        return filter2d(input, kernel, mode, border, method=method, anchor=anchor)
+    (h, w), (kh, kw) = input.shape[-2:], kernel.shape[-2:]
+    if kh <= h and kw <= w:
+        return filter2d(input, kernel, mode, border, method=method, anchor=anchor)
+    if kh < h or kw < w:
+        raise ValueError(
+            f"in valid mode the input or the kernel must be at least as large as the other in "
+            f"every dimension (as in scipy.signal), got input {(h, w)} and kernel {(kh, kw)}"
+        )
+    check_border(border)
+    full = filter2d(input, kernel, "full", "zeros", method=method)  # only the input's own samples count
+    return full[..., h - 1 : kh, w - 1 : kw].contiguous()
 
 
 def _filter1d(input, kernel, mode, border, method, anchor, flip):
@@ -647,7 +734,7 @@ def _filter1d(input, kernel, mode, border, method, anchor, flip):
     if flip:
         kernel = kernel.flip(-1)
     # A signal of length L is an image of height 1: (L,) -> (1, L), (C, L) -> (C, 1, L).
-    y = filter2d(x.unsqueeze(-2), kernel.unsqueeze(-2), mode, border, method=method, anchor=pad_anchor)
+    y = _signal_filter(x.unsqueeze(-2), kernel.unsqueeze(-2), mode, border, method, pad_anchor)
     return y.squeeze(-2)
 
 
@@ -666,7 +753,7 @@ def correlate1d(
         input: ``(L,)``, ``(C, L)`` or ``(B, C, L)``.
         kernel: ``(k,)`` shared or ``(C, k)`` per channel.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         method: see :func:`filter2d`.
         anchor: only matters for even kernels in ``same`` mode: ``"signal"``
             (``scipy.signal.correlate`` and ``numpy.correlate``) or ``"ndimage"``
@@ -698,7 +785,7 @@ def convolve1d(
         input: ``(L,)``, ``(C, L)`` or ``(B, C, L)``.
         kernel: ``(k,)`` shared or ``(C, k)`` per channel.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         method: see :func:`filter2d`.
         anchor: only matters for even kernels in ``same`` mode: ``"signal"``
             (``numpy.convolve``, ``scipy.signal.convolve``) or ``"ndimage"``
@@ -724,7 +811,7 @@ def separable_correlate2d(
         ky: column factor ``(kh,)`` or per channel ``(C, kh)``.
         kx: row factor ``(kw,)`` or per channel ``(C, kw)``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
 
     Returns:
         Same as ``correlate2d(input, outer(ky, kx), mode, border)``.
@@ -798,7 +885,7 @@ def box_blur2d(
     Args:
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
         kernel_size: int or ``(kh, kw)``; even sizes are anchored at ``k // 2``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         normalized: mean (True) or sum (False) over the window.
         method: see :func:`filter2d`.
@@ -850,7 +937,7 @@ def gaussian_blur2d(
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
         sigma: positive float or ``(sigma_y, sigma_x)``.
         kernel_size: odd int or ``(kh, kw)``; default from sigma and ``truncate``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         truncate: kernel radius in standard deviations when the size comes from sigma.
         method: see :func:`filter2d`.
@@ -864,6 +951,7 @@ def gaussian_blur2d(
     """
     _check_input(input)
     sy, sx = _sigma_pair(sigma)
+    truncate = K._check_truncate(truncate)
     if kernel_size is None:
         kh, kw = K.gaussian_size_from_sigma(sy, truncate), K.gaussian_size_from_sigma(sx, truncate)
     else:
@@ -908,7 +996,7 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
         smooth: smoothing factor ``(k,)``.
         diff: derivative factor ``(k,)``, positive towards +x / +y under correlation.
         output: ``"x"``, ``"y"``, ``"xy"``, ``"magnitude"`` or ``"direction"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         eps: magnitude is ``sqrt(gx^2 + gy^2 + eps)``; 0 uses ``hypot``.
         method: see :func:`filter2d`.
@@ -929,10 +1017,12 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
     fresh = False
     small = _small_pair_ok(input, smooth, diff, mode, border, _banded.MAX_TAPS)
     x4 = _to_batch(input)
-    if small and method == "auto" and _banded.usable(x4):
+    # The banded engine skips zero taps, so a NaN or inf would not reach every output that a
+    # convolution gives it to: inputs with one take the convolution paths.
+    if small and method == "auto" and _banded.usable(x4) and _all_finite(x4):
         pads = output_padding(smooth.shape[0], mode, anchor="scipy")
         y = _banded.gradient(x4, smooth, diff, pads, border, output, eps)
-        return _from_batch(y, input.ndim + (output == "xy"))
+        return _from_batch(_standard_layout(y, x4), input.ndim + (output == "xy"))
     if output not in ("x", "y") and method in ("auto", "direct") and small and smooth.shape[0] <= _PAIR_MAX_TAPS:
         gx, gy = _direct_pair(input, smooth, diff, mode, border)
         fresh = not (torch.is_grad_enabled() and input.requires_grad)
@@ -941,6 +1031,12 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
             gx = filter2d(input, None, mode, border, method=method, factors=(smooth, diff))
         if output != "x":
             gy = filter2d(input, None, mode, border, method=method, factors=(diff, smooth))
+    return _standard_layout(_combine(gx, gy, output, eps, fresh), x4)
+
+
+def _combine(gx, gy, output: str, eps: float, fresh: bool) -> torch.Tensor:
+    """The requested ``output`` of :func:`apply_gradient` from the two gradients (``fresh``:
+    they are ours to overwrite)."""
     if output == "x":
         return gx
     if output == "y":
@@ -1016,7 +1112,7 @@ _GRADIENT_DOC = """{title} gradient filter.
         output: ``"x"``, ``"y"``, ``"xy"`` (stacked at dim -3: ``(..., C, 2, H, W)``),
             ``"magnitude"`` or ``"direction"`` (``atan2(gy, gx)`` in radians).
         normalized: divide the kernels by the sum of their absolute values.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         eps: the magnitude is ``sqrt(gx^2 + gy^2 + eps)`` (kornia uses 1e-6 for a finite
             gradient at zero); 0 computes ``hypot(gx, gy)``.
@@ -1064,7 +1160,7 @@ def spatial_gradient(
         operator: ``"sobel"``, ``"prewitt"``, ``"scharr"`` or ``"diff"`` (``[-1, 0, 1]``,
             a central difference when normalized).
         normalized: divide the kernels by the sum of their absolute values.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         method: see :func:`filter2d`.
 
     Returns:
@@ -1095,7 +1191,7 @@ def laplacian(
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
         neighbours: 4 (``cv2.Laplacian(ksize=1)``) or 8 (kornia's 3x3 ``laplacian``).
         normalized: divide the kernel by the sum of its absolute values.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         method: see :func:`filter2d`.
 
@@ -1118,7 +1214,7 @@ def sharpen(
 
     Args:
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
         method: see :func:`filter2d`.
 

@@ -97,12 +97,36 @@ def _check_sigma(sigma, name: str = "sigma") -> float:
     return sigma
 
 
+# Longest 1-D Gaussian built (taps): a longer one is refused with a ValueError instead of
+# being allocated (8 MiB in float64 at the limit).
+MAX_GAUSSIAN_TAPS = 1 << 20
+
+
+def _check_truncate(truncate) -> float:
+    if isinstance(truncate, bool) or not isinstance(truncate, numbers.Real) or not (0 < truncate < math.inf):
+        raise ValueError(f"truncate must be a positive finite number, got {truncate!r}")
+    return float(truncate)
+
+
+def _check_taps(size: int, what: str) -> int:
+    if size > MAX_GAUSSIAN_TAPS:
+        raise ValueError(
+            f"{what} needs a Gaussian of {size} taps, more than the limit of {MAX_GAUSSIAN_TAPS} "
+            f"taps (cnnconv.kernels.MAX_GAUSSIAN_TAPS)"
+        )
+    return size
+
+
 def gaussian_size_from_sigma(sigma: float, truncate: float = 4.0) -> int:
-    """Kernel length scipy.ndimage uses for ``sigma``: ``2 * round(truncate * sigma) + 1``."""
+    """Kernel length scipy.ndimage uses for ``sigma``: ``2 * round(truncate * sigma) + 1``.
+
+    Raises:
+        ValueError: sigma or truncate not positive and finite, or a length above
+            :data:`MAX_GAUSSIAN_TAPS`.
+    """
     sigma = _check_sigma(sigma)
-    if not truncate > 0:
-        raise ValueError(f"truncate must be positive, got {truncate}")
-    return 2 * int(round(truncate * sigma)) + 1
+    truncate = _check_truncate(truncate)
+    return _check_taps(2 * int(round(truncate * sigma)) + 1, f"sigma={sigma} with truncate={truncate}")
 
 
 def gaussian_sigma_from_size(size: int) -> float:
@@ -124,7 +148,7 @@ def _gaussian1d_f64(sigma, size, truncate) -> torch.Tensor:
     sigma = _check_sigma(sigma)
     if size is None:
         size = gaussian_size_from_sigma(sigma, truncate)
-    size = _check_size(size)
+    size = _check_taps(_check_size(size), f"size={size}")
     x = _grid(size)
     g = torch.exp(-(x**2) / (2.0 * sigma * sigma))
     return g / g.sum(), x, sigma
@@ -554,7 +578,7 @@ def separable_factors(kernel: torch.Tensor, rtol: float = 1e-5):
     Returns:
         ``(ky, kx)`` with shapes ``(kh,)``, ``(kw,)`` (or ``(C, kh)``, ``(C, kw)``) in the
         kernel's dtype and device, such that ``kernel == ky[..., :, None] * kx[..., None, :]``;
-        ``None`` when the kernel is not rank 1.
+        ``None`` when the kernel is not rank 1 or holds a NaN or inf.
 
     Example:
         >>> ky, kx = separable_factors(sobel_x())
@@ -569,6 +593,8 @@ def separable_factors(kernel: torch.Tensor, rtol: float = 1e-5):
         raise ValueError(f"kernel must have shape (kh, kw) or (C, kh, kw), got {tuple(kernel.shape)}")
     squeeze = kernel.ndim == 2
     k = kernel.detach().to(torch.float64)
+    if not bool(torch.isfinite(k).all()):  # inf * 0 is NaN in a product of factors
+        return None
     if squeeze:
         k = k.unsqueeze(0)
     c, kh, kw = k.shape

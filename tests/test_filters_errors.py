@@ -29,8 +29,8 @@ X = torch.rand(2, 3, 8, 8)
         (lambda: CF.correlate2d(X.numpy(), K.box(3)), TypeError, r"input must be a torch.Tensor, got ndarray"),
         (lambda: CF.correlate2d(X, [[1.0]]), TypeError, r"kernel must be a torch.Tensor, got list"),
         (lambda: L.Filter2d(torch.ones(3, 3, dtype=torch.int32)), TypeError, r"kernel must be a real floating point tensor, got dtype torch.int32"),
-        # kernel larger than the input in valid mode
-        (lambda: CF.correlate2d(torch.rand(4, 5), K.box(6), "valid"), ValueError, r"kernel of size \(6, 6\) is larger than the input \(4, 5\) in valid mode"),
+        # kernel larger than the input in valid mode (filter2d; the scipy-named functions swap, as scipy.signal)
+        (lambda: CF.filter2d(torch.rand(4, 5), K.box(6), "valid"), ValueError, r"kernel of size \(6, 6\) is larger than the input \(4, 5\) in valid mode"),
         (lambda: L.BoxBlur((3, 7), mode="valid")(torch.rand(1, 8, 6)), ValueError, r"kernel of size \(3, 7\) is larger than the input \(8, 6\) in valid mode"),
         # even sizes where odd are needed, non-positive sizes
         (lambda: L.GaussianBlur(1.0, kernel_size=4), ValueError, r"kernel_size must be odd and positive, got 4"),
@@ -43,9 +43,9 @@ X = torch.rand(2, 3, 8, 8)
         (lambda: L.GaussianBlur(0), ValueError, r"sigma must be positive, got 0"),
         (lambda: CF.gaussian_blur2d(X, (1.0, -2.0)), ValueError, r"sigma must be positive, got \(1.0, -2.0\)"),
         (lambda: CF.gaussian_blur2d(X, "big"), TypeError, r"sigma must be a number or a pair of numbers, got 'big'"),
-        (lambda: L.GaussianBlur(1.0, truncate=0), ValueError, r"truncate must be positive, got 0"),
+        (lambda: L.GaussianBlur(1.0, truncate=0), ValueError, r"truncate must be a positive finite number, got 0"),
         # names
-        (lambda: CF.correlate2d(X, K.box(3), border="mirror"), ValueError, r"border must be one of \['circular', 'reflect', 'replicate', 'zeros'\], got 'mirror'"),
+        (lambda: CF.correlate2d(X, K.box(3), border="mirror"), ValueError, r"border must be one of \['circular', 'reflect', 'replicate', 'symmetric', 'zeros'\], got 'mirror'"),
         (lambda: L.Sharpen(border="wrap"), ValueError, r"border must be one of .*, got 'wrap'"),
         (lambda: CF.correlate2d(X, K.box(3), mode="half"), ValueError, r"mode must be one of \['full', 'same', 'valid'\], got 'half'"),
         (lambda: L.Laplacian(mode="Same"), ValueError, r"mode must be one of .*, got 'Same'"),
