@@ -275,7 +275,7 @@ def test_border_table_matches_the_code():
 
     rows = re.findall(r"^\s*\|\s*`(\w+)`\s*\|\s*`(\w+)`", TEXT, re.M)
     assert {torch_name for torch_name, _ in rows} == set(BORDERS)
-    expected = {"zeros": "constant", "reflect": "mirror", "replicate": "nearest", "circular": "wrap"}
+    expected = {"zeros": "constant", "reflect": "mirror", "replicate": "nearest", "circular": "wrap", "symmetric": "reflect"}
     assert dict(rows) == expected
 
 
