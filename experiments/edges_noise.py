@@ -52,7 +52,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnconv import kernels
-from cnnconv.training import Run, experiment_main, param
+from cnnconv.training import MAX_BATCH_SIZE, MAX_SEED, Run, check_range, experiment_main, param
 
 __all__ = [
     "EdgesNoiseConfig",
@@ -110,6 +110,10 @@ class EdgesNoiseConfig:
             raise ValueError(f"noise_levels must be a non-empty list of values in [0, 10), got {self.noise_levels!r}")
         if not self.seeds:
             raise ValueError(f"seeds must not be empty, got {self.seeds!r}")
+        for seed in self.seeds:
+            check_range("seeds", seed, 0, MAX_SEED)
+        check_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_range("image_size", self.image_size, 16, 4096)
         for k in self.kernel_sizes:
             if isinstance(k, bool) or not isinstance(k, int) or k < 3 or k % 2 == 0:
                 raise ValueError(f"kernel_sizes must hold odd integers >= 3, got {self.kernel_sizes!r}")
@@ -120,20 +124,17 @@ class EdgesNoiseConfig:
             if name not in _HAND:
                 raise ValueError(f"hand_designed must be among {list(_HAND)}, got {self.hand_designed!r}")
         for name in ("sigma_grid", "canny_sigmas"):
-            if any(float(s) <= 0 for s in getattr(self, name)):
+            if any(not 0 < float(s) < float("inf") for s in getattr(self, name)):
                 raise ValueError(f"{name} must hold positive sigmas, got {getattr(self, name)!r}")
-        if self.sigma_init <= 0:
-            raise ValueError(f"sigma_init must be positive, got {self.sigma_init!r}")
         if not 0 < self.canny_low_ratio <= 1:
             raise ValueError(f"canny_low_ratio must be in (0, 1], got {self.canny_low_ratio!r}")
         if isinstance(self.checkpoint_every, bool) or self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be a non-negative integer, got {self.checkpoint_every!r}")
         if isinstance(self.num_threads, bool) or self.num_threads < 0:
             raise ValueError(f"num_threads must be a non-negative integer, got {self.num_threads!r}")
-        if self.tie_tolerance < 0:
-            raise ValueError(f"tie_tolerance must be non-negative, got {self.tie_tolerance!r}")
-        for name in ("lr", "head_lr", "max_dist"):
-            if not getattr(self, name) > 0:
+        check_range("tie_tolerance", self.tie_tolerance, 0)
+        for name in ("lr", "head_lr", "max_dist", "sigma_init"):
+            if not 0 < getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.kernel_sizes and not self.inits:
             raise ValueError("inits must not be empty when kernel_sizes is given")

@@ -183,6 +183,7 @@ def test_fft_benchmark_wraps_a_benchmark_module(tmp_path, monkeypatch):
         "print('| 15 | 240.0 | 60.0 | 4.00 |')\n"
         "print('| 31 | 1040.0 | 109.0 | 9.54 |')\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setattr(fft_benchmark, "BENCHMARKS", (*fft_benchmark.BENCHMARKS, "fake_bench"))
     run_dir = fft_benchmark.main([
         "--out", str(tmp_path / "runs"), "--name", "smoke", "--device", "cpu", "--quiet",
         "--set", "module=fake_bench", "--set", "sections=[seed, cases2d]",
