@@ -792,7 +792,9 @@ def _digest(obj: Any) -> str:
     h = hashlib.sha256()
 
     def feed(x: Any) -> None:
-        if isinstance(x, torch.Tensor):
+        if isinstance(x, (int, float, str, bool, type(None))):
+            h.update(f"{type(x).__name__} {x!r};".encode())
+        elif isinstance(x, torch.Tensor):
             t = x.detach().cpu().contiguous().reshape(-1)
             h.update(f"tensor {t.dtype} {tuple(x.shape)}:".encode())
             h.update(t.view(torch.uint8).numpy().tobytes())
@@ -1492,13 +1494,17 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
             run_dir = _resume_dir(args.resume)
             cfg = load_config(config_cls, run_dir / "config.yaml")
             if finished_marker and (run_dir / finished_marker).is_file():
-                # A finished run has nothing to continue.
+                # A finished run has nothing to continue; tidy what a kill may have left.
+                if int(os.environ.get("RANK", "0")) == 0:
+                    lock = RunLock(run_dir)
+                    remove_stale_temporaries(run_dir)
+                    lock.release()
                 print(f"{name}: {run_dir} already finished; its report is "
                       f"{run_dir / finished_marker}. Nothing to resume.")
                 return run_dir
         else:
             cfg = load_config(config_cls, args.config, args.overrides)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, RunFolderInUse) as exc:
         fail(exc)
     if args.tensorboard:
         try:

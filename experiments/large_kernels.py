@@ -144,17 +144,20 @@ def recovery(w: torch.Tensor, true: torch.Tensor) -> float:
 
 def train_one(run: Run, layer: nn.Module, batches, tag: str, true: torch.Tensor,
               cfg: LargeKernelsConfig):
-    """L-BFGS on the prepared batches; returns (FitResult, function evaluations)."""
+    """L-BFGS on the prepared batches; returns (FitResult, function evaluations).
+
+    Each step logs its evaluations, so the total counts the steps of an earlier, interrupted
+    session too.
+    """
     with torch.no_grad():
         layer.weight.zero_()
     model = run.wrap(layer)
     opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=cfg.lbfgs_iter,
                             tolerance_grad=0.0, tolerance_change=0.0, history_size=50,
                             line_search_fn="strong_wolfe")
-    evals = [0]
-
     def step_fn(i):
         x, y = batches[i]
+        evals = [0]
 
         def closure():
             evals[0] += 1
@@ -165,14 +168,14 @@ def train_one(run: Run, layer: nn.Module, batches, tag: str, true: torch.Tensor,
             return loss.detach().new_tensor(run.mean_across_ranks(loss))
 
         loss = opt.step(closure)
-        return {"loss": float(loss)}
+        return {"loss": float(loss), "evals": evals[0]}
 
     def eval_fn(step):
         return {"rel_error": recovery(layer.weight, true)}
 
     result = run.fit(model, opt, step_fn, steps=cfg.steps, tag=tag,
                      checkpoint_every=cfg.checkpoint_every, eval_fn=eval_fn, eval_every=1)
-    return result, evals[0]
+    return result, int(sum(run.read_metrics(tag).get("evals", ([], []))[1]))
 
 
 def run(cfg: LargeKernelsConfig, run: Run) -> dict:
