@@ -1137,6 +1137,11 @@ class MetricsLogger:
         self._fh = open(self.path, "a", newline="")
         self._writer = csv.writer(self._fh)
 
+    def sync(self) -> None:
+        """Flush the rows written so far to disk (``fsync``)."""
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
     def close(self) -> None:
         self._fh.close()
 
@@ -1366,6 +1371,7 @@ class Run:
 
         def save(step: int) -> None:
             if self.is_main:
+                self._metrics.sync()  # the rows up to the checkpoint survive a power cut too
                 save_checkpoint(ckpt_path, model, optimizer, scheduler, step=step,
                                 config=self.cfg, generators=generators,
                                 extra={"seconds": elapsed, "tag": tag})

@@ -766,7 +766,7 @@ def _best_per_group(summary: dict) -> dict:
     return out
 
 
-def plot_ods_vs_noise(summary: dict, path: Path, *, overwrite: bool = False) -> Path:
+def plot_ods_vs_noise(summary: dict, path: Path) -> Path:
     """ODS (mean ± std over seeds) against noise, one line per detector group."""
     import matplotlib
 
@@ -800,9 +800,9 @@ def plot_ods_vs_noise(summary: dict, path: Path, *, overwrite: bool = False) -> 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    from cnnconv.plotting import save_figure
+    from experiments.common import save_figure
 
-    save_figure(fig, path, overwrite=overwrite, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return Path(path)
 
@@ -817,14 +817,14 @@ def _crop_support(k: torch.Tensor, rel: float = 1e-3) -> torch.Tensor:
     return k[c - r: c + r + 1, c - r: c + r + 1]
 
 
-def plot_kernel_panel(summary: dict, kernels_by_unit: dict, seed: int, path: Path, *,
-                      overwrite: bool = False) -> Path:
+def plot_kernel_panel(summary: dict, kernels_by_unit: dict, seed: int, path: Path) -> Path:
     """Learned x-kernels beside Sobel and the best derivative of Gaussian, one row per noise level.
 
     ``kernels_by_unit[(seed, noise)][name]["weights"]`` holds the aligned ``(2, k, k)`` kernels.
     Drawn by :func:`cnnconv.plotting.plot_kernels` (diverging colormap centred on zero).
     """
-    from cnnconv.plotting import plot_kernels, save_figure
+    from cnnconv.plotting import plot_kernels
+    from experiments.common import save_figure
 
     noises = sorted(summary)
     best = _best_per_group(summary)
@@ -853,12 +853,12 @@ def plot_kernel_panel(summary: dict, kernels_by_unit: dict, seed: int, path: Pat
             titles.append(f"noise {_noise_label(noise)}: {short}")
     fig = plot_kernels(items, titles, ncols=len(cols), colorbar=False, annotate=False,
                        suptitle=f"x-derivative kernels, seed {seed} (learned pairs aligned to Sobel's direction)")
-    save_figure(fig, path, overwrite=overwrite)
+    save_figure(fig, path)
     return Path(path)
 
 
-def plot_pr_curves(summary: dict, curves_by_unit: dict, seed: int, noise: float, path: Path, *,
-                   overwrite: bool = False) -> Path | None:
+def plot_pr_curves(summary: dict, curves_by_unit: dict, seed: int, noise: float,
+                   path: Path) -> Path | None:
     """P-R curves of the headline detectors at one noise level (one seed)."""
     import matplotlib
 
@@ -887,9 +887,9 @@ def plot_pr_curves(summary: dict, curves_by_unit: dict, seed: int, noise: float,
     ax.set_title(f"P-R curves, noise {_noise_label(noise)}, seed {seed}")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    from cnnconv.plotting import save_figure
+    from experiments.common import save_figure
 
-    save_figure(fig, path, overwrite=overwrite, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return Path(path)
 
@@ -1176,13 +1176,11 @@ def _run_all(cfg: EdgesNoiseConfig, run: Run) -> dict:
     summary = summarize(rows)
     figures: dict = {}
     # Figures are derived from the unit results; a resumed run redraws them.
-    redraw = run.resume
-    figures["ods_vs_noise"] = plot_ods_vs_noise(summary, run.dir / "ods_vs_noise.png", overwrite=redraw).name
+    figures["ods_vs_noise"] = plot_ods_vs_noise(summary, run.dir / "ods_vs_noise.png").name
     if any(kernels_by_unit.values()):
         figures["kernels"] = plot_kernel_panel(summary, kernels_by_unit, cfg.seeds[0],
-                                               run.dir / "kernels.png", overwrite=redraw).name
-    pr = plot_pr_curves(summary, curves_by_unit, cfg.seeds[0], max(summary), run.dir / "pr_curves.png",
-                        overwrite=redraw)
+                                               run.dir / "kernels.png").name
+    pr = plot_pr_curves(summary, curves_by_unit, cfg.seeds[0], max(summary), run.dir / "pr_curves.png")
     if pr is not None:
         figures["pr"] = pr.name
     verdict_rows = verdicts(rows, cfg.tie_tolerance)
