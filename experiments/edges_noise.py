@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -1143,6 +1144,22 @@ def run_experiment(cfg: EdgesNoiseConfig, run: Run) -> dict:
         torch.set_num_threads(threads)
 
 
+def _read_unit(path: Path) -> dict | None:
+    """A finished unit's saved results, or ``None`` if there are none (or they are unreadable,
+    e.g. edited or damaged: the unit is then redone from its detectors' checkpoints)."""
+    if not path.is_file():
+        return None
+    try:
+        unit = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"ignoring unreadable unit results {path} ({exc}); redoing that unit")
+        return None
+    if not isinstance(unit, dict) or not {"rows", "kernels", "curves"} <= unit.keys():
+        warnings.warn(f"ignoring unit results {path} without rows/kernels/curves; redoing it")
+        return None
+    return unit
+
+
 def _run_all(cfg: EdgesNoiseConfig, run: Run) -> dict:
     from cnnconv.training import atomic_write_text
 
@@ -1155,9 +1172,8 @@ def _run_all(cfg: EdgesNoiseConfig, run: Run) -> dict:
     jobs = [(s, i) for s in cfg.seeds for i in range(len(cfg.noise_levels))]
     for seed, i in run.progress(jobs, total=len(jobs), desc="seeds x noise levels"):
         path = units_dir / f"s{seed}_n{i}.json"
-        if run.resume and path.is_file():
-            unit = json.loads(path.read_text())
-        else:
+        unit = _read_unit(path) if run.resume else None
+        if unit is None:
             t_unit = time.perf_counter()
             unit = run_unit(cfg, run, seed, i)
             unit["seconds"] = time.perf_counter() - t_unit

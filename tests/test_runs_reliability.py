@@ -445,3 +445,17 @@ def test_second_run_cannot_overwrite_or_resume_a_live_run(tmp_path):
         capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert torch.load(run_dir / "checkpoints" / "main.pt", weights_only=True)["step"] == 6
+
+
+def test_damaged_unit_results_are_redone_on_resume(tmp_path):
+    argv = ["--out", str(tmp_path), "--name", "e", "--device", "cpu", "--quiet", *TINY_EDGES]
+    run_dir = edges_noise.main(argv)
+    before = (run_dir / "results.csv").read_text().splitlines()
+    unit = run_dir / "units" / "s0_n0.json"
+    unit.write_text(unit.read_text()[:40])  # cut short
+    with pytest.warns(UserWarning, match=f"unreadable unit results {unit}"):
+        assert edges_noise.main(["--resume", str(run_dir), "--quiet", "--device", "cpu"]) \
+            == run_dir
+    after = (run_dir / "results.csv").read_text().splitlines()
+    drop = before[0].split(",").index("train_seconds")
+    assert [r.split(",")[:drop] for r in after] == [r.split(",")[:drop] for r in before]
