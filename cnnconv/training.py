@@ -792,13 +792,11 @@ def _digest(obj: Any) -> str:
     h = hashlib.sha256()
 
     def feed(x: Any) -> None:
-        if isinstance(x, (int, float, str, bool, type(None))):
-            h.update(f"{type(x).__name__} {x!r};".encode())
-        elif isinstance(x, torch.Tensor):
+        if isinstance(x, torch.Tensor):
             t = x.detach().cpu().contiguous().reshape(-1)
             h.update(f"tensor {t.dtype} {tuple(x.shape)}:".encode())
             h.update(t.view(torch.uint8).numpy().tobytes())
-        elif isinstance(x, Mapping):
+        elif isinstance(x, dict):
             h.update(b"{")
             for k, v in x.items():
                 feed(k)

@@ -3,6 +3,7 @@ validation before any work, the run lock and configs that cannot choose code to 
 
 import errno
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -217,7 +218,7 @@ def test_bad_checkpoint_is_one_clear_error(tiny_dir, capsys, damage, match):
     capsys.readouterr()
     err = _fails_in_one_line(capsys, ["--resume", str(tiny_dir), "--quiet", "--device", "cpu"])
     assert str(path) in err
-    assert __import__("re").search(match, err), err
+    assert re.search(match, err), err
 
 
 def test_checkpoint_checksum_catches_a_changed_value(tmp_path):
