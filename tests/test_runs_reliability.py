@@ -460,3 +460,19 @@ def test_damaged_unit_results_are_redone_on_resume(tmp_path):
     after = (run_dir / "results.csv").read_text().splitlines()
     drop = before[0].split(",").index("train_seconds")
     assert [r.split(",")[:drop] for r in after] == [r.split(",")[:drop] for r in before]
+
+
+def test_overwrite_never_empties_a_folder_in_use(tmp_path):
+    from cnnconv.training import claim_run_dir
+
+    run_dir, lock = claim_run_dir(tmp_path, "tiny", "x")
+    (run_dir / "config.yaml").write_text("seed: 0\n")
+    try:
+        with pytest.raises(RunFolderInUse, match=f"run folder {run_dir} is in use"):
+            claim_run_dir(tmp_path, "tiny", "x", overwrite=True)
+        assert (run_dir / "config.yaml").read_text() == "seed: 0\n"
+    finally:
+        lock.release()
+    again, lock = claim_run_dir(tmp_path, "tiny", "x", overwrite=True)
+    lock.release()
+    assert again == run_dir and list(run_dir.iterdir()) == []
