@@ -119,7 +119,24 @@ def test_atomic_write_failure_keeps_the_old_file_and_names_the_new_one(tmp_path,
         _io.atomic_write(path, 3)
 
 
-def test_checkpoint_on_a_full_disk_says_what_failed(tmp_path, monkeypatch):
+class _FullDisk:
+    """A file whose writes fail with ENOSPC, like one on a full disk."""
+
+    def __init__(self, fh):
+        self.fh = fh
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("failing", ["write", "fsync"])
+def test_checkpoint_on_a_full_disk_says_what_failed(tmp_path, monkeypatch, failing):
     path = tmp_path / "main.pt"
     model = nn.Linear(3, 2)
     save_checkpoint(path, model, step=1)
@@ -128,7 +145,11 @@ def test_checkpoint_on_a_full_disk_says_what_failed(tmp_path, monkeypatch):
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_io.os, "fsync", full)
+    if failing == "fsync":
+        monkeypatch.setattr(_io.os, "fsync", full)
+    else:
+        fdopen = os.fdopen
+        monkeypatch.setattr(_io.os, "fdopen", lambda *a, **k: _FullDisk(fdopen(*a, **k)))
     with pytest.raises(OSError, match=f"could not write {path}: No space left on device"):
         save_checkpoint(path, model, step=2)
     assert path.read_bytes() == before
