@@ -63,14 +63,20 @@ import argparse
 import csv
 import dataclasses
 import difflib
+import errno
+import functools
+import hashlib
+import io
+import math
 import os
 import random
+import re
 import shutil
 import sys
-import tempfile
 import time
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -78,8 +84,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnconv._io import atomic_write, remove_stale_temporaries
+
 __all__ = [
     "param",
+    "MAX_SEED",
+    "MAX_BATCH_SIZE",
+    "check_range",
+    "check_names",
     "load_config",
     "config_to_dict",
     "config_help",
@@ -93,9 +105,13 @@ __all__ = [
     "capture_rng_state",
     "restore_rng_state",
     "step_generator",
+    "CheckpointError",
     "save_checkpoint",
     "load_checkpoint",
     "atomic_write_text",
+    "RunFolderInUse",
+    "RunLock",
+    "claim_run_dir",
     "make_run_dir",
     "MetricsLogger",
     "read_metrics",
@@ -142,12 +158,130 @@ def param(default: Any, help: str = "") -> Any:
     return dataclasses.field(default=default, metadata=meta)
 
 
+MAX_SEED = 2**32 - 1
+"""Largest accepted seed (numpy's seeding range)."""
+
+MAX_BATCH_SIZE = 2**16
+"""Largest accepted batch size: anything above is a typo, not a batch."""
+
+
+def check_range(name: str, value: Any, low: float | None = None, high: float | None = None, *,
+                strict: bool = False) -> None:
+    """Check a config value: a finite number in ``[low, high]`` (``(low, high]`` if ``strict``).
+
+    Args:
+        name: Config key, named in the error.
+        value: The value (a bool is not a number here).
+        low: Smallest allowed value (``None``: no bound).
+        high: Largest allowed value (``None``: no bound).
+        strict: ``low`` itself is not allowed.
+
+    Raises:
+        ValueError: ``value`` is not a number, is NaN/inf or lies outside the range.
+
+    Example:
+        >>> check_range("lr", 1e-3, 0, strict=True)
+        >>> check_range("lr", float("nan"), 0, strict=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: lr must be a finite number > 0, got nan
+    """
+    bounds = " and ".join(b for b in (
+        None if low is None else f"{'>' if strict else '>='} {low:g}",
+        None if high is None else f"<= {high:g}") if b)
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value)
+          and (low is None or (value > low if strict else value >= low))
+          and (high is None or value <= high))
+    if not ok:
+        raise ValueError(f"{name} must be a finite number{' ' + bounds if bounds else ''}, "
+                         f"got {value!r}")
+
+
+def check_names(name: str, values: Sequence[Any], allowed: Sequence[Any]) -> None:
+    """Check that ``values`` is a non-empty list of items from ``allowed``.
+
+    Raises:
+        ValueError: ``values`` is empty or holds an unknown item (named, with the allowed ones).
+
+    Example:
+        >>> check_names("datasets", ["noise"], ["natural", "noise"])
+    """
+    if not values:
+        raise ValueError(f"{name} must not be empty, got {list(values)!r}")
+    for v in values:
+        if v not in allowed:
+            raise ValueError(f"{name} must be among {list(allowed)}, got {v!r}"
+                             f"{_did_you_mean(str(v), [str(a) for a in allowed])}")
+
+
 def _require_yaml():
     try:
         import yaml
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(f"reading and writing configs needs PyYAML: {_EXTRA_HINT}") from exc
     return yaml
+
+
+@functools.lru_cache(maxsize=None)
+def _yaml_dialect() -> tuple[type, type]:
+    """A YAML loader and dumper that read scalars as a person does.
+
+    PyYAML follows YAML 1.1, where ``010`` is 8, ``1:30`` is 90 and ``no`` is false. Here
+    integers are decimal (``010`` is 10), floats need a dot or an exponent, booleans are
+    ``true``/``false``, anything else (``1:30``, ``yes``) stays a string, and a key given twice
+    in one mapping is an error. The dumper quotes whatever the loader would not read back as it
+    was written.
+    """
+    yaml = _require_yaml()
+    resolvers = [
+        ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+        ("tag:yaml.org,2002:int", r"^[-+]?[0-9][0-9_]*$", "-+0123456789"),
+        ("tag:yaml.org,2002:float",
+         r"^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*|[0-9][0-9_]*(?=[eE]))"
+         r"(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+0123456789."),
+    ]
+    replaced = {tag for tag, _, _ in resolvers}
+    table = {first: [r for r in rs if r[0] not in replaced]
+             for first, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+    class Loader(yaml.SafeLoader):
+        yaml_implicit_resolvers = table
+
+        def construct_mapping(self, node, deep=False):
+            self.flatten_mapping(node)
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, typing.Hashable):
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            "while reading a mapping", node.start_mark,
+                            f"found key {key!r} twice", key_node.start_mark)
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    class Dumper(yaml.SafeDumper):
+        yaml_implicit_resolvers = {k: list(v) for k, v in table.items()}
+
+    for tag, regexp, first in resolvers:
+        for cls in (Loader, Dumper):
+            cls.add_implicit_resolver(tag, re.compile(regexp), list(first))
+    Loader.add_constructor("tag:yaml.org,2002:int",
+                           lambda loader, node: int(loader.construct_scalar(node).replace("_", "")))
+    return Loader, Dumper
+
+
+def _yaml_load(text: str, where: str) -> Any:
+    yaml = _require_yaml()
+    try:
+        return yaml.load(text, Loader=_yaml_dialect()[0])
+    except (yaml.YAMLError, ValueError) as exc:
+        raise ValueError(f"{where} is not valid YAML: {' '.join(str(exc).split())}") from None
+
+
+def _yaml_dump(data: Any) -> str:
+    return _require_yaml().dump(data, Dumper=_yaml_dialect()[1], sort_keys=False)
 
 
 def _type_name(tp: Any) -> str:
@@ -282,11 +416,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     path = key.strip().split(".")
     if not all(path):
         raise ValueError(f"override key must be a dotted name, got {key!r}")
-    yaml = _require_yaml()
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ValueError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+    parsed = _yaml_load(value, f"override {text!r}: the value") if value.strip() else ""
     return path, parsed
 
 
@@ -314,11 +444,16 @@ def load_config(cls: type, path: str | os.PathLike | None = None,
         overrides: ``"key=value"`` strings; values are parsed as YAML (``3``, ``0.1``, ``true``,
             ``[3, 5]``, ``name``).
 
+    Both are read as a person reads them rather than by YAML 1.1's rules: ``010`` is 10,
+    ``1:30`` and ``yes`` are strings (so an error for a number or bool field), and a key given
+    twice in one mapping is an error; ``!!python`` tags are refused.
+
     Returns:
         An instance of ``cls``.
 
     Raises:
-        ValueError: unknown key (with a did-you-mean suggestion), bad value, malformed override.
+        ValueError: unknown key (with a did-you-mean suggestion), bad value, malformed override,
+            invalid YAML (one line naming the file and the position).
         TypeError: a value of the wrong type; the message names the key.
         FileNotFoundError: ``path`` does not exist.
 
@@ -337,11 +472,14 @@ def load_config(cls: type, path: str | os.PathLike | None = None,
         raise TypeError(f"overrides must be a list of 'key=value' strings, got {overrides!r}")
     raw: dict = {}
     if path is not None:
-        yaml = _require_yaml()
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
-        loaded = yaml.safe_load(path.read_text())
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"config file {path} cannot be read: {exc}") from None
+        loaded = _yaml_load(text, f"config file {path}")
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -623,20 +761,11 @@ def restore_rng_state(state: Mapping, generators: Mapping[str, Any] | None = Non
             gen.bit_generator.state = saved[name]
 
 
-def _atomic_replace(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place.
+    """Write ``text`` to a temporary file beside ``path``, fsync it and rename it into place.
+
+    See :func:`cnnconv._io.atomic_write` (permissions follow the umask; a failure such as a full
+    disk raises an ``OSError`` naming ``path`` and leaves the old file).
 
     Example:
         >>> import tempfile, pathlib
@@ -644,20 +773,63 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
         >>> p.read_text()
         'hi'
     """
-    path = Path(path)
-    _atomic_replace(path, lambda tmp: tmp.write_text(text))
-    return path
+    return atomic_write(path, text)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: unreadable, corrupted, foreign or not fitting the run."""
+
+
+_CHECKPOINT_FORMAT = "cnnconv-checkpoint-1"
+
+
+def _digest(obj: Any) -> str:
+    """sha256 of a checkpoint's content: tensors by dtype, shape and bytes, the rest by repr.
+
+    It depends on the values only (not on the serialization or the device), so it is computed
+    alike before saving and after loading; lists and tuples count as the same.
+    """
+    h = hashlib.sha256()
+
+    def feed(x: Any) -> None:
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous().reshape(-1)
+            h.update(f"tensor {t.dtype} {tuple(x.shape)}:".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes())
+        elif isinstance(x, dict):
+            h.update(b"{")
+            for k, v in x.items():
+                feed(k)
+                feed(v)
+            h.update(b"}")
+        elif isinstance(x, (list, tuple)):
+            h.update(b"[")
+            for v in x:
+                feed(v)
+            h.update(b"]")
+        else:
+            h.update(f"{type(x).__name__} {x!r};".encode())
+
+    feed(obj)
+    return h.hexdigest()
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module,
                     optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None, *,
                     step: int = 0, config: Any = None, generators: Mapping[str, Any] | None = None,
                     extra: Mapping[str, Any] | None = None) -> Path:
-    """Write a self-describing checkpoint atomically (temporary file + ``os.replace``).
+    """Write a self-describing checkpoint atomically (temporary file, fsync, ``os.replace``).
 
     Holds the weights of the unwrapped model (no DDP / ``torch.compile`` prefixes), the optimizer
     and scheduler state, the step, every RNG state and the config, all loadable with
-    ``torch.load(weights_only=True)``.
+    ``torch.load(weights_only=True)``, and a ``sha256`` of all of that content that
+    :func:`load_checkpoint` verifies. The payload is serialized in memory first, so a write
+    failure (e.g. a full disk) is an ``OSError`` naming the file and the old checkpoint stays.
 
     Args:
         path: Destination ``.pt`` file.
@@ -684,7 +856,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module,
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         config = config_to_dict(config)
     payload = {
-        "format": "cnnconv-checkpoint-1",
+        "format": _CHECKPOINT_FORMAT,
         "model": inner.state_dict(),
         "model_class": f"{type(inner).__module__}.{type(inner).__qualname__}",
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -694,8 +866,10 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module,
         "config": config,
         "extra": dict(extra or {}),
     }
-    _atomic_replace(path, lambda tmp: torch.save(payload, tmp))
-    return path
+    payload["sha256"] = _digest(payload)
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return atomic_write(path, buf.getbuffer())
 
 
 def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
@@ -703,6 +877,9 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
                     generators: Mapping[str, Any] | None = None, restore_rng: bool = False,
                     map_location: Any = "cpu") -> dict:
     """Load a checkpoint written by :func:`save_checkpoint` (with ``weights_only=True``).
+
+    The content is checked against the ``sha256`` stored in it. Checkpoints written before
+    checksums were stored (no ``sha256`` entry) are accepted with a warning.
 
     Args:
         path: The ``.pt`` file.
@@ -715,31 +892,172 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
 
     Returns:
         The checkpoint dict.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: the file is empty, truncated, corrupted (checksum mismatch), not a
+            cnnconv checkpoint, or does not fit ``model``/``optimizer``/``scheduler``; the
+            message names the file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "cnnconv-checkpoint-1":
-        raise ValueError(f"{path} is not a cnnconv checkpoint")
-    if model is not None:
-        unwrap_model(model).load_state_dict(ckpt["model"])
-    if optimizer is not None:
-        if ckpt["optimizer"] is None:
-            raise ValueError(f"checkpoint {path} holds no optimizer state")
-        optimizer.load_state_dict(ckpt["optimizer"])
-    if scheduler is not None:
-        if ckpt["scheduler"] is None:
-            raise ValueError(f"checkpoint {path} holds no scheduler state")
-        scheduler.load_state_dict(ckpt["scheduler"])
-    if restore_rng:
-        restore_rng_state(ckpt["rng"], generators)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # zero bytes, truncated, text, bit flips in the zip structure
+        raise CheckpointError(f"checkpoint {path} cannot be read (empty, truncated or not a "
+                              f"checkpoint): {_one_line(exc)}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != _CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a cnnconv checkpoint")
+    stored = ckpt.pop("sha256", None)
+    if stored is None:
+        warnings.warn(f"checkpoint {path} has no checksum (written by an older cnnconv); "
+                      f"loading it unchecked", stacklevel=2)
+    elif stored != _digest(ckpt):
+        raise CheckpointError(f"checkpoint {path} is corrupted: its content does not match its "
+                              f"sha256 checksum")
+    try:
+        if model is not None:
+            unwrap_model(model).load_state_dict(ckpt["model"])
+        if optimizer is not None:
+            if ckpt["optimizer"] is None:
+                raise ValueError("it holds no optimizer state")
+            optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None:
+            if ckpt["scheduler"] is None:
+                raise ValueError("it holds no scheduler state")
+            scheduler.load_state_dict(ckpt["scheduler"])
+        if restore_rng:
+            restore_rng_state(ckpt["rng"], generators)
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {path} does not fit this run: {_one_line(exc)}"
+                              ) from None
     return ckpt
 
 
 # --------------------------------------------------------------------------------------------
 # Run folders, metrics, progress
 # --------------------------------------------------------------------------------------------
+
+
+class RunFolderInUse(RuntimeError):
+    """Another process holds the run folder's lock."""
+
+
+class RunLock:
+    """An exclusive, non-blocking ``fcntl.flock`` on ``<run folder>/.lock``, held while a run runs.
+
+    The lock file holds the owner's process id, named in the error a second process gets. The
+    operating system drops the lock when its process dies (even by SIGKILL), so a killed run
+    never leaves its folder locked. :meth:`release` deletes the lock file; a process that
+    locked a file just deleted notices (the path no longer names its file) and tries again.
+
+    Args:
+        folder: The run folder (must exist).
+
+    Raises:
+        RunFolderInUse: another process holds the lock.
+
+    Example:
+        >>> import tempfile
+        >>> lock = RunLock(tempfile.mkdtemp())
+        >>> lock.release()
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, folder: str | os.PathLike):
+        import fcntl
+
+        self.path = Path(folder) / self.NAME
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+                owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise RunFolderInUse(f"run folder {self.path.parent} is in use by process "
+                                     f"{owner}") from None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # released and deleted by its owner meanwhile: lock the new file
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Delete the lock file and unlock (idempotent)."""
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _clear_run_dir(path: Path) -> None:
+    for child in path.iterdir():
+        if child.name == RunLock.NAME:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def claim_run_dir(root: str | os.PathLike, experiment: str, run_name: str | None = None, *,
+                  overwrite: bool = False) -> tuple[Path, RunLock]:
+    """Like :func:`make_run_dir`, but return the folder locked (see :class:`RunLock`).
+
+    With ``overwrite``, an existing folder is emptied only once its lock is held, so a running
+    run (or a second ``--overwrite`` of the same name) is never deleted under it.
+
+    Returns:
+        ``(folder, lock)``; call ``lock.release()`` when the run ends.
+
+    Raises:
+        FileExistsError: ``run_name`` exists and ``overwrite`` is false, or it is not a run folder.
+        RunFolderInUse: the folder to overwrite is in use.
+        ValueError: ``run_name`` is not a plain folder name.
+    """
+    base = Path(root) / experiment
+    base.mkdir(parents=True, exist_ok=True)
+    if run_name is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for i in range(1000):
+            path = base / (stamp if i == 0 else f"{stamp}-{i}")
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            return path, RunLock(path)
+        raise FileExistsError(f"could not find a free run folder name under {base}")
+    if not run_name or "/" in run_name or run_name in (".", ".."):
+        raise ValueError(f"run name must be a plain folder name, got {run_name!r}")
+    path = base / run_name
+    try:
+        path.mkdir()
+        return path, RunLock(path)
+    except FileExistsError:
+        if not overwrite:
+            raise FileExistsError(f"run folder {path} exists; pick another --name, or pass "
+                                  f"--overwrite to replace it") from None
+    if any(p.name != RunLock.NAME for p in path.iterdir()) \
+            and not (path / "config.yaml").is_file():
+        raise FileExistsError(f"refusing to overwrite {path}: it is not a cnnconv run folder")
+    lock = RunLock(path)
+    try:
+        _clear_run_dir(path)
+    except BaseException:
+        lock.release()
+        raise
+    return path, lock
 
 
 def make_run_dir(root: str | os.PathLike, experiment: str, run_name: str | None = None, *,
@@ -759,30 +1077,10 @@ def make_run_dir(root: str | os.PathLike, experiment: str, run_name: str | None 
 
     Raises:
         FileExistsError: ``run_name`` exists and ``overwrite`` is false.
+        RunFolderInUse: the folder to overwrite is in use by a running run.
     """
-    base = Path(root) / experiment
-    base.mkdir(parents=True, exist_ok=True)
-    if run_name is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for i in range(1000):
-            path = base / (stamp if i == 0 else f"{stamp}-{i}")
-            try:
-                path.mkdir()
-                return path
-            except FileExistsError:
-                continue
-        raise FileExistsError(f"could not find a free run folder name under {base}")
-    if not run_name or "/" in run_name or run_name in (".", ".."):
-        raise ValueError(f"run name must be a plain folder name, got {run_name!r}")
-    path = base / run_name
-    if path.exists():
-        if not overwrite:
-            raise FileExistsError(f"run folder {path} exists; pick another --name, or pass "
-                                  f"--overwrite to replace it")
-        if any(path.iterdir()) and not (path / "config.yaml").is_file():
-            raise FileExistsError(f"refusing to overwrite {path}: it is not a cnnconv run folder")
-        shutil.rmtree(path)
-    path.mkdir()
+    path, lock = claim_run_dir(root, experiment, run_name, overwrite=overwrite)
+    lock.release()
     return path
 
 
@@ -802,11 +1100,18 @@ class MetricsLogger:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         new = not self.path.exists() or self.path.stat().st_size == 0
+        cut = False  # a last line cut short by a crash: start a fresh line after it
+        if not new:
+            with open(self.path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                cut = fh.read(1) != b"\n"
         self._fh = open(self.path, "a", newline="")
         self._writer = csv.writer(self._fh)
+        if cut:
+            self._fh.write("\n")
         if new:
             self._writer.writerow(self.FIELDS)
-            self._fh.flush()
+        self._fh.flush()
 
     def log(self, tag: str, step: int, **metrics: float) -> None:
         for name, value in metrics.items():
@@ -816,30 +1121,51 @@ class MetricsLogger:
         self._fh.flush()
 
     def truncate(self, tag: str, after_step: int) -> None:
-        """Drop rows of ``tag`` with a step beyond ``after_step`` (rewritten atomically)."""
+        """Drop rows of ``tag`` with a step beyond ``after_step``, and unreadable rows (a line
+        cut short by a crash), rewriting the file atomically."""
         self._fh.close()
-        with open(self.path, newline="") as fh:
-            rows = list(csv.reader(fh))
-        keep = [rows[0]] + [r for r in rows[1:] if not (r[0] == tag and int(r[1]) > after_step)]
-        if len(keep) != len(rows):
-            def write(tmp: Path) -> None:
-                with open(tmp, "w", newline="") as out:
-                    csv.writer(out).writerows(keep)
-            _atomic_replace(self.path, write)
+        with open(self.path, newline="", errors="replace") as fh:
+            rows = [_metric_row(r) for r in csv.reader(fh)][1:]
+        keep = [r for r in rows if r is not None and not (r[0] == tag and r[1] > after_step)]
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(self.FIELDS)
+        writer.writerows((t, s, m, repr(v)) for t, s, m, v in keep)
+        atomic_write(self.path, buf.getvalue())
         self._fh = open(self.path, "a", newline="")
         self._writer = csv.writer(self._fh)
+
+    def sync(self) -> None:
+        """Flush the rows written so far to disk (``fsync``)."""
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
 
     def close(self) -> None:
         self._fh.close()
 
 
+def _metric_row(row: list[str]) -> tuple[str, int, str, float] | None:
+    """``(tag, step, metric, value)`` from a CSV row, or ``None`` if it is not one."""
+    if len(row) != 4:
+        return None
+    try:
+        return row[0], int(row[1]), row[2], float(row[3])
+    except ValueError:
+        return None
+
+
 def read_metrics(path: str | os.PathLike) -> dict[str, dict[str, tuple[list[int], list[float]]]]:
-    """Read a ``metrics.csv`` into ``{tag: {metric: (steps, values)}}``, sorted by step."""
+    """Read a ``metrics.csv`` into ``{tag: {metric: (steps, values)}}``, sorted by step.
+
+    Unreadable rows (e.g. a line cut short by a crash) are skipped.
+    """
     out: dict[str, dict[str, list]] = {}
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            out.setdefault(row["tag"], {}).setdefault(row["metric"], []).append(
-                (int(row["step"]), float(row["value"])))
+    with open(path, newline="", errors="replace") as fh:
+        for row in list(csv.reader(fh))[1:]:
+            parsed = _metric_row(row)
+            if parsed is not None:
+                tag, step, metric, value = parsed
+                out.setdefault(tag, {}).setdefault(metric, []).append((step, value))
     return {tag: {m: ([s for s, _ in sorted(v)], [x for _, x in sorted(v)])
                   for m, v in metrics.items()} for tag, metrics in out.items()}
 
@@ -1034,12 +1360,16 @@ class Run:
             ckpt = load_checkpoint(ckpt_path, model, optimizer, scheduler, generators=generators,
                                    restore_rng=True, map_location=self.device)
             start, elapsed, resumed = ckpt["step"], float(ckpt["extra"].get("seconds", 0.0)), True
+            if not isinstance(start, int) or not 0 <= start <= steps:
+                raise CheckpointError(f"checkpoint {ckpt_path} is at step {start!r}, outside the "
+                                      f"{steps} steps of phase '{tag}' in this run's config")
         if self.resume and self.is_main:
             # Rows logged after the checkpoint (or all rows, if none was written) are redone.
             self._metrics.truncate(tag, start if resumed else -1)
 
         def save(step: int) -> None:
             if self.is_main:
+                self._metrics.sync()  # the rows up to the checkpoint survive a power cut too
                 save_checkpoint(ckpt_path, model, optimizer, scheduler, step=step,
                                 config=self.cfg, generators=generators,
                                 extra={"seconds": elapsed, "tag": tag})
@@ -1105,10 +1435,17 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
 
     Options: ``--config FILE``, ``--set key=value`` (repeatable), ``--out ROOT`` (default
     ``runs``), ``--name RUN``, ``--overwrite``, ``--resume RUN_DIR_OR_CHECKPOINT``,
-    ``--device auto|cpu|cuda``, ``--tensorboard``, ``--quiet``. The config is loaded and
-    validated before anything else happens; then the run folder is made (rank 0), the resolved
-    config written to ``config.yaml``, seeds set from ``cfg.seed`` and ``run_fn(cfg, run)`` called.
-    Under ``torchrun`` every rank runs ``run_fn`` and only rank 0 writes.
+    ``--device auto|cpu|cuda``, ``--tensorboard``, ``--quiet``. The config and device are
+    validated before anything else happens (an error is one line on stderr, exit status 2, and
+    no run folder is made); then the run folder is made and locked (rank 0, see
+    :class:`RunLock`), the resolved config written to ``config.yaml``, seeds set from
+    ``cfg.seed`` and ``run_fn(cfg, run)`` called. Under ``torchrun`` every rank runs ``run_fn``
+    and only rank 0 writes.
+
+    ``--resume`` locks the folder, deletes temporary files left by a killed write and runs
+    ``run_fn`` again: finished phases return at once from their checkpoints, and every file
+    derived from them (CSV tables, figures, the report) is written again. An unusable
+    checkpoint (see :func:`load_checkpoint`) is a one-line error naming the file.
 
     Args:
         name: Experiment name (folder under ``--out``).
@@ -1146,55 +1483,67 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
                         help="also log scalars to RUN/tensorboard (needs tensorboard)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    if args.resume:
+        if args.name or args.overwrite:
+            parser.error("--resume continues an existing run folder; drop --name/--overwrite")
+        if args.config or args.overrides:
+            parser.error("--resume continues with the run's own config.yaml; drop --config/--set")
+
+    def fail(message: Any) -> typing.NoReturn:
+        print(f"{parser.prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+        raise SystemExit(2)
+
     try:
         if args.resume:
-            if args.name or args.overwrite:
-                parser.error("--resume continues an existing run folder; drop --name/--overwrite")
-            if args.config or args.overrides:
-                parser.error("--resume continues with the run's own config.yaml; "
-                             "drop --config/--set")
             run_dir = _resume_dir(args.resume)
             cfg = load_config(config_cls, run_dir / "config.yaml")
             if finished_marker and (run_dir / finished_marker).is_file():
-                # A finished run has nothing to continue; rerunning its last steps would try to
-                # write result files that already exist (they are never overwritten).
+                # A finished run has nothing to continue; tidy what a kill may have left.
+                if int(os.environ.get("RANK", "0")) == 0:
+                    lock = RunLock(run_dir)
+                    remove_stale_temporaries(run_dir)
+                    lock.release()
                 print(f"{name}: {run_dir} already finished; its report is "
                       f"{run_dir / finished_marker}. Nothing to resume.")
                 return run_dir
         else:
             cfg = load_config(config_cls, args.config, args.overrides)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        parser.error(str(exc))
+    except (ValueError, TypeError, FileNotFoundError, RunFolderInUse) as exc:
+        fail(exc)
     if args.tensorboard:
         try:
             from torch.utils.tensorboard import SummaryWriter  # noqa: F401
         except ImportError:
-            parser.error("--tensorboard needs the tensorboard package: pip install tensorboard")
+            fail("--tensorboard needs the tensorboard package: pip install tensorboard")
 
-    info, device = setup_distributed(args.device)
     try:
-        if not args.resume:
-            run_dir = None
-            if info.is_main:
-                try:
-                    run_dir = make_run_dir(args.out, name, args.name, overwrite=args.overwrite)
-                except (FileExistsError, ValueError) as exc:
-                    if not info.distributed:
-                        parser.error(str(exc))
-                    run_dir = exc
-            if info.distributed:
-                import torch.distributed as dist
+        info, device = setup_distributed(args.device)
+    except ValueError as exc:
+        fail(exc)
+    lock = None
+    try:
+        run_dir_or_error: Any = None
+        if info.is_main:
+            try:
+                if args.resume:
+                    lock = RunLock(run_dir)
+                    remove_stale_temporaries(run_dir)
+                else:
+                    run_dir, lock = claim_run_dir(args.out, name, args.name,
+                                                  overwrite=args.overwrite)
+                    atomic_write_text(run_dir / "config.yaml", _yaml_dump(config_to_dict(cfg)))
+                run_dir_or_error = run_dir
+            except (FileExistsError, ValueError, RunFolderInUse) as exc:
+                run_dir_or_error = str(exc)
+        if info.distributed:
+            import torch.distributed as dist
 
-                box = [run_dir]
-                dist.broadcast_object_list(box, src=0)
-                run_dir = box[0]
-            if isinstance(run_dir, Exception):
-                raise SystemExit(f"error: {run_dir}")
-            if info.is_main:
-                import yaml
-
-                atomic_write_text(run_dir / "config.yaml",
-                                  yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+            box = [run_dir_or_error]
+            dist.broadcast_object_list(box, src=0)
+            run_dir_or_error = box[0]
+        if isinstance(run_dir_or_error, str):
+            fail(run_dir_or_error)
+        run_dir = Path(run_dir_or_error)
         seed = int(getattr(cfg, "seed", 0))
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
@@ -1203,6 +1552,8 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
                   tensorboard=args.tensorboard)
         try:
             run_fn(cfg, run)
+        except CheckpointError as exc:
+            fail(f"{exc}. Delete it to redo that phase from its start, or restore a good copy.")
         finally:
             run.close()
         if info.is_main:
@@ -1211,4 +1562,6 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
             print(f"{name}: results in {where}")
         return run_dir
     finally:
+        if lock is not None:
+            lock.release()
         cleanup_distributed()

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from cnnconv.training import Run, experiment_main, param
-from experiments.common import Report, line_plot, write_csv
+from cnnconv.training import (MAX_BATCH_SIZE, MAX_SEED, Run, check_range, experiment_main,
+                              param)
+from experiments.common import Report, line_plot, save_figure, write_csv
 
 NAME = "cnn_kernels"
 
@@ -49,6 +50,15 @@ class CNNKernelsConfig:
     top_matches: int = param(3, "hand-designed matches listed per kernel")
 
     def __post_init__(self):
+        check_range("seed", self.seed, 0, MAX_SEED)
+        check_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        for name in ("steps", "checkpoint_every", "jitter", "weight_decay", "first_weight_decay"):
+            check_range(name, getattr(self, name), 0)
+        check_range("lr", self.lr, 0, strict=True)
+        check_range("top_matches", self.top_matches, 1)
+        check_range("image_size", self.image_size, high=1024)
+        check_range("test_size", self.test_size, high=10**6)
+        check_range("noise", self.noise, 0)
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
         if not 0.0 <= self.grating_fraction <= 1.0:
@@ -190,19 +200,22 @@ def write_report(cfg, run: Run, initial, trained, test_acc, seconds) -> dict:
     write_csv(rd / "kernels.csv", [{c: r[c] for c in table_cols} for r in rows])
     titles = [f"{r['kernel']}: {r['best_match']} {r['similarity']:.2f}" for r in rows]
     flat = trained.reshape(-1, *trained.shape[-2:])
-    plot_kernels(flat, titles=titles, path=rd / "kernels_trained.png", annotate=False,
-                 suptitle=f"First-layer kernels after training (test accuracy {test_acc:.1%})")
-    plot_kernels(initial.reshape(-1, *initial.shape[-2:]), annotate=False,
-                 titles=[f"{r['kernel']}: {r['best_match']} {r['similarity']:.2f}" for r in base],
-                 path=rd / "kernels_initial.png", suptitle="The same kernels at initialisation")
+    save_figure(plot_kernels(
+        flat, titles=titles, annotate=False,
+        suptitle=f"First-layer kernels after training (test accuracy {test_acc:.1%})"),
+        rd / "kernels_trained.png")
+    save_figure(plot_kernels(
+        initial.reshape(-1, *initial.shape[-2:]), annotate=False,
+        titles=[f"{r['kernel']}: {r['best_match']} {r['similarity']:.2f}" for r in base],
+        suptitle="The same kernels at initialisation"), rd / "kernels_initial.png")
     good = [r for r in rows if r["aligned"] is not None]
-    plot_side_by_side([flat[j].double() for j, r in enumerate(rows) if r["aligned"] is not None],
-                      [r["aligned"] for r in good],
-                      titles=[f"kernel {r['kernel']}" for r in good],
-                      reference_titles=[f"{r['best_match']} ({r['transform']})" for r in good],
-                      annotate=False, path=rd / "kernels_matched.png",
-                      suptitle="Learned kernels (top), best hand-designed match scaled and "
-                               "aligned (middle), difference (bottom)")
+    save_figure(plot_side_by_side(
+        [flat[j].double() for j, r in enumerate(rows) if r["aligned"] is not None],
+        [r["aligned"] for r in good], titles=[f"kernel {r['kernel']}" for r in good],
+        reference_titles=[f"{r['best_match']} ({r['transform']})" for r in good],
+        annotate=False, suptitle="Learned kernels (top), best hand-designed match scaled and "
+                                 "aligned (middle), difference (bottom)"),
+        rd / "kernels_matched.png")
     metrics = run.read_metrics("train")
     curves = {name: metrics[name] for name in ("test_acc",) if name in metrics}
     if "train_acc" in metrics:

@@ -1,7 +1,9 @@
 """Helpers shared by the experiments: markdown reports, figures and CSV files in a run folder.
 
-Everything here writes through a temporary file renamed into place, and refuses to replace an
-existing file, so a finished result is never clobbered.
+Everything here writes through a temporary file that is fsynced and renamed into place, so a
+file is whole or absent even if the run is killed while writing it. These files are derived from
+the run's checkpointed state, so a resumed run writes them again (a finished run is left alone:
+``--resume`` stops at its ``report.md``).
 
 Example:
     >>> import tempfile, pathlib
@@ -21,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from cnnconv._io import atomic_write
 from cnnconv.training import atomic_write_text
 
 __all__ = ["fmt", "Report", "write_csv", "save_figure", "line_plot", "require"]
@@ -55,14 +58,9 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _check_new(path: Path) -> None:
-    if path.exists():
-        raise FileExistsError(f"refusing to overwrite existing file {path}")
-
-
 def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]],
               columns: Sequence[str] | None = None) -> Path:
-    """Write dict rows as CSV (atomically; an existing file is an error).
+    """Write dict rows as CSV (atomically, replacing an existing file).
 
     Example:
         >>> import tempfile, pathlib
@@ -71,7 +69,6 @@ def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]],
         ['a,b', '1,2.5']
     """
     path = Path(path)
-    _check_new(path)
     if columns is None:
         columns = list(dict.fromkeys(k for row in rows for k in row))
     buf = io.StringIO()
@@ -83,10 +80,8 @@ def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]],
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Save a matplotlib figure as PNG atomically, never over an existing file."""
-    from cnnconv.plotting import save_figure as _save
-
-    return Path(_save(fig, path, overwrite=False, dpi=dpi))
+    """Save a matplotlib figure as PNG atomically (replacing an existing file)."""
+    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi))
 
 
 def line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], path, *,
@@ -183,7 +178,5 @@ class Report:
         return "\n".join(self._parts)
 
     def write(self, path: str | os.PathLike) -> Path:
-        """Write the report (atomically; an existing file is an error)."""
-        path = Path(path)
-        _check_new(path)
+        """Write the report (atomically, replacing an existing file)."""
         return atomic_write_text(path, self.text())

@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -52,7 +53,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnconv import kernels
-from cnnconv.training import Run, experiment_main, param
+from cnnconv.training import MAX_BATCH_SIZE, MAX_SEED, Run, check_range, experiment_main, param
 
 __all__ = [
     "EdgesNoiseConfig",
@@ -110,6 +111,10 @@ class EdgesNoiseConfig:
             raise ValueError(f"noise_levels must be a non-empty list of values in [0, 10), got {self.noise_levels!r}")
         if not self.seeds:
             raise ValueError(f"seeds must not be empty, got {self.seeds!r}")
+        for seed in self.seeds:
+            check_range("seeds", seed, 0, MAX_SEED)
+        check_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_range("image_size", self.image_size, 16, 4096)
         for k in self.kernel_sizes:
             if isinstance(k, bool) or not isinstance(k, int) or k < 3 or k % 2 == 0:
                 raise ValueError(f"kernel_sizes must hold odd integers >= 3, got {self.kernel_sizes!r}")
@@ -120,20 +125,17 @@ class EdgesNoiseConfig:
             if name not in _HAND:
                 raise ValueError(f"hand_designed must be among {list(_HAND)}, got {self.hand_designed!r}")
         for name in ("sigma_grid", "canny_sigmas"):
-            if any(float(s) <= 0 for s in getattr(self, name)):
+            if any(not 0 < float(s) < float("inf") for s in getattr(self, name)):
                 raise ValueError(f"{name} must hold positive sigmas, got {getattr(self, name)!r}")
-        if self.sigma_init <= 0:
-            raise ValueError(f"sigma_init must be positive, got {self.sigma_init!r}")
         if not 0 < self.canny_low_ratio <= 1:
             raise ValueError(f"canny_low_ratio must be in (0, 1], got {self.canny_low_ratio!r}")
         if isinstance(self.checkpoint_every, bool) or self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be a non-negative integer, got {self.checkpoint_every!r}")
         if isinstance(self.num_threads, bool) or self.num_threads < 0:
             raise ValueError(f"num_threads must be a non-negative integer, got {self.num_threads!r}")
-        if self.tie_tolerance < 0:
-            raise ValueError(f"tie_tolerance must be non-negative, got {self.tie_tolerance!r}")
-        for name in ("lr", "head_lr", "max_dist"):
-            if not getattr(self, name) > 0:
+        check_range("tie_tolerance", self.tie_tolerance, 0)
+        for name in ("lr", "head_lr", "max_dist", "sigma_init"):
+            if not 0 < getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.kernel_sizes and not self.inits:
             raise ValueError("inits must not be empty when kernel_sizes is given")
@@ -765,7 +767,7 @@ def _best_per_group(summary: dict) -> dict:
     return out
 
 
-def plot_ods_vs_noise(summary: dict, path: Path, *, overwrite: bool = False) -> Path:
+def plot_ods_vs_noise(summary: dict, path: Path) -> Path:
     """ODS (mean ± std over seeds) against noise, one line per detector group."""
     import matplotlib
 
@@ -799,9 +801,9 @@ def plot_ods_vs_noise(summary: dict, path: Path, *, overwrite: bool = False) -> 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    from cnnconv.plotting import save_figure
+    from experiments.common import save_figure
 
-    save_figure(fig, path, overwrite=overwrite, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return Path(path)
 
@@ -816,14 +818,14 @@ def _crop_support(k: torch.Tensor, rel: float = 1e-3) -> torch.Tensor:
     return k[c - r: c + r + 1, c - r: c + r + 1]
 
 
-def plot_kernel_panel(summary: dict, kernels_by_unit: dict, seed: int, path: Path, *,
-                      overwrite: bool = False) -> Path:
+def plot_kernel_panel(summary: dict, kernels_by_unit: dict, seed: int, path: Path) -> Path:
     """Learned x-kernels beside Sobel and the best derivative of Gaussian, one row per noise level.
 
     ``kernels_by_unit[(seed, noise)][name]["weights"]`` holds the aligned ``(2, k, k)`` kernels.
     Drawn by :func:`cnnconv.plotting.plot_kernels` (diverging colormap centred on zero).
     """
-    from cnnconv.plotting import plot_kernels, save_figure
+    from cnnconv.plotting import plot_kernels
+    from experiments.common import save_figure
 
     noises = sorted(summary)
     best = _best_per_group(summary)
@@ -852,12 +854,12 @@ def plot_kernel_panel(summary: dict, kernels_by_unit: dict, seed: int, path: Pat
             titles.append(f"noise {_noise_label(noise)}: {short}")
     fig = plot_kernels(items, titles, ncols=len(cols), colorbar=False, annotate=False,
                        suptitle=f"x-derivative kernels, seed {seed} (learned pairs aligned to Sobel's direction)")
-    save_figure(fig, path, overwrite=overwrite)
+    save_figure(fig, path)
     return Path(path)
 
 
-def plot_pr_curves(summary: dict, curves_by_unit: dict, seed: int, noise: float, path: Path, *,
-                   overwrite: bool = False) -> Path | None:
+def plot_pr_curves(summary: dict, curves_by_unit: dict, seed: int, noise: float,
+                   path: Path) -> Path | None:
     """P-R curves of the headline detectors at one noise level (one seed)."""
     import matplotlib
 
@@ -886,9 +888,9 @@ def plot_pr_curves(summary: dict, curves_by_unit: dict, seed: int, noise: float,
     ax.set_title(f"P-R curves, noise {_noise_label(noise)}, seed {seed}")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    from cnnconv.plotting import save_figure
+    from experiments.common import save_figure
 
-    save_figure(fig, path, overwrite=overwrite, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return Path(path)
 
@@ -1142,6 +1144,22 @@ def run_experiment(cfg: EdgesNoiseConfig, run: Run) -> dict:
         torch.set_num_threads(threads)
 
 
+def _read_unit(path: Path) -> dict | None:
+    """A finished unit's saved results, or ``None`` if there are none (or they are unreadable,
+    e.g. edited or damaged: the unit is then redone from its detectors' checkpoints)."""
+    if not path.is_file():
+        return None
+    try:
+        unit = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"ignoring unreadable unit results {path} ({exc}); redoing that unit")
+        return None
+    if not isinstance(unit, dict) or not {"rows", "kernels", "curves"} <= unit.keys():
+        warnings.warn(f"ignoring unit results {path} without rows/kernels/curves; redoing it")
+        return None
+    return unit
+
+
 def _run_all(cfg: EdgesNoiseConfig, run: Run) -> dict:
     from cnnconv.training import atomic_write_text
 
@@ -1154,9 +1172,8 @@ def _run_all(cfg: EdgesNoiseConfig, run: Run) -> dict:
     jobs = [(s, i) for s in cfg.seeds for i in range(len(cfg.noise_levels))]
     for seed, i in run.progress(jobs, total=len(jobs), desc="seeds x noise levels"):
         path = units_dir / f"s{seed}_n{i}.json"
-        if run.resume and path.is_file():
-            unit = json.loads(path.read_text())
-        else:
+        unit = _read_unit(path) if run.resume else None
+        if unit is None:
             t_unit = time.perf_counter()
             unit = run_unit(cfg, run, seed, i)
             unit["seconds"] = time.perf_counter() - t_unit
@@ -1175,13 +1192,11 @@ def _run_all(cfg: EdgesNoiseConfig, run: Run) -> dict:
     summary = summarize(rows)
     figures: dict = {}
     # Figures are derived from the unit results; a resumed run redraws them.
-    redraw = run.resume
-    figures["ods_vs_noise"] = plot_ods_vs_noise(summary, run.dir / "ods_vs_noise.png", overwrite=redraw).name
+    figures["ods_vs_noise"] = plot_ods_vs_noise(summary, run.dir / "ods_vs_noise.png").name
     if any(kernels_by_unit.values()):
         figures["kernels"] = plot_kernel_panel(summary, kernels_by_unit, cfg.seeds[0],
-                                               run.dir / "kernels.png", overwrite=redraw).name
-    pr = plot_pr_curves(summary, curves_by_unit, cfg.seeds[0], max(summary), run.dir / "pr_curves.png",
-                        overwrite=redraw)
+                                               run.dir / "kernels.png").name
+    pr = plot_pr_curves(summary, curves_by_unit, cfg.seeds[0], max(summary), run.dir / "pr_curves.png")
     if pr is not None:
         figures["pr"] = pr.name
     verdict_rows = verdicts(rows, cfg.tie_tolerance)

@@ -2,7 +2,10 @@
 
 Runs ``experiments/bench_fft.py`` (``python -m experiments.bench_fft``) in a child process
 with the configured sections, options and thread count, its figures going to
-``<run>/figures``; keeps its full output in ``bench_output.txt``, turns every table it prints
+``<run>/figures``. No config value chooses code to run or where output goes: ``module`` must be
+one of :data:`BENCHMARKS` and ``args`` may only hold the benchmark's numeric options
+(:data:`EXTRA_OPTIONS`), so resuming a run folder made by someone else runs nothing of theirs.
+The benchmark keeps no checkpoint: ``--resume`` runs it again from the start. It keeps its full output in ``bench_output.txt``, turns every table it prints
 (markdown ``| a | b |`` rows) into a CSV and a section of ``report.md``, plots the ratio columns
 (speed-ups) as bar charts and embeds the benchmark's own figures. The machine it ran on
 (torch version, threads, CPU/GPU) heads the report, because timings mean little without it.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -23,7 +27,8 @@ from pathlib import Path
 
 import torch
 
-from cnnconv.training import Run, atomic_write_text, experiment_main, param
+from cnnconv.training import (MAX_SEED, Run, atomic_write_text, check_names, check_range,
+                               experiment_main, param)
 from experiments.common import Report, require, save_figure, write_csv
 
 NAME = "fft_benchmark"
@@ -31,6 +36,31 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 SECTIONS = ("seed", "sweep1d", "sweep2d", "cases2d", "memory", "auto")  # bench_fft's sections
+BENCHMARKS = ("experiments.bench_fft",)
+"""The benchmark modules ``module`` may name."""
+EXTRA_OPTIONS = {"--seed-n": int, "--direct-max-n": int, "--auto-max-direct": float}
+"""The benchmark options ``args`` may hold (each with its value), and their types."""
+
+
+def _check_args(args: list[str]) -> None:
+    """``args`` must be ``--option value`` or ``--option=value`` pairs from EXTRA_OPTIONS."""
+    i = 0
+    while i < len(args):
+        option, eq, value = str(args[i]).partition("=")
+        if option not in EXTRA_OPTIONS:
+            raise ValueError(f"args may only hold the options {sorted(EXTRA_OPTIONS)} with their "
+                             f"values, got {args[i]!r}")
+        if not eq:
+            i += 1
+            if i == len(args):
+                raise ValueError(f"args: {option} needs a value, got none")
+            value = str(args[i])
+        try:
+            EXTRA_OPTIONS[option](value)
+        except ValueError:
+            raise ValueError(f"args: {option} needs a {EXTRA_OPTIONS[option].__name__} value, "
+                             f"got {value!r}") from None
+        i += 1
 
 
 @dataclass
@@ -40,20 +70,18 @@ class FFTBenchmarkConfig:
     quick: bool = param(False, "smaller sweeps and grids (bench_fft --quick)")
     skip_slow_direct: bool = param(False, "skip the slowest direct timings (about a minute)")
     threads: int = param(0, "torch/OMP/MKL threads for the benchmark (0: leave as is)")
-    args: list[str] = param([], "further command-line arguments for the benchmark")
-    module: str = param("experiments.bench_fft", "benchmark module, run with python -m")
+    args: list[str] = param([], "further benchmark options: --seed-n, --direct-max-n, "
+                                "--auto-max-direct with their values")
+    module: str = param("experiments.bench_fft", f"benchmark module, one of {list(BENCHMARKS)}")
     timeout: float = param(3600.0, "seconds before the benchmark is stopped")
 
     def __post_init__(self):
-        if not re.fullmatch(r"[A-Za-z_][\w.]*", self.module):
-            raise ValueError(f"module must be a dotted module name, got {self.module!r}")
-        bad = [s for s in self.sections if s not in SECTIONS]
-        if bad or not self.sections:
-            raise ValueError(f"sections must be among {list(SECTIONS)}, got {self.sections}")
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0, got {self.threads}")
-        if self.timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {self.timeout}")
+        check_names("module", [self.module], BENCHMARKS)
+        check_names("sections", self.sections, SECTIONS)
+        check_range("seed", self.seed, 0, MAX_SEED)
+        check_range("threads", self.threads, 0, 1024)
+        check_range("timeout", self.timeout, 0, strict=True)
+        _check_args(self.args)
 
     def command(self, figures: Path) -> list[str]:
         """The benchmark's command line, writing its figures to ``figures``."""
@@ -118,6 +146,8 @@ def run(cfg: FFTBenchmarkConfig, run: Run) -> dict:
     if cfg.threads:
         env.update(OMP_NUM_THREADS=str(cfg.threads), MKL_NUM_THREADS=str(cfg.threads))
     figures = run.dir / "figures"
+    if run.resume and figures.is_dir():
+        shutil.rmtree(figures)  # the benchmark runs again and makes its figures afresh
     cmd = cfg.command(figures)
     t0 = time.perf_counter()
     # Stream the output (the full benchmark takes minutes) while keeping all of it.

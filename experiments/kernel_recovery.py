@@ -19,8 +19,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from cnnconv.training import Run, experiment_main, param
-from experiments.common import Report, line_plot, write_csv
+from cnnconv.data import PHOTOGRAPHS
+from cnnconv.training import (MAX_BATCH_SIZE, MAX_SEED, Run, check_names, check_range,
+                              experiment_main, param)
+from experiments.common import Report, line_plot, save_figure, write_csv
 
 NAME = "kernel_recovery"
 
@@ -48,19 +50,28 @@ class KernelRecoveryConfig:
     tolerance_ring: float = param(0.01, "acceptance: energy share outside the central 3x3")
 
     def __post_init__(self):
+        check_range("seed", self.seed, 0, MAX_SEED)
+        if not self.kernel_sizes:
+            raise ValueError(f"kernel_sizes must not be empty, got {self.kernel_sizes!r}")
         for k in self.kernel_sizes:
             if k < 3 or k % 2 == 0:
                 raise ValueError(f"kernel_sizes must be odd and >= 3, got {k}")
-        for d in self.datasets:
-            if d not in ("natural", "noise"):
-                raise ValueError(f"datasets must be 'natural' or 'noise', got {d!r}")
+            check_range("kernel_sizes", k, high=63)
+        check_names("datasets", self.datasets, ("natural", "noise"))
+        if "natural" in self.datasets:
+            check_names("photos", self.photos, PHOTOGRAPHS)
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if self.crop < max(self.kernel_sizes) + 8:
             raise ValueError(f"crop must be at least max(kernel_sizes) + 8, got {self.crop}")
-        for name in ("batch_size", "eval_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        check_range("crop", self.crop, high=512)  # the smallest photograph is 512 pixels
+        check_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        for name in ("adam_steps", "lbfgs_steps", "checkpoint_every"):
+            check_range(name, getattr(self, name), 0)
+        for name in ("lbfgs_iter", "eval_every"):
+            check_range(name, getattr(self, name), 1)
+        for name in ("lr", "tolerance_3x3", "tolerance_ring"):
+            check_range(name, getattr(self, name), 0, strict=True)
 
 
 def load_photographs(names: list[str]) -> list[torch.Tensor]:
@@ -237,10 +248,10 @@ def write_report(cfg, run: Run, results, curves, learned) -> dict:
                 titles.append(f"learned {k}x{k} {axis}")
                 rtitles.append(f"Sobel {axis}")
         path = rd / f"kernels_{kind}.png"
-        plot_side_by_side(ws, refs, titles=titles, reference_titles=rtitles, path=path,
-                          annotate=max(cfg.kernel_sizes) == 3,
-                          suptitle=f"Learned on {kind} images (top), Sobel (middle), "
-                                   f"difference (bottom)")
+        save_figure(plot_side_by_side(ws, refs, titles=titles, reference_titles=rtitles,
+                                      annotate=max(cfg.kernel_sizes) == 3,
+                                      suptitle=f"Learned on {kind} images (top), Sobel (middle), "
+                                               f"difference (bottom)"), path)
         kernel_figs.append((kind, path))
 
     checks = {}

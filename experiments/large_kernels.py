@@ -28,8 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnconv.training import Run, experiment_main, param
-from experiments.common import Report, require, write_csv
+from cnnconv.data import PHOTOGRAPHS
+from cnnconv.training import (MAX_BATCH_SIZE, MAX_SEED, Run, check_names, check_range,
+                              experiment_main, param)
+from experiments.common import Report, require, save_figure, write_csv
 
 NAME = "large_kernels"
 BLURS = ("gaussian", "box", "motion")
@@ -57,11 +59,19 @@ class LargeKernelsConfig:
     min_speedup: float = param(5.0, "acceptance: FFT training at least this many times faster")
 
     def __post_init__(self):
+        check_range("seed", self.seed, 0, MAX_SEED)
         if self.kernel_size < 3 or self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and >= 3, got {self.kernel_size}")
-        for b in self.blurs:
-            if b not in BLURS:
-                raise ValueError(f"blurs must be among {list(BLURS)}, got {b!r}")
+        check_names("blurs", self.blurs, BLURS)
+        check_names("photos", self.photos, PHOTOGRAPHS)
+        check_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_range("crop", self.crop, high=512)  # the smallest photograph is 512 pixels
+        for name in ("steps", "checkpoint_every"):
+            check_range(name, getattr(self, name), 0)
+        check_range("motion_angle", self.motion_angle)
+        check_range("lbfgs_iter", self.lbfgs_iter, 1)
+        for name in ("gaussian_sigma", "motion_length", "tolerance", "min_speedup"):
+            check_range(name, getattr(self, name), 0, strict=True)
         if self.box_size > self.kernel_size or self.box_size < 1:
             raise ValueError(f"box_size must be in [1, kernel_size], got {self.box_size}")
         if self.motion_length > self.kernel_size - 2:
@@ -134,17 +144,20 @@ def recovery(w: torch.Tensor, true: torch.Tensor) -> float:
 
 def train_one(run: Run, layer: nn.Module, batches, tag: str, true: torch.Tensor,
               cfg: LargeKernelsConfig):
-    """L-BFGS on the prepared batches; returns (FitResult, function evaluations)."""
+    """L-BFGS on the prepared batches; returns (FitResult, function evaluations).
+
+    Each step logs its evaluations, so the total counts the steps of an earlier, interrupted
+    session too.
+    """
     with torch.no_grad():
         layer.weight.zero_()
     model = run.wrap(layer)
     opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=cfg.lbfgs_iter,
                             tolerance_grad=0.0, tolerance_change=0.0, history_size=50,
                             line_search_fn="strong_wolfe")
-    evals = [0]
-
     def step_fn(i):
         x, y = batches[i]
+        evals = [0]
 
         def closure():
             evals[0] += 1
@@ -155,14 +168,14 @@ def train_one(run: Run, layer: nn.Module, batches, tag: str, true: torch.Tensor,
             return loss.detach().new_tensor(run.mean_across_ranks(loss))
 
         loss = opt.step(closure)
-        return {"loss": float(loss)}
+        return {"loss": float(loss), "evals": evals[0]}
 
     def eval_fn(step):
         return {"rel_error": recovery(layer.weight, true)}
 
     result = run.fit(model, opt, step_fn, steps=cfg.steps, tag=tag,
                      checkpoint_every=cfg.checkpoint_every, eval_fn=eval_fn, eval_every=1)
-    return result, evals[0]
+    return result, int(sum(run.read_metrics(tag).get("evals", ([], []))[1]))
 
 
 def run(cfg: LargeKernelsConfig, run: Run) -> dict:
@@ -205,12 +218,12 @@ def write_report(cfg, run: Run, rows, learned, trues) -> None:
     rd = run.dir
     write_csv(rd / "results.csv", rows)
     blurs = list(learned)
-    plot_side_by_side([learned[b] for b in blurs], [trues[b] for b in blurs],
-                      titles=[f"learned ({b})" for b in blurs],
-                      reference_titles=[f"true {b}" for b in blurs], annotate=False,
-                      path=rd / "kernels.png",
-                      suptitle=f"{cfg.kernel_size}x{cfg.kernel_size} kernels learned through "
-                               "the FFT (top), true blur (middle), difference (bottom)")
+    save_figure(plot_side_by_side(
+        [learned[b] for b in blurs], [trues[b] for b in blurs],
+        titles=[f"learned ({b})" for b in blurs], reference_titles=[f"true {b}" for b in blurs],
+        annotate=False, suptitle=f"{cfg.kernel_size}x{cfg.kernel_size} kernels learned through "
+                                 "the FFT (top), true blur (middle), difference (bottom)"),
+        rd / "kernels.png")
     checks = []
     for r in rows:
         checks.append({"check": f"{r['blur']}: relative error < {cfg.tolerance:g}",

@@ -163,26 +163,35 @@ def test_cnn_kernels_smoke(tmp_path):
     assert len(rows) == 1 + 8  # one row per first-layer kernel
 
 
-def test_fft_benchmark_wraps_a_benchmark_module(tmp_path, monkeypatch):
-    # A stand-in for bench_fft with its command line: the wrapper must pass the configured
-    # options, collect the figures written to --out and turn the printed tables into the report.
-    (tmp_path / "fake_bench.py").write_text(
-        "import argparse, pathlib, sys\n"
-        "p = argparse.ArgumentParser()\n"
-        "p.add_argument('--sections'); p.add_argument('--out', type=pathlib.Path)\n"
-        "p.add_argument('--quick', action='store_true'); p.add_argument('--threads', type=int)\n"
-        "p.add_argument('--skip-slow-direct', action='store_true')\n"
-        "a = p.parse_args()\n"
-        "a.out.mkdir(parents=True, exist_ok=False)\n"
-        "from matplotlib.figure import Figure\n"
-        "fig = Figure(); fig.add_subplot().plot([1, 2]); fig.savefig(a.out / 'sweep.png')\n"
-        "print('args', a.sections, a.quick, a.threads, a.skip_slow_direct)\n"
-        "print('dense 16->16, fwd+bwd')\n"
-        "print('| k | direct ms | fft ms | direct / fft |')\n"
-        "print('|---|---|---|---|')\n"
-        "print('| 15 | 240.0 | 60.0 | 4.00 |')\n"
-        "print('| 31 | 1040.0 | 109.0 | 9.54 |')\n")
+# A stand-in for bench_fft with its command line.
+FAKE_BENCH = (
+    "import argparse, pathlib, sys\n"
+    "p = argparse.ArgumentParser()\n"
+    "p.add_argument('--sections'); p.add_argument('--out', type=pathlib.Path)\n"
+    "p.add_argument('--quick', action='store_true'); p.add_argument('--threads', type=int)\n"
+    "p.add_argument('--skip-slow-direct', action='store_true')\n"
+    "a = p.parse_args()\n"
+    "a.out.mkdir(parents=True, exist_ok=False)\n"
+    "from matplotlib.figure import Figure\n"
+    "fig = Figure(); fig.add_subplot().plot([1, 2]); fig.savefig(a.out / 'sweep.png')\n"
+    "print('args', a.sections, a.quick, a.threads, a.skip_slow_direct)\n"
+    "print('dense 16->16, fwd+bwd')\n"
+    "print('| k | direct ms | fft ms | direct / fft |')\n"
+    "print('|---|---|---|---|')\n"
+    "print('| 15 | 240.0 | 60.0 | 4.00 |')\n"
+    "print('| 31 | 1040.0 | 109.0 | 9.54 |')\n")
+
+
+def _fake_bench(tmp_path, monkeypatch):
+    (tmp_path / "fake_bench.py").write_text(FAKE_BENCH)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setattr(fft_benchmark, "BENCHMARKS", (*fft_benchmark.BENCHMARKS, "fake_bench"))
+
+
+def test_fft_benchmark_wraps_a_benchmark_module(tmp_path, monkeypatch):
+    # The wrapper must pass the configured options, collect the figures written to --out and
+    # turn the printed tables into the report.
+    _fake_bench(tmp_path, monkeypatch)
     run_dir = fft_benchmark.main([
         "--out", str(tmp_path / "runs"), "--name", "smoke", "--device", "cpu", "--quiet",
         "--set", "module=fake_bench", "--set", "sections=[seed, cases2d]",
@@ -196,3 +205,15 @@ def test_fft_benchmark_wraps_a_benchmark_module(tmp_path, monkeypatch):
     for bad in ("module=rm -rf", "sections=[everything]"):  # rejected before anything runs
         with pytest.raises(SystemExit):
             fft_benchmark.main(["--out", str(tmp_path / "runs"), "--set", bad])
+
+
+def test_fft_benchmark_resumes_a_run_killed_while_writing_its_report(tmp_path, monkeypatch):
+    _fake_bench(tmp_path, monkeypatch)
+    run_dir = fft_benchmark.main([
+        "--out", str(tmp_path / "runs"), "--name", "k", "--device", "cpu", "--quiet",
+        "--set", "module=fake_bench", "--set", "sections=[sweep1d]"])
+    table = (run_dir / "table1.csv").read_text()
+    (run_dir / "report.md").unlink()  # killed after the tables and figures, before the report
+    assert fft_benchmark.main(["--resume", str(run_dir), "--quiet", "--device", "cpu"]) == run_dir
+    assert "figures/sweep.png" in _check_report(run_dir)
+    assert (run_dir / "table1.csv").read_text() == table
