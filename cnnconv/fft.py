@@ -135,6 +135,16 @@ def _resolve_padding(padding, kernel, stride, dilation, nd) -> list[tuple[int, i
     return [(v, v) for v in p]
 
 
+class ConvArgumentError(ValueError, RuntimeError):
+    """A shape, size or device that ``F.conv1d`` / ``F.conv2d`` reject (with a RuntimeError):
+    catchable as either ``ValueError`` or ``RuntimeError``."""
+
+
+class ConvDtypeError(TypeError, RuntimeError):
+    """Mismatched dtypes, which ``F.conv1d`` / ``F.conv2d`` reject (with a RuntimeError):
+    catchable as either ``TypeError`` or ``RuntimeError``."""
+
+
 def _check_args(x, weight, bias, groups, nd, padding_mode, nonfinite):
     name = f"conv{nd}d"
     if not isinstance(x, torch.Tensor):
@@ -146,33 +156,45 @@ def _check_args(x, weight, bias, groups, nd, padding_mode, nonfinite):
     if not x.is_floating_point():
         raise TypeError(f"input must be a floating point tensor, got dtype {x.dtype}")
     if weight.dtype != x.dtype:
-        raise TypeError(f"weight dtype must match input dtype {x.dtype}, got {weight.dtype}")
+        raise ConvDtypeError(
+            f"weight dtype must match input dtype {x.dtype}, got {weight.dtype}"
+        )
     if bias is not None and bias.dtype != x.dtype:
-        raise TypeError(f"bias dtype must match input dtype {x.dtype}, got {bias.dtype}")
+        raise ConvDtypeError(f"bias dtype must match input dtype {x.dtype}, got {bias.dtype}")
     if weight.device != x.device:
-        raise ValueError(f"weight must be on the input's device {x.device}, got {weight.device}")
+        raise ConvArgumentError(
+            f"weight must be on the input's device {x.device}, got {weight.device}"
+        )
     if x.dim() not in (nd + 1, nd + 2):
-        raise ValueError(
+        raise ConvArgumentError(
             f"{name} expects input of {nd + 1} (unbatched) or {nd + 2} (batched) dims, "
             f"got shape {tuple(x.shape)}"
         )
     if weight.dim() != nd + 2:
-        raise ValueError(f"{name} expects weight of {nd + 2} dims, got shape {tuple(weight.shape)}")
+        raise ConvArgumentError(
+            f"{name} expects weight of {nd + 2} dims, got shape {tuple(weight.shape)}"
+        )
+    if any(k == 0 for k in weight.shape[2:]):
+        raise ConvArgumentError(f"weight must have a non-empty kernel, got shape {tuple(weight.shape)}")
     if isinstance(groups, bool) or not isinstance(groups, int):
         raise TypeError(f"groups must be an int, got {groups!r}")
     if groups < 1:
         raise ValueError(f"groups must be positive, got {groups}")
     cin = x.shape[-nd - 1]
     cout = weight.shape[0]
+    if cout == 0:
+        raise ConvArgumentError(
+            f"weight must have at least one output channel, got shape {tuple(weight.shape)}"
+        )
     if cin != weight.shape[1] * groups:
-        raise ValueError(
+        raise ConvArgumentError(
             f"input has {cin} channels but weight of shape {tuple(weight.shape)} with "
             f"groups={groups} expects {weight.shape[1] * groups}"
         )
     if cout % groups != 0:
-        raise ValueError(f"out channels {cout} must be divisible by groups={groups}")
+        raise ConvArgumentError(f"out channels {cout} must be divisible by groups={groups}")
     if bias is not None and tuple(bias.shape) != (cout,):
-        raise ValueError(f"bias must have shape ({cout},), got {tuple(bias.shape)}")
+        raise ConvArgumentError(f"bias must have shape ({cout},), got {tuple(bias.shape)}")
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
     if nonfinite not in NONFINITE_MODES:
@@ -713,9 +735,12 @@ class _SpectralCorrelation(torch.autograd.Function):
 class SpectrumCache:
     """Holds the most recent kernel spectrum of one weight tensor.
 
-    The entry is keyed on the weight's identity, ``_version`` (bumped by every in-place update,
-    such as an optimizer step or ``load_state_dict``), shape, dtype, device, and the transform
-    size (which depends on the input size), and is replaced when any of them changes. It is
+    The entry keeps a copy of the weight's values and is reused only when the weight still
+    equals it (``torch.equal``) and its shape, dtype, device and the transform size (which
+    depends on the input size) are unchanged. Comparing values sees every kind of write
+    (optimizer steps, fused ones included, ``weight.data`` updates and assignments, writes
+    through numpy or ``vector_to_parameters``), which version counters and addresses do not,
+    and it costs one pass over the weight, little next to the transforms of the input. It is
     only consulted when no gradient is needed for the weight (``torch.no_grad()`` or a frozen
     weight), so training never reads a stale spectrum.
 
@@ -730,22 +755,19 @@ class SpectrumCache:
     """
 
     def __init__(self) -> None:
-        self._key = None
-        self._value = None
+        self.clear()
         self.hits = 0
         self.misses = 0
 
     def clear(self) -> None:
         """Drop the stored spectrum."""
         self._key = None
+        self._weight = None
         self._value = None
 
     def get(self, weight: torch.Tensor, w: torch.Tensor, n, groups, shift, extra=()) -> torch.Tensor:
         """Spectrum of ``w`` (derived from ``weight``, e.g. dilated) for transform size ``n``."""
         key = (
-            id(weight),
-            weight._version,
-            weight.data_ptr(),
             tuple(weight.shape),
             weight.dtype,
             weight.device,
@@ -754,14 +776,15 @@ class SpectrumCache:
             tuple(shift),
             tuple(extra),
         )
-        if key == self._key:
-            self.hits += 1
-            return self._value
-        self.misses += 1
         with torch.no_grad():
-            value = _kernel_spectrum(w, n, groups, shift)
-        self._key, self._value = key, value
-        return value
+            if key == self._key and torch.equal(weight, self._weight):
+                self.hits += 1
+                return self._value
+            self.misses += 1
+            self._key, self._weight = None, weight.detach().clone()
+            self._value = _kernel_spectrum(w, n, groups, shift)
+        self._key = key
+        return self._value
 
 
 # --------------------------------------------------------------------------------------------
@@ -924,8 +947,8 @@ def _fft_conv(
         memory_budget = DEFAULT_MEMORY_BUDGET
     elif isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float)):
         raise TypeError(f"memory_budget must be a number of bytes, got {memory_budget!r}")
-    elif memory_budget <= 0:
-        raise ValueError(f"memory_budget must be positive, got {memory_budget}")
+    elif not math.isfinite(memory_budget) or memory_budget <= 0:
+        raise ValueError(f"memory_budget must be positive and finite, got {memory_budget}")
     ks = tuple(weight.shape[-nd:])
     pads = _resolve_padding(padding, ks, stride, dilation, nd)
 
@@ -950,7 +973,7 @@ def _fft_conv(
     spatial = tuple(x.shape[-nd:])
     dense_len = tuple(s + pb + pa - k + 1 for s, (pb, pa), k in zip(spatial, pads, kd))
     if any(L < 1 for L in dense_len):
-        raise ValueError(
+        raise ConvArgumentError(
             f"kernel size {ks} with dilation {dilation} is larger than the padded input "
             f"{tuple(s + pb + pa for s, (pb, pa) in zip(spatial, pads))}"
         )
