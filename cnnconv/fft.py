@@ -24,6 +24,18 @@ The engine computes the cross-correlation PyTorch calls convolution through real
 * **Non-finite input**: a single NaN or inf would spread over the whole FFT output, so such calls
   fall back to the direct ``F.conv*d`` (``nonfinite="direct"``, default) or raise
   (``nonfinite="raise"``).
+* **Exact zeros**: where the input window of an output holds only zeros (e.g. a dead ReLU region
+  larger than the kernel), the direct method gives exactly 0 but the transforms leave rounding
+  noise of about ``eps * |x| * |w|``, on which a following ReLU would open. Such outputs are set
+  to exactly 0 (before the bias) with ``exact_zeros=True`` (default); gradients are unchanged.
+  The windows are found exactly from the input's non-zero pattern (boolean sliding windows).
+* **PyTorch integration**: under ``torch.autocast`` the arguments are cast as a convolution's
+  (floating-point tensors other than float64 to the autocast dtype), the transforms run in
+  float32 with autocast off, and the result has the autocast dtype. Meta tensors and
+  ``torch.func`` transforms (``vmap``, ``grad``, ``jacrev``, ...) take ``F.conv*d``, which
+  supports them. Shape and dtype errors are raised as ``F.conv*d`` raises them (subclasses
+  of ``RuntimeError``, and of ``ValueError`` / ``TypeError``). The output is contiguous,
+  channels_last when the input or weight is (as ``F.conv2d``).
 
 Example:
     >>> import torch, torch.nn.functional as F
@@ -922,6 +934,79 @@ def _spread(weight, dilation):
     return w
 
 
+def _autocast_dtype(device_type: str):
+    """The autocast dtype when autocast is on for ``device_type``, else None."""
+    try:
+        if torch.is_autocast_enabled(device_type):
+            return torch.get_autocast_dtype(device_type)
+    except (RuntimeError, TypeError, ValueError):  # a device type autocast does not know
+        pass
+    return None
+
+
+def _autocast_cast(t, dtype):
+    # What autocast does to the arguments of the ops in its lower-precision list (convolutions
+    # among them): floating-point tensors other than float64 are cast.
+    if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != torch.float64:
+        return t.to(dtype)
+    return t
+
+
+def _functorch_wrapped(*tensors) -> bool:
+    """Whether a torch.func transform (vmap, grad, jacrev, ...) is tracing any of ``tensors``."""
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    return any(t is not None and wrapped(t) for t in tensors)
+
+
+def _window_any(a: torch.Tensor, dim: int, k: int) -> torch.Tensor:
+    """``out[j] = a[j] | ... | a[j + k - 1]`` along ``dim`` (boolean ``a``), by doubling spans."""
+    span = 1
+    while 2 * span <= k:
+        n = a.shape[dim] - span
+        a = a.narrow(dim, 0, n) | a.narrow(dim, span, n)
+        span *= 2
+    if span < k:
+        n = a.shape[dim] - (k - span)
+        a = a.narrow(dim, 0, n) | a.narrow(dim, k - span, n)
+    return a
+
+
+def _zero_windows(x, pads, kd, out_len, groups) -> torch.Tensor | None:
+    """``(B, groups, 1, *out_len)`` mask of the outputs whose input window (the group's
+    channels, dilation gaps included) holds only zeros; None when there are none."""
+    # (Boolean reductions are slow on CPU; their uint8 views' are not.)
+    if x.numel() == 0:
+        return None
+    nz = x.detach().bool()  # non-zero (or NaN) inputs
+    if nz.shape[1] != groups:
+        nz = nz.view(torch.uint8).unflatten(1, (groups, -1)).amax(2).view(torch.bool)
+    if int(nz.view(torch.uint8).amin()) == 1:  # no zero at all
+        return None
+    flat = []
+    for pb, pa in reversed(pads):
+        flat += [pb, pa]
+    if any(flat):
+        nz = F.pad(nz.view(torch.uint8), flat).view(torch.bool)
+    for i in reversed(range(len(kd))):  # the last (contiguous) dim first
+        nz = _window_any(nz, 2 + i, kd[i]).narrow(2 + i, 0, out_len[i])
+        if int(nz.view(torch.uint8).amin()) == 1:
+            return None
+    return nz.logical_not().unsqueeze(2)
+
+
+def _flush_zero_windows(y, x, pads, kd, groups):
+    """``y`` with exact zeros where the input window is all zeros (see :func:`_zero_windows`)."""
+    mask = _zero_windows(x, pads, kd, y.shape[2:], groups)
+    if mask is None:
+        return y
+    yg = y.unflatten(1, (groups, -1))
+    if torch.is_grad_enabled() and y.requires_grad:
+        # y - y is exactly 0 there, and the gradients are those of y.
+        return y - torch.where(mask, yg.detach(), 0).flatten(1, 2)
+    yg.masked_fill_(mask, 0)
+    return y
+
+
 def _fft_conv(
     x,
     weight,
@@ -935,7 +1020,18 @@ def _fft_conv(
     cache,
     nonfinite,
     memory_budget,
+    exact_zeros,
 ):
+    args = (stride, padding, dilation, groups, padding_mode, nd, cache, nonfinite, memory_budget,
+            exact_zeros)
+    if isinstance(x, torch.Tensor):
+        amp = _autocast_dtype(x.device.type)
+        if amp is not None:
+            # As a convolution under autocast: the arguments are cast to the autocast dtype and
+            # so is the result; the transforms run in float32 (see the dtypes above).
+            with torch.autocast(x.device.type, enabled=False):
+                cast = [_autocast_cast(t, amp) for t in (x, weight, bias)]
+                return _fft_conv(*cast, *args)
     _check_args(x, weight, bias, groups, nd, padding_mode, nonfinite)
     stride = _int_tuple(stride, nd, "stride")
     dilation = _int_tuple(dilation, nd, "dilation")
@@ -949,9 +1045,16 @@ def _fft_conv(
         raise TypeError(f"memory_budget must be a number of bytes, got {memory_budget!r}")
     elif not math.isfinite(memory_budget) or memory_budget <= 0:
         raise ValueError(f"memory_budget must be positive and finite, got {memory_budget}")
+    if not isinstance(exact_zeros, bool):
+        raise TypeError(f"exact_zeros must be a bool, got {exact_zeros!r}")
     ks = tuple(weight.shape[-nd:])
     pads = _resolve_padding(padding, ks, stride, dilation, nd)
 
+    # F.conv2d returns channels_last output when the input or the weight is channels_last.
+    channels_last = x.dim() == 4 and any(
+        t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+        for t in (x, weight)
+    )
     unbatched = x.dim() == nd + 1
     if unbatched:
         x = x.unsqueeze(0)
@@ -980,8 +1083,11 @@ def _fft_conv(
     # Only the positions kept by the stride are needed.
     out_len = tuple((L - 1) // s * s + 1 for L, s in zip(dense_len, stride))
 
+    # Meta tensors (shapes only) and torch.func transforms, which the engine's autograd
+    # Function and in-place buffers do not support, take the direct method.
+    direct = x.device.type == "meta" or _functorch_wrapped(x, weight, bias)
     y = None
-    if _all_finite(weight):
+    if not direct and _all_finite(weight):
         try:
             y = _fft_core(x, weight, pads, dilation, kd, out_len, groups, nd, cache, memory_budget)
         except _NonFinite:
@@ -989,18 +1095,23 @@ def _fft_conv(
     if y is None:
         # Non-finite values (or a float overflow inside the transform): the direct method only
         # spoils the neighbourhood of a bad sample.
-        if nonfinite == "raise" and not (_all_finite(x) and _all_finite(weight)):
+        if (not direct and nonfinite == "raise"
+                and not (_all_finite(x) and _all_finite(weight))):
             raise ValueError("input or weight contains NaN or inf (nonfinite='raise')")
         y = _direct(x, weight, stride, pads, dilation, groups, nd)
-    elif any(s > 1 for s in stride):
-        y = y[(Ellipsis,) + tuple(slice(None, None, s) for s in stride)]
+    else:
+        if exact_zeros:
+            y = _flush_zero_windows(y, x, pads, kd, groups)
+        if any(s > 1 for s in stride):
+            y = y[(Ellipsis,) + tuple(slice(None, None, s) for s in stride)]
     if bias is not None:
         y = y + bias.reshape(-1, *([1] * nd))
     if unbatched:
         y = y.squeeze(0)
     if y.dtype != orig_dtype:
         y = y.to(orig_dtype)
-    return y
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return y.contiguous(memory_format=fmt)
 
 
 def _fft_core(x, weight, pads, dilation, kd, out_len, groups, nd, cache, memory_budget):
@@ -1030,6 +1141,7 @@ def fft_conv1d(
     cache: SpectrumCache | None = None,
     nonfinite: str = "direct",
     memory_budget: int | None = None,
+    exact_zeros: bool = True,
 ) -> torch.Tensor:
     """1-D convolution (cross-correlation) through the FFT, with ``F.conv1d`` semantics.
 
@@ -1049,6 +1161,8 @@ def fft_conv1d(
             ``"raise"``.
         memory_budget: bytes of spectra before the input is tiled (default
             :data:`DEFAULT_MEMORY_BUDGET`).
+        exact_zeros: set outputs whose input window holds only zeros to exactly 0 (plus the
+            bias), as the direct method gives, instead of the transforms' rounding noise.
 
     Returns:
         The output of ``F.conv1d`` for the same arguments (up to rounding).
@@ -1063,7 +1177,7 @@ def fft_conv1d(
     """
     return _fft_conv(
         input, weight, bias, stride, padding, dilation, groups, padding_mode, 1,
-        cache, nonfinite, memory_budget,
+        cache, nonfinite, memory_budget, exact_zeros,
     )
 
 
@@ -1080,6 +1194,7 @@ def fft_conv2d(
     cache: SpectrumCache | None = None,
     nonfinite: str = "direct",
     memory_budget: int | None = None,
+    exact_zeros: bool = True,
 ) -> torch.Tensor:
     """2-D convolution (cross-correlation) through the FFT, with ``F.conv2d`` semantics.
 
@@ -1099,6 +1214,8 @@ def fft_conv2d(
             ``"raise"``.
         memory_budget: bytes of spectra before the input is tiled (default
             :data:`DEFAULT_MEMORY_BUDGET`).
+        exact_zeros: set outputs whose input window holds only zeros to exactly 0 (plus the
+            bias), as the direct method gives, instead of the transforms' rounding noise.
 
     Returns:
         The output of ``F.conv2d`` for the same arguments (up to rounding).
@@ -1113,5 +1230,5 @@ def fft_conv2d(
     """
     return _fft_conv(
         input, weight, bias, stride, padding, dilation, groups, padding_mode, 2,
-        cache, nonfinite, memory_budget,
+        cache, nonfinite, memory_budget, exact_zeros,
     )
