@@ -55,6 +55,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "ConvArgumentError",
+    "ConvDtypeError",
     "PADDING_MODES",
     "DEFAULT_MEMORY_BUDGET",
     "SpectrumCache",
@@ -187,7 +189,9 @@ def _check_args(x, weight, bias, groups, nd, padding_mode, nonfinite):
             f"{name} expects weight of {nd + 2} dims, got shape {tuple(weight.shape)}"
         )
     if any(k == 0 for k in weight.shape[2:]):
-        raise ConvArgumentError(f"weight must have a non-empty kernel, got shape {tuple(weight.shape)}")
+        raise ConvArgumentError(
+            f"weight must have a non-empty kernel, got shape {tuple(weight.shape)}"
+        )
     if isinstance(groups, bool) or not isinstance(groups, int):
         raise TypeError(f"groups must be an int, got {groups!r}")
     if groups < 1:

@@ -19,7 +19,8 @@ from cnnconv.learnable import LearnableConv2d
 
 def _max_err(layer, x):
     with torch.no_grad():
-        ref = F.conv2d(x.double(), layer.weight.double(), layer.bias.double(), padding=layer.padding)
+        w, b = layer.weight.double(), layer.bias.double()
+        ref = F.conv2d(x.double(), w, b, padding=layer.padding)
         return float((layer(x).double() - ref).abs().max())
 
 
@@ -62,8 +63,8 @@ def _no_grad_copy(layer):
         layer.weight.copy_(torch.randn_like(layer.weight))
 
 
-WRITES = [_fused_adamw, _data_mul, _data_assign, _data_assign_same_address, _numpy_write, _vector_to_parameters,
-          _no_grad_copy]
+WRITES = [_fused_adamw, _data_mul, _data_assign, _data_assign_same_address, _numpy_write,
+          _vector_to_parameters, _no_grad_copy]
 
 
 @pytest.mark.parametrize("write", WRITES, ids=lambda f: f.__name__.strip("_"))
