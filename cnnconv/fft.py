@@ -24,6 +24,18 @@ The engine computes the cross-correlation PyTorch calls convolution through real
 * **Non-finite input**: a single NaN or inf would spread over the whole FFT output, so such calls
   fall back to the direct ``F.conv*d`` (``nonfinite="direct"``, default) or raise
   (``nonfinite="raise"``).
+* **Exact zeros**: where the input window of an output holds only zeros (e.g. a dead ReLU region
+  larger than the kernel), the direct method gives exactly 0 but the transforms leave rounding
+  noise of about ``eps * |x| * |w|``, on which a following ReLU would open. Such outputs are set
+  to exactly 0 (before the bias) with ``exact_zeros=True`` (default); gradients are unchanged.
+  The windows are found exactly from the input's non-zero pattern (boolean sliding windows).
+* **PyTorch integration**: under ``torch.autocast`` the arguments are cast as a convolution's
+  (floating-point tensors other than float64 to the autocast dtype), the transforms run in
+  float32 with autocast off, and the result has the autocast dtype. Meta tensors and
+  ``torch.func`` transforms (``vmap``, ``grad``, ``jacrev``, ...) take ``F.conv*d``, which
+  supports them. Shape and dtype errors are raised as ``F.conv*d`` raises them (subclasses
+  of ``RuntimeError``, and of ``ValueError`` / ``TypeError``). The output is contiguous,
+  channels_last when the input or weight is (as ``F.conv2d``).
 
 Example:
     >>> import torch, torch.nn.functional as F
@@ -43,6 +55,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "ConvArgumentError",
+    "ConvDtypeError",
     "PADDING_MODES",
     "DEFAULT_MEMORY_BUDGET",
     "SpectrumCache",
@@ -135,6 +149,16 @@ def _resolve_padding(padding, kernel, stride, dilation, nd) -> list[tuple[int, i
     return [(v, v) for v in p]
 
 
+class ConvArgumentError(ValueError, RuntimeError):
+    """A shape, size or device that ``F.conv1d`` / ``F.conv2d`` reject (with a RuntimeError):
+    catchable as either ``ValueError`` or ``RuntimeError``."""
+
+
+class ConvDtypeError(TypeError, RuntimeError):
+    """Mismatched dtypes, which ``F.conv1d`` / ``F.conv2d`` reject (with a RuntimeError):
+    catchable as either ``TypeError`` or ``RuntimeError``."""
+
+
 def _check_args(x, weight, bias, groups, nd, padding_mode, nonfinite):
     name = f"conv{nd}d"
     if not isinstance(x, torch.Tensor):
@@ -146,33 +170,47 @@ def _check_args(x, weight, bias, groups, nd, padding_mode, nonfinite):
     if not x.is_floating_point():
         raise TypeError(f"input must be a floating point tensor, got dtype {x.dtype}")
     if weight.dtype != x.dtype:
-        raise TypeError(f"weight dtype must match input dtype {x.dtype}, got {weight.dtype}")
+        raise ConvDtypeError(
+            f"weight dtype must match input dtype {x.dtype}, got {weight.dtype}"
+        )
     if bias is not None and bias.dtype != x.dtype:
-        raise TypeError(f"bias dtype must match input dtype {x.dtype}, got {bias.dtype}")
+        raise ConvDtypeError(f"bias dtype must match input dtype {x.dtype}, got {bias.dtype}")
     if weight.device != x.device:
-        raise ValueError(f"weight must be on the input's device {x.device}, got {weight.device}")
+        raise ConvArgumentError(
+            f"weight must be on the input's device {x.device}, got {weight.device}"
+        )
     if x.dim() not in (nd + 1, nd + 2):
-        raise ValueError(
+        raise ConvArgumentError(
             f"{name} expects input of {nd + 1} (unbatched) or {nd + 2} (batched) dims, "
             f"got shape {tuple(x.shape)}"
         )
     if weight.dim() != nd + 2:
-        raise ValueError(f"{name} expects weight of {nd + 2} dims, got shape {tuple(weight.shape)}")
+        raise ConvArgumentError(
+            f"{name} expects weight of {nd + 2} dims, got shape {tuple(weight.shape)}"
+        )
+    if any(k == 0 for k in weight.shape[2:]):
+        raise ConvArgumentError(
+            f"weight must have a non-empty kernel, got shape {tuple(weight.shape)}"
+        )
     if isinstance(groups, bool) or not isinstance(groups, int):
         raise TypeError(f"groups must be an int, got {groups!r}")
     if groups < 1:
         raise ValueError(f"groups must be positive, got {groups}")
     cin = x.shape[-nd - 1]
     cout = weight.shape[0]
+    if cout == 0:
+        raise ConvArgumentError(
+            f"weight must have at least one output channel, got shape {tuple(weight.shape)}"
+        )
     if cin != weight.shape[1] * groups:
-        raise ValueError(
+        raise ConvArgumentError(
             f"input has {cin} channels but weight of shape {tuple(weight.shape)} with "
             f"groups={groups} expects {weight.shape[1] * groups}"
         )
     if cout % groups != 0:
-        raise ValueError(f"out channels {cout} must be divisible by groups={groups}")
+        raise ConvArgumentError(f"out channels {cout} must be divisible by groups={groups}")
     if bias is not None and tuple(bias.shape) != (cout,):
-        raise ValueError(f"bias must have shape ({cout},), got {tuple(bias.shape)}")
+        raise ConvArgumentError(f"bias must have shape ({cout},), got {tuple(bias.shape)}")
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
     if nonfinite not in NONFINITE_MODES:
@@ -713,9 +751,12 @@ class _SpectralCorrelation(torch.autograd.Function):
 class SpectrumCache:
     """Holds the most recent kernel spectrum of one weight tensor.
 
-    The entry is keyed on the weight's identity, ``_version`` (bumped by every in-place update,
-    such as an optimizer step or ``load_state_dict``), shape, dtype, device, and the transform
-    size (which depends on the input size), and is replaced when any of them changes. It is
+    The entry keeps a copy of the weight's values and is reused only when the weight still
+    equals it (``torch.equal``) and its shape, dtype, device and the transform size (which
+    depends on the input size) are unchanged. Comparing values sees every kind of write
+    (optimizer steps, fused ones included, ``weight.data`` updates and assignments, writes
+    through numpy or ``vector_to_parameters``), which version counters and addresses do not,
+    and it costs one pass over the weight, little next to the transforms of the input. It is
     only consulted when no gradient is needed for the weight (``torch.no_grad()`` or a frozen
     weight), so training never reads a stale spectrum.
 
@@ -730,22 +771,19 @@ class SpectrumCache:
     """
 
     def __init__(self) -> None:
-        self._key = None
-        self._value = None
+        self.clear()
         self.hits = 0
         self.misses = 0
 
     def clear(self) -> None:
         """Drop the stored spectrum."""
         self._key = None
+        self._weight = None
         self._value = None
 
     def get(self, weight: torch.Tensor, w: torch.Tensor, n, groups, shift, extra=()) -> torch.Tensor:
         """Spectrum of ``w`` (derived from ``weight``, e.g. dilated) for transform size ``n``."""
         key = (
-            id(weight),
-            weight._version,
-            weight.data_ptr(),
             tuple(weight.shape),
             weight.dtype,
             weight.device,
@@ -754,14 +792,15 @@ class SpectrumCache:
             tuple(shift),
             tuple(extra),
         )
-        if key == self._key:
-            self.hits += 1
-            return self._value
-        self.misses += 1
         with torch.no_grad():
-            value = _kernel_spectrum(w, n, groups, shift)
-        self._key, self._value = key, value
-        return value
+            if key == self._key and torch.equal(weight, self._weight):
+                self.hits += 1
+                return self._value
+            self.misses += 1
+            self._key, self._weight = None, weight.detach().clone()
+            self._value = _kernel_spectrum(w, n, groups, shift)
+        self._key = key
+        return self._value
 
 
 # --------------------------------------------------------------------------------------------
@@ -899,6 +938,79 @@ def _spread(weight, dilation):
     return w
 
 
+def _autocast_dtype(device_type: str):
+    """The autocast dtype when autocast is on for ``device_type``, else None."""
+    try:
+        if torch.is_autocast_enabled(device_type):
+            return torch.get_autocast_dtype(device_type)
+    except (RuntimeError, TypeError, ValueError):  # a device type autocast does not know
+        pass
+    return None
+
+
+def _autocast_cast(t, dtype):
+    # What autocast does to the arguments of the ops in its lower-precision list (convolutions
+    # among them): floating-point tensors other than float64 are cast.
+    if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != torch.float64:
+        return t.to(dtype)
+    return t
+
+
+def _functorch_wrapped(*tensors) -> bool:
+    """Whether a torch.func transform (vmap, grad, jacrev, ...) is tracing any of ``tensors``."""
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    return any(t is not None and wrapped(t) for t in tensors)
+
+
+def _window_any(a: torch.Tensor, dim: int, k: int) -> torch.Tensor:
+    """``out[j] = a[j] | ... | a[j + k - 1]`` along ``dim`` (boolean ``a``), by doubling spans."""
+    span = 1
+    while 2 * span <= k:
+        n = a.shape[dim] - span
+        a = a.narrow(dim, 0, n) | a.narrow(dim, span, n)
+        span *= 2
+    if span < k:
+        n = a.shape[dim] - (k - span)
+        a = a.narrow(dim, 0, n) | a.narrow(dim, k - span, n)
+    return a
+
+
+def _zero_windows(x, pads, kd, out_len, groups) -> torch.Tensor | None:
+    """``(B, groups, 1, *out_len)`` mask of the outputs whose input window (the group's
+    channels, dilation gaps included) holds only zeros; None when there are none."""
+    # (Boolean reductions are slow on CPU; their uint8 views' are not.)
+    if x.numel() == 0:
+        return None
+    nz = x.detach().bool()  # non-zero (or NaN) inputs
+    if nz.shape[1] != groups:
+        nz = nz.view(torch.uint8).unflatten(1, (groups, -1)).amax(2).view(torch.bool)
+    if int(nz.view(torch.uint8).amin()) == 1:  # no zero at all
+        return None
+    flat = []
+    for pb, pa in reversed(pads):
+        flat += [pb, pa]
+    if any(flat):
+        nz = F.pad(nz.view(torch.uint8), flat).view(torch.bool)
+    for i in reversed(range(len(kd))):  # the last (contiguous) dim first
+        nz = _window_any(nz, 2 + i, kd[i]).narrow(2 + i, 0, out_len[i])
+        if int(nz.view(torch.uint8).amin()) == 1:
+            return None
+    return nz.logical_not().unsqueeze(2)
+
+
+def _flush_zero_windows(y, x, pads, kd, groups):
+    """``y`` with exact zeros where the input window is all zeros (see :func:`_zero_windows`)."""
+    mask = _zero_windows(x, pads, kd, y.shape[2:], groups)
+    if mask is None:
+        return y
+    yg = y.unflatten(1, (groups, -1))
+    if torch.is_grad_enabled() and y.requires_grad:
+        # y - y is exactly 0 there, and the gradients are those of y.
+        return y - torch.where(mask, yg.detach(), 0).flatten(1, 2)
+    yg.masked_fill_(mask, 0)
+    return y
+
+
 def _fft_conv(
     x,
     weight,
@@ -912,7 +1024,18 @@ def _fft_conv(
     cache,
     nonfinite,
     memory_budget,
+    exact_zeros,
 ):
+    args = (stride, padding, dilation, groups, padding_mode, nd, cache, nonfinite, memory_budget,
+            exact_zeros)
+    if isinstance(x, torch.Tensor):
+        amp = _autocast_dtype(x.device.type)
+        if amp is not None:
+            # As a convolution under autocast: the arguments are cast to the autocast dtype and
+            # so is the result; the transforms run in float32 (see the dtypes above).
+            with torch.autocast(x.device.type, enabled=False):
+                cast = [_autocast_cast(t, amp) for t in (x, weight, bias)]
+                return _fft_conv(*cast, *args)
     _check_args(x, weight, bias, groups, nd, padding_mode, nonfinite)
     stride = _int_tuple(stride, nd, "stride")
     dilation = _int_tuple(dilation, nd, "dilation")
@@ -924,11 +1047,18 @@ def _fft_conv(
         memory_budget = DEFAULT_MEMORY_BUDGET
     elif isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, float)):
         raise TypeError(f"memory_budget must be a number of bytes, got {memory_budget!r}")
-    elif memory_budget <= 0:
-        raise ValueError(f"memory_budget must be positive, got {memory_budget}")
+    elif not math.isfinite(memory_budget) or memory_budget <= 0:
+        raise ValueError(f"memory_budget must be positive and finite, got {memory_budget}")
+    if not isinstance(exact_zeros, bool):
+        raise TypeError(f"exact_zeros must be a bool, got {exact_zeros!r}")
     ks = tuple(weight.shape[-nd:])
     pads = _resolve_padding(padding, ks, stride, dilation, nd)
 
+    # F.conv2d returns channels_last output when the input or the weight is channels_last.
+    channels_last = x.dim() == 4 and any(
+        t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+        for t in (x, weight)
+    )
     unbatched = x.dim() == nd + 1
     if unbatched:
         x = x.unsqueeze(0)
@@ -950,15 +1080,18 @@ def _fft_conv(
     spatial = tuple(x.shape[-nd:])
     dense_len = tuple(s + pb + pa - k + 1 for s, (pb, pa), k in zip(spatial, pads, kd))
     if any(L < 1 for L in dense_len):
-        raise ValueError(
+        raise ConvArgumentError(
             f"kernel size {ks} with dilation {dilation} is larger than the padded input "
             f"{tuple(s + pb + pa for s, (pb, pa) in zip(spatial, pads))}"
         )
     # Only the positions kept by the stride are needed.
     out_len = tuple((L - 1) // s * s + 1 for L, s in zip(dense_len, stride))
 
+    # Meta tensors (shapes only) and torch.func transforms, which the engine's autograd
+    # Function and in-place buffers do not support, take the direct method.
+    direct = x.device.type == "meta" or _functorch_wrapped(x, weight, bias)
     y = None
-    if _all_finite(weight):
+    if not direct and _all_finite(weight):
         try:
             y = _fft_core(x, weight, pads, dilation, kd, out_len, groups, nd, cache, memory_budget)
         except _NonFinite:
@@ -966,18 +1099,23 @@ def _fft_conv(
     if y is None:
         # Non-finite values (or a float overflow inside the transform): the direct method only
         # spoils the neighbourhood of a bad sample.
-        if nonfinite == "raise" and not (_all_finite(x) and _all_finite(weight)):
+        if (not direct and nonfinite == "raise"
+                and not (_all_finite(x) and _all_finite(weight))):
             raise ValueError("input or weight contains NaN or inf (nonfinite='raise')")
         y = _direct(x, weight, stride, pads, dilation, groups, nd)
-    elif any(s > 1 for s in stride):
-        y = y[(Ellipsis,) + tuple(slice(None, None, s) for s in stride)]
+    else:
+        if exact_zeros:
+            y = _flush_zero_windows(y, x, pads, kd, groups)
+        if any(s > 1 for s in stride):
+            y = y[(Ellipsis,) + tuple(slice(None, None, s) for s in stride)]
     if bias is not None:
         y = y + bias.reshape(-1, *([1] * nd))
     if unbatched:
         y = y.squeeze(0)
     if y.dtype != orig_dtype:
         y = y.to(orig_dtype)
-    return y
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return y.contiguous(memory_format=fmt)
 
 
 def _fft_core(x, weight, pads, dilation, kd, out_len, groups, nd, cache, memory_budget):
@@ -1007,6 +1145,7 @@ def fft_conv1d(
     cache: SpectrumCache | None = None,
     nonfinite: str = "direct",
     memory_budget: int | None = None,
+    exact_zeros: bool = True,
 ) -> torch.Tensor:
     """1-D convolution (cross-correlation) through the FFT, with ``F.conv1d`` semantics.
 
@@ -1026,6 +1165,8 @@ def fft_conv1d(
             ``"raise"``.
         memory_budget: bytes of spectra before the input is tiled (default
             :data:`DEFAULT_MEMORY_BUDGET`).
+        exact_zeros: set outputs whose input window holds only zeros to exactly 0 (plus the
+            bias), as the direct method gives, instead of the transforms' rounding noise.
 
     Returns:
         The output of ``F.conv1d`` for the same arguments (up to rounding).
@@ -1040,7 +1181,7 @@ def fft_conv1d(
     """
     return _fft_conv(
         input, weight, bias, stride, padding, dilation, groups, padding_mode, 1,
-        cache, nonfinite, memory_budget,
+        cache, nonfinite, memory_budget, exact_zeros,
     )
 
 
@@ -1057,6 +1198,7 @@ def fft_conv2d(
     cache: SpectrumCache | None = None,
     nonfinite: str = "direct",
     memory_budget: int | None = None,
+    exact_zeros: bool = True,
 ) -> torch.Tensor:
     """2-D convolution (cross-correlation) through the FFT, with ``F.conv2d`` semantics.
 
@@ -1076,6 +1218,8 @@ def fft_conv2d(
             ``"raise"``.
         memory_budget: bytes of spectra before the input is tiled (default
             :data:`DEFAULT_MEMORY_BUDGET`).
+        exact_zeros: set outputs whose input window holds only zeros to exactly 0 (plus the
+            bias), as the direct method gives, instead of the transforms' rounding noise.
 
     Returns:
         The output of ``F.conv2d`` for the same arguments (up to rounding).
@@ -1090,5 +1234,5 @@ def fft_conv2d(
     """
     return _fft_conv(
         input, weight, bias, stride, padding, dilation, groups, padding_mode, 2,
-        cache, nonfinite, memory_budget,
+        cache, nonfinite, memory_budget, exact_zeros,
     )

@@ -51,6 +51,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -143,13 +144,51 @@ def load_constants(device_type: str = "cpu", path=None) -> dict:
     p = calibration_path(path)
     consts = dict(DEFAULT_CONSTANTS.get(device_type, DEFAULT_CONSTANTS["cpu"]))
     try:
-        data = json.loads(p.read_text())
-        consts.update(data.get(device_type, {}))
-    except (OSError, ValueError, AttributeError):
-        pass
+        text = p.read_text()
+    except OSError:
+        text = None
+    if text is not None:
+        try:
+            data = json.loads(text)
+            stored = data.get(device_type, {}) if isinstance(data, dict) else None
+            if not (isinstance(stored, dict) and all(_valid_constant(k, v)
+                                                     for k, v in stored.items())):
+                raise ValueError("not a table of cost-model constants")
+        except ValueError as exc:
+            warnings.warn(
+                f"ignoring the calibration file {p} ({exc}); using the default constants",
+                stacklevel=2,
+            )
+        else:
+            consts.update(stored)
     if path is None:
         _loaded[key] = consts
     return consts
+
+
+def _positive(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf
+
+
+def _valid_table(table) -> bool:
+    return isinstance(table, list) and bool(table) and all(
+        isinstance(row, list) and len(row) == 2 and _positive(row[0]) and _positive(row[1])
+        for row in table
+    )
+
+
+def _valid_constant(key: str, value) -> bool:
+    """Whether a stored constant has the type the cost model reads (unknown keys are kept)."""
+    if key == "direct_dense_by_ch":
+        return isinstance(value, list) and bool(value) and all(
+            isinstance(row, list) and len(row) == 2 and _positive(row[0]) and _valid_table(row[1])
+            for row in value
+        )
+    if key.startswith("direct_") and key != "direct_ch0":
+        return _valid_table(value)
+    if key in ("direct_ch0", "matmul_m0") or key.startswith("t0_"):
+        return _positive(value) or value == 0
+    return _positive(value) if key in ("fft", "matmul", "elementwise") else True
 
 
 def _interp(table, K: float) -> float:

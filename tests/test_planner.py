@@ -68,7 +68,8 @@ def test_defaults_without_calibration(tmp_path, monkeypatch):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "calibration.json").write_text("{not json")
     monkeypatch.setenv("CNNCONV_CACHE_DIR", str(tmp_path / "bad"))
-    assert planner.load_constants("cpu") == planner.DEFAULT_CONSTANTS["cpu"]
+    with pytest.warns(UserWarning, match="ignoring the calibration file"):
+        assert planner.load_constants("cpu") == planner.DEFAULT_CONSTANTS["cpu"]
 
 
 def test_cost_model_fft_matches_tiled_plan():
