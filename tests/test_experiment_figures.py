@@ -244,3 +244,121 @@ def test_kernel_panel_titles_do_not_overlap(three_seeds, tmp_path):
         for ax in panels:
             assert _overlap(box, ax.get_window_extent(renderer)) == 0, f"{t.get_text()!r} covers a kernel"
     _assert_png_size(en.plot_kernel_panel(summary, kernels, 0, tmp_path / "k.png"))
+
+
+# --------------------------------------------------------------------------- benchmark charts
+
+
+def _tick_labels(axis):
+    """The tick labels drawn on ``axis``: non-empty and inside the view."""
+    lo, hi = sorted(axis.get_view_interval())
+    return [t.label1 for t in axis.get_major_ticks() + axis.get_minor_ticks()
+            if t.label1.get_visible() and t.label1.get_text() and lo <= t.get_loc() <= hi]
+
+
+def _assert_ticks_apart(fig, axis):
+    renderer = _renderer(fig)
+    labels = _tick_labels(axis)
+    assert len(labels) >= 2
+    for a, b in itertools.combinations(labels, 2):
+        assert _overlap(a.get_window_extent(renderer), b.get_window_extent(renderer)) == 0, \
+            f"tick labels {a.get_text()!r} and {b.get_text()!r} overlap"
+    return [t.get_text() for t in labels]
+
+
+SWEEP = ("1-D sweep: n * n samples, full correlation, time (ms)",
+         ["n", "torch F.conv1d", "numpy.convolve", "cnnconv fft", "scipy fftconvolve", "F.conv1d / cnnconv"],
+         [["10", "0.00333", "0.00125", "0.287", "0.0375", "0.0116"],
+          ["100", "0.00827", "0.00391", "0.281", "0.0397", "0.0294"],
+          ["1000", "0.288", "0.0611", "0.331", "0.0611", "0.871"],
+          ["10000", "3645", "36.1", "0.62", "0.337", "5879"]])
+AUTO_HEADER = ["k", "channels", "size", "kind", "direct", "fft", "auto picks", "chosen / best"]
+
+
+def test_bar_labels_name_the_rows_not_their_timings():
+    from experiments.fft_benchmark import _bar_labels
+
+    _, header, rows = SWEEP
+    assert _bar_labels(header, rows) == (["10", "100", "1000", "10000"], "n")
+    auto = [["3", "16", "64", "dense", "1.25", "0.98", "fft", "1.00"],
+            ["31", "1", "128", "depthwise", "150", "2.5", "fft", "1.00"]]
+    assert _bar_labels(AUTO_HEADER, auto) == (["3, 16, 64, dense", "31, 1, 128, depthwise"],
+                                              "k, channels, size, kind")
+    # A text first column names the row by itself, even when every time is a whole number.
+    cases = [["depthwise 4x3x512^2 k=31", "357", "73404", "205.6"]]
+    assert _bar_labels(["case", "cnnconv fft", "F.conv2d", "F.conv2d/ours"], cases) == (
+        ["depthwise 4x3x512^2 k=31"], "case")
+    methods = [["cnnconv fft_conv2d", "12.5", "1.00"], ["nn.Conv2d (direct)", "250", "20.0"]]
+    assert _bar_labels(["method", "forward", "fwd ratio"], methods)[0] == ["cnnconv fft_conv2d", "nn.Conv2d (direct)"]
+
+
+def test_bar_chart_ratio_axis_readable(tmp_path):
+    from experiments.fft_benchmark import _bar_chart, _bar_labels, _number
+
+    title, header, rows = SWEEP
+    labels, xlabel = _bar_labels(header, rows)
+    fig = _bar_chart(labels, [_number(r[-1]) for r in rows], header[-1], title, tmp_path / "b.png",
+                     xlabel=xlabel)
+    ax = fig.axes[0]
+    assert "time (ms)" not in ax.get_title() and "1-D sweep" in ax.get_title()
+    assert "ratio" in ax.get_ylabel() and "above 1: cnnconv is faster" in ax.get_ylabel()
+    assert ax.get_xlabel() == "n"
+    assert ax.get_yscale() == "log"
+    assert _assert_ticks_apart(fig, ax.yaxis) == ["0.01", "0.1", "1", "10", "100", "1000", "10000"]
+    assert _assert_ticks_apart(fig, ax.xaxis) == labels
+    _assert_all_text_inside(fig)
+    _assert_png_size(tmp_path / "b.png")
+
+
+def test_bar_chart_long_title_and_many_bars_fit(tmp_path):
+    from experiments.fft_benchmark import _bar_chart, _bar_labels
+
+    rng = np.random.default_rng(3)
+    rows = [[str(k), str(c), str(s), kind, f"{rng.uniform(0.1, 9):.3g}", f"{rng.uniform(0.1, 9):.3g}", "fft",
+             f"{rng.uniform(1, 2):.2f}"]
+            for k, c, s, kind in itertools.product((1, 3, 9, 31, 63), (1, 16), (32, 128, 512), ("dense", "depthwise"))]
+    labels, xlabel = _bar_labels(AUTO_HEADER, rows)
+    title = ("Dense 8x16x128^2, 16->16, k=31, same: time (ms) and ratio to cnnconv (targets: nn.Conv2d "
+             "fwd+bwd >= 15x, fft-conv-pytorch and kornia fwd >= 2x). kornia's fft_conv applies one kernel "
+             "to every channel: it has no channel mixing, so n/a. " * 3)
+    fig = _bar_chart(labels, [float(r[-1]) for r in rows], "chosen / best", title, tmp_path / "b.png",
+                     xlabel=xlabel)
+    assert fig.axes[0].get_title().count("\n") <= 2
+    _assert_all_text_inside(fig)
+    _assert_ticks_apart(fig, fig.axes[0].xaxis)
+    _assert_png_size(tmp_path / "b.png")
+
+
+def test_time_chart_plain_ticks_and_legend_outside():
+    from experiments.bench_fft import _time_chart
+
+    ks = [3, 5, 7, 11, 15, 23, 31, 47, 63, 95, 127]
+    t = {"direct F.conv2d": (ks, [1e-5 * k ** 2 for k in ks]), "cnnconv fft": (ks, [1e-3] * len(ks))}
+    fig = _time_chart(t, {"k^2 slope": (ks, [2e-5 * k ** 2 for k in ks], ":")}, ks, "kernel size k",
+                      "Depthwise 1x3x256x256: direct vs FFT crossover")
+    ax = fig.axes[0]
+    assert _assert_ticks_apart(fig, ax.xaxis) == [str(k) for k in ks]
+    assert _assert_ticks_apart(fig, ax.yaxis) == ["0.1", "1", "10", "100"]
+    assert "ms" in ax.get_ylabel()
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [1e-2 * k ** 2 for k in ks])  # in ms
+    _assert_legend_off_the_data(fig, ax)
+    _assert_all_text_inside(fig)
+
+
+def test_line_plot_series_distinct_legend_outside(tmp_path):
+    from experiments.common import line_plot
+
+    rng = np.random.default_rng(5)
+    x = np.arange(20)
+    curves = {f"run {i}": (x, np.exp(rng.uniform(-8, 0)) * np.exp(-0.1 * x)) for i in range(13)}
+    fig = line_plot(curves, tmp_path / "l.png", xlabel="step", ylabel="relative error", title="Error",
+                    logy=True, hlines={"acceptance": 1e-3})
+    ax = fig.axes[0]
+    series = _series(ax)
+    assert len(series) == 14
+    styles = [v[:3] for k, v in series.items() if k != "acceptance"]
+    assert len(set(styles)) == 13, "two curves look the same"
+    _assert_legend_off_the_data(fig, ax)
+    _assert_ticks_apart(fig, ax.yaxis)
+    _assert_all_text_inside(fig)
+    _assert_png_size(tmp_path / "l.png")
