@@ -943,10 +943,8 @@ def _kernel_panel_figure(summary: dict, kernels_by_unit: dict, seed: int):
             peak = float(k.abs().max()) or 1.0
             image = ax.imshow((k / peak).numpy(), cmap="RdBu_r", vmin=-1.0, vmax=1.0,
                               interpolation="nearest")
-            if entry["family"] == "parametric":
-                short = f"learned sigma {entry['learned_sigma'][0]:.2g}"
-            else:
-                short = name.replace("learned-", "").replace("-zerosum", " zs")
+            short = "learned sigma" if entry["family"] == "parametric" else (
+                name.replace("learned-", "").replace("-zerosum", " zs"))
             ax.set_xlabel(f"{short} ({k.shape[-1]}x{k.shape[-1]})\nmax |w| {peak:.2g}", fontsize=7)
     if image is not None:
         cbar = fig.colorbar(image, ax=axes, shrink=min(0.6, 2.5 / len(noises)), ticks=[-1, -0.5, 0, 0.5, 1])
