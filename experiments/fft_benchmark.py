@@ -273,9 +273,9 @@ def _bar_labels(header: list[str], rows: list[list[str]]) -> tuple[list[str], st
 
     A first column of text (``case``, ``method``) names the rows by itself. Otherwise the key
     columns are the leading ones that hold no measurement: text or integers in every cell (no
-    decimal number, no ``n/a``) and no ratio header (``/``, ``ratio``, ...). ``n | time | ... `` gives the labels ``10``, ``100``
-    and the axis label ``n``; ``k | channels | size | kind | time ...`` gives ``3, 8, 64, dense``
-    and ``k, channels, size, kind``.
+    decimal number, no ``n/a``) and no ratio header (``/``, ``ratio``, ...). ``n | time | ...``
+    gives the labels ``10``, ``100`` and the axis label ``n``; ``k | channels | size | kind |
+    time ...`` gives ``3, 8, 64, dense`` and ``k, channels, size, kind``.
 
     Returns:
         ``(labels, xlabel)``; without a key column the labels are the row numbers.
