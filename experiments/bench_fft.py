@@ -126,6 +126,44 @@ def _plt():
     return plt
 
 
+def _time_chart(series: dict, guides: dict, xticks, xlabel: str, title: str):
+    """Log-log chart of times: ``series`` ``{label: (x, seconds)}`` as lines with markers (the
+    ``auto`` series dashed over the others), ``guides`` ``{label: (x, seconds, linestyle)}`` as
+    thin black reference slopes. The x ticks are ``xticks`` written plainly (no ``3x10^0``); the
+    y axis has one labelled tick per decade, in ms; the legend sits outside the axes.
+
+    Returns:
+        A matplotlib Figure (constrained layout, Agg canvas).
+    """
+    _plt()  # the clear ImportError when matplotlib is missing
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
+
+    fig = Figure(figsize=(8.5, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for label, (x, t) in series.items():
+        ax.loglog(x, ms(np.asarray(t, dtype=float)), "x--" if label == "auto" else "o-", label=label)
+    for label, (x, t, ls) in guides.items():
+        ax.loglog(x, ms(np.asarray(t, dtype=float)), color="k", ls=ls, lw=1, label=label)
+    ax.xaxis.set_major_locator(FixedLocator(list(xticks)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    if len(xticks) > 6:  # leave room between the labels
+        ax.tick_params(axis="x", labelrotation=45)
+    ax.yaxis.set_major_locator(LogLocator(base=10, numticks=30))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("time (ms, log scale)")
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.4)
+    ax.grid(True, which="minor", alpha=0.12)
+    fig.legend(loc="outside right upper", fontsize=9)
+    return fig
+
+
 def _scipy_signal():
     try:
         from scipy import signal
@@ -203,25 +241,16 @@ def section_sweep1d(args, out: Path) -> None:
         rows.append([n] + [ms(t[k]) for k in series] + [t["torch F.conv1d"] / t["cnnconv fft"]])
     table("1-D sweep: n * n samples, full correlation, time (ms)",
           ["n"] + list(series) + ["F.conv1d / cnnconv"], rows)
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for k, (ns, ts) in series.items():
-        ax.loglog(ns, ts, "o-", label=k)
     ns = np.array(sizes, dtype=float)
     ref_t = series["cnnconv fft"][1][-1]
-    ax.loglog(ns, ref_t * (ns * np.log(ns)) / (ns[-1] * np.log(ns[-1])), "k--", lw=1,
-              label="n log n slope")
+    guides = {"n log n slope": (ns, ref_t * (ns * np.log(ns)) / (ns[-1] * np.log(ns[-1])), "--")}
     direct = series["numpy.convolve"]
     if direct[0]:
         n0, t0 = direct[0][-1], direct[1][-1]
-        ax.loglog(ns, t0 * (ns / n0) ** 2, "k:", lw=1, label="n^2 slope")
-    ax.set_xlabel("n (samples in each array)")
-    ax.set_ylabel("time (s)")
-    ax.set_title("Full 1-D correlation of two n-sample arrays")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+        guides["n² slope"] = (ns, t0 * (ns / n0) ** 2, ":")
+    fig = _time_chart(series, guides, sizes, "n (samples in each array)",
+                      "Full 1-D correlation of two n-sample arrays")
     print(f"\nfigure: {save_png(fig, out / 'sweep1d.png')}")
-    plt.close(fig)
 
 
 def section_sweep2d(args, out: Path) -> None:
@@ -242,17 +271,9 @@ def section_sweep2d(args, out: Path) -> None:
         rows.append([k, ms(td), ms(tf), td / tf, choice, ta / min(td, tf)])
     table(f"2-D kernel-size sweep: depthwise 1x3x{size}x{size}, same, time (ms)",
           ["k", "direct", "cnnconv fft", "direct / fft", "auto picks", "auto / best"], rows)
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for name, (kk, tt) in series.items():
-        ax.loglog(kk, tt, "o-" if name != "auto" else "x--", label=name)
-    ax.set_xlabel("kernel size k (k x k)")
-    ax.set_ylabel("time (s)")
-    ax.set_title(f"Depthwise 1x3x{size}x{size}: direct vs FFT crossover")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    fig = _time_chart(series, {}, ks, "kernel size k (k x k)",
+                      f"Depthwise 1x3x{size}x{size}: direct vs FFT crossover")
     print(f"\nfigure: {save_png(fig, out / 'sweep2d.png')}")
-    plt.close(fig)
 
 
 def _fft_conv_pytorch():

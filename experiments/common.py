@@ -89,13 +89,16 @@ def line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], pat
               hlines: Mapping[str, float] | None = None):
     """Curves ``{label: (x, y)}`` on one axis, written to ``path`` as a PNG.
 
+    Every curve gets its own (colour, line style) pair, also beyond ten curves; the legend, which
+    also names the reference lines, sits outside the axes so that it covers no curve.
+
     Args:
         series: Label to ``(x values, y values)``.
         path: PNG destination inside the run folder.
         xlabel: x-axis label.
         ylabel: y-axis label.
         title: Axis title.
-        logy: Log-scale y axis.
+        logy: Log-scale y axis (one labelled tick per decade).
         hlines: Labelled horizontal reference lines (e.g. an acceptance threshold).
 
     Returns:
@@ -104,25 +107,27 @@ def line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], pat
     require("matplotlib")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import LogLocator, NullFormatter
 
-    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    fig = Figure(figsize=(8.0, 4.2), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for label, (x, y) in series.items():
-        ax.plot(list(x), list(y), label=label, lw=1.5)
-    for label, y in (hlines or {}).items():
-        ax.axhline(y, ls="--", lw=1, color="gray")
-        ax.annotate(label, (0.01, y), xycoords=("axes fraction", "data"), fontsize=8,
-                    color="gray", va="bottom")
+    for i, (label, (x, y)) in enumerate(series.items()):
+        ax.plot(list(x), list(y), label=label, lw=1.5, color=f"C{i % 10}",
+                ls=("-", "--", "-.", ":")[i // 10 % 4])
+    for i, (label, y) in enumerate((hlines or {}).items()):
+        ax.axhline(y, ls=(0, (4, 2 + 2 * i)), lw=1, color="gray", label=label)
     if logy:
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, numticks=30))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    if series:
-        ax.legend(fontsize=8)
+    if series or hlines:
+        fig.legend(loc="outside right upper", fontsize=8)
     save_figure(fig, path)
     return fig
 

@@ -213,25 +213,89 @@ def run(cfg: FFTBenchmarkConfig, run: Run) -> dict:
     return {"tables": len(tables), "seconds": seconds}
 
 
-def _bar_chart(labels, values, ylabel, title, path) -> None:
+def _bar_chart(labels, values, ylabel, title, path, *, xlabel: str = ""):
+    """Bar chart of one ratio column of a benchmark table, written to ``path`` (PNG) and returned.
+
+    Args:
+        labels: one label per row (see :func:`_bar_labels`); rows whose value is ``None`` are left out.
+        values: the ratios.
+        ylabel: the column's header, e.g. ``"F.conv2d/ours"``.
+        title: the table's title; timing units are dropped from it (the bars are ratios) and it is
+            wrapped, and cut after three lines, to fit the figure.
+        path: destination.
+        xlabel: what the labels are, e.g. ``"n"`` or ``"k, channels, size, kind"``.
+    """
+    import textwrap
+
     require("matplotlib")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     pairs = [(lab, v) for lab, v in zip(labels, values) if v is not None]
-    fig = Figure(figsize=(max(5.0, 0.45 * len(pairs) + 2), 4.0), layout="constrained")
+    width = min(14.0, max(6.0, 0.32 * len(pairs) + 2.5))
+    fig = Figure(figsize=(width, 4.8), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.bar(range(len(pairs)), [v for _, v in pairs], color="tab:blue")
-    ax.set_xticks(range(len(pairs)), [lab for lab, _ in pairs], rotation=60, ha="right",
-                  fontsize=7)
+    bars = ax.bar(range(len(pairs)), [v for _, v in pairs], color="tab:blue")
+    fontsize = 7 if len(pairs) > 20 else 8
+    # Upright labels when they fit side by side (about 0.6 em a character), else vertical ones.
+    fits = max((len(lab) for lab, _ in pairs), default=0) * 0.6 * fontsize / 72 < 0.8 * width / max(1, len(pairs))
+    ax.set_xticks(range(len(pairs)), [lab for lab, _ in pairs], rotation=0 if fits else 90,
+                  fontsize=fontsize)
     ax.axhline(1.0, color="gray", lw=1, ls="--")
     if pairs and max(v for _, v in pairs) / max(min(v for _, v in pairs), 1e-12) > 50:
         ax.set_yscale("log")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
+        # One plain label per decade: minor labels on a log axis run into each other.
+        ax.yaxis.set_major_locator(LogLocator(base=10, numticks=30))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    if len(pairs) <= 20:
+        ax.bar_label(bars, [f"{v:,.0f}" if v >= 100 else f"{v:.3g}" for _, v in pairs], fontsize=7,
+                     padding=1)
+    num, slash, den = ylabel.partition("/")
+    meaning = f"\nabove 1: {den.strip()} is faster" if slash and num.strip() and den.strip() else ""
+    ax.set_ylabel(f"{ylabel} (ratio of times){meaning}")
+    ax.set_xlabel(xlabel)
+    short = re.sub(r",?\s*\btime \(ms\)(?: and ratio to cnnconv)?,?", "", title).strip(" ,:")
+    short = re.sub(r"\s+([,:.])", r"\1", re.sub(r":\s*\(", " (", short))
+    lines = textwrap.wrap(short, width=int(width * 12))
+    if len(lines) > 3:
+        lines = lines[:2] + [textwrap.shorten(" ".join(lines[2:]), width=int(width * 12), placeholder=" ...")]
+    ax.set_title("\n".join(lines), fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     save_figure(fig, path)
+    return fig
+
+
+def _bar_labels(header: list[str], rows: list[list[str]]) -> tuple[list[str], str]:
+    """Bar labels of a benchmark table: the cells of its leading key columns, and their headers.
+
+    A first column of text (``case``, ``method``) names the rows by itself. Otherwise the key
+    columns are the leading ones that hold no measurement: text or integers in every cell (no
+    decimal number, no ``n/a``) and no ratio header (``/``, ``ratio``, ...). ``n | time | ...``
+    gives the labels ``10``, ``100`` and the axis label ``n``; ``k | channels | size | kind |
+    time ...`` gives ``3, 8, 64, dense`` and ``k, channels, size, kind``.
+
+    Returns:
+        ``(labels, xlabel)``; without a key column the labels are the row numbers.
+
+    Example:
+        >>> _bar_labels(["n", "fft", "direct / fft"], [["10", "0.00333", "0.5"], ["100", "0.01", "2.1"]])
+        (['10', '100'], 'n')
+    """
+    def is_key(cell: str) -> bool:
+        return cell != "n/a" and (_number(cell) is None or "." not in cell)
+
+    keys = 0
+    while keys < len(header) and not re.search(r"speed|ratio|faster|\bvs\b|/", header[keys], re.I) and all(
+            keys < len(r) and is_key(r[keys]) for r in rows):
+        keys += 1
+    if keys > 1 and any(_number(r[0]) is None for r in rows):
+        keys = 1
+    if keys == 0:
+        return [str(j + 1) for j in range(len(rows))], "row"
+    return [", ".join(r[:keys]) for r in rows], ", ".join(header[:keys])
 
 
 def main(argv=None):
