@@ -13,11 +13,14 @@ Conventions (shared with :mod:`cnnconv.metrics` and the Sobel kernels of :mod:`c
 
 * Images are float32 tensors ``(C, H, W)``; pixel ``(r, c)`` has its centre at ``x = c``,
   ``y = r`` (x to the right along columns, y downwards along rows).
-* **Boundary**: pixel ``(r, c)`` is a boundary pixel when its right neighbour ``(r, c+1)`` or its
-  lower neighbour ``(r+1, c)`` has a different label. Every pair of 4-adjacent pixels with
-  different labels therefore marks exactly one pixel, the upper/left one: the boundary is one
-  pixel wide and lies consistently on the upper/left side of the true edge (which runs between
-  pixel centres), so it is within 0.5 pixel of the continuous edge along either axis.
+* **Boundary**: the label changes, thinned. Pixel ``(r, c)`` is a *label-change pixel* when its
+  right neighbour ``(r, c+1)`` or its lower neighbour ``(r+1, c)`` has a different label (the
+  upper/left pixel of every 4-adjacent pair with different labels, within 0.5 pixel of the
+  continuous edge, which runs between pixel centres). Along slanted edges these form 4-connected
+  staircases, two pixels thick in the 8-connected sense; the boundary is their thinning by
+  :func:`cnnconv.metrics.thin_boundaries`, the thinning the metric applies to predictions, so it
+  is a subset of the label-change pixels that the metric leaves unchanged and the ground truth
+  scored as its own prediction gets F = 1.
 * **Orientation**: the boundary normal direction in radians in ``(-pi, pi]``, in the convention of
   ``atan2(gy, gx)`` for the correlation Sobel gradient (``gx`` positive where intensity grows to
   the right, ``gy`` positive where it grows downwards): it points from the darker to the brighter
@@ -34,8 +37,12 @@ Conventions (shared with :mod:`cnnconv.metrics` and the Sobel kernels of :mod:`c
   absolute difference for grayscale). The scene's **edge contrast** ``c`` is the *smallest*
   difference over all pairs of adjacent regions actually present (returned as ``contrast``; it is
   ``>= contrast`` except in rare crowded scenes). The noise is i.i.d. Gaussian with standard
-  deviation ``noise_std = noise * c``: ``noise=0.2`` means the noise std is 20% of the weakest
-  edge's step. Noise is added after anti-aliasing / blur and the image is not clipped.
+  deviation ``noise_std = noise * c`` (``noise_mode="relative"``, the default): ``noise=0.2`` means
+  the noise std is 20% of the weakest edge's step, so its absolute level varies between scenes.
+  With ``noise_mode="absolute"`` it is ``noise_std = noise * contrast`` (the nominal contrast
+  argument), the same in every scene; as ``c >= contrast`` except in rare crowded scenes, the
+  noise is then at most ``noise`` times any edge step. Noise is added after anti-aliasing / blur
+  and the image is not clipped.
 * **Reproducibility**: the seed is split into independent streams for geometry, region values,
   texture and noise, so for one seed the geometry is the same for grayscale and colour, and the
   noise field is the same standard-normal draw scaled by ``noise_std`` at every noise level.
@@ -52,6 +59,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from .metrics import thin_boundaries
 
 __all__ = [
     "make_scene",
@@ -115,14 +124,27 @@ def _streams(rng: np.random.Generator | None, seed: SeedLike) -> list[np.random.
     return [np.random.default_rng(s) for s in ss.spawn(4)]
 
 
+def _shape_frame(rng: np.random.Generator, h: int, w: int, radius: float | None):
+    """Size and centre of a shape: the scene default, or ``radius`` with the centre anywhere."""
+    if radius is None:
+        r, lo, hi = rng.uniform(0.08, 0.3) * min(h, w), 0.1, 0.9
+    else:
+        r, lo, hi = radius, 0.0, 1.0
+    return r, rng.uniform(lo, hi) * (w - 1), rng.uniform(lo, hi) * (h - 1)
+
+
 class _Ellipse:
-    def __init__(self, rng: np.random.Generator, h: int, w: int):
-        r = rng.uniform(0.08, 0.3) * min(h, w)
-        self.cx = rng.uniform(0.1, 0.9) * (w - 1)
-        self.cy = rng.uniform(0.1, 0.9) * (h - 1)
-        self.a = rng.uniform(0.4, 1.0) * r
-        self.b = rng.uniform(0.4, 1.0) * r
-        self.theta = rng.uniform(0, np.pi)
+    """A random ellipse (``disc=True``: a disc of radius ``radius``)."""
+
+    def __init__(self, rng: np.random.Generator, h: int, w: int, radius: float | None = None, disc: bool = False):
+        r, self.cx, self.cy = _shape_frame(rng, h, w, radius)
+        if disc:
+            self.a = self.b = r
+            self.theta = 0.0
+        else:
+            self.a = rng.uniform(0.4, 1.0) * r
+            self.b = rng.uniform(0.4, 1.0) * r
+            self.theta = rng.uniform(0, np.pi)
 
     def _local(self, x, y):
         c, s = math.cos(self.theta), math.sin(self.theta)
@@ -150,10 +172,8 @@ class _Ellipse:
 class _Polygon:
     """A random polygon, star-shaped around its centre (so edges face away from the centre)."""
 
-    def __init__(self, rng: np.random.Generator, h: int, w: int):
-        r = rng.uniform(0.08, 0.3) * min(h, w)
-        self.cx = rng.uniform(0.1, 0.9) * (w - 1)
-        self.cy = rng.uniform(0.1, 0.9) * (h - 1)
+    def __init__(self, rng: np.random.Generator, h: int, w: int, radius: float | None = None):
+        r, self.cx, self.cy = _shape_frame(rng, h, w, radius)
         m = int(rng.integers(3, 9))
         # angles with a minimum gap so that no side degenerates
         gaps = rng.uniform(0.5, 1.0, size=m)
@@ -271,58 +291,7 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return img
 
 
-def make_scene(
-    size: int | tuple[int, int] = 128,
-    *,
-    rng: np.random.Generator | None = None,
-    seed: SeedLike = None,
-    n_shapes: int | tuple[int, int] = (3, 8),
-    colour: bool = False,
-    texture: bool | float = False,
-    antialias: bool | int = True,
-    blur: float | None = None,
-    noise: float = 0.0,
-    contrast: float = 0.2,
-    shapes: Sequence[str] = ("polygon", "ellipse"),
-) -> dict[str, Any]:
-    """Generates one piecewise-constant scene with its exact boundary and orientation.
-
-    Random polygons (star-shaped, 3 to 8 sides) and ellipses are drawn over a background, later
-    shapes over earlier ones; each region gets a constant value (see the module docstring for the
-    contrast, noise, boundary and orientation conventions).
-
-    Args:
-        size: ``H`` (square) or ``(H, W)``, at least 8.
-        rng: a ``numpy.random.Generator`` to draw from (give ``rng`` or ``seed``, not both).
-        seed: an int or a sequence of ints (e.g. ``(seed, index)``); the same seed always gives
-            the same scene. Neither: a fresh random scene.
-        n_shapes: the number of shapes, or a ``(low, high)`` inclusive range to draw it from.
-        colour: three channels instead of one.
-        texture: ``False``, ``True`` (0.5) or a level: each region gets its own random
-            sinusoidal grating (orientation, period 3 to 12 pixels, phase) whose peak-to-peak
-            amplitude is ``texture * contrast`` (the nominal contrast argument): ``texture=0.5``
-            varies a region by half the nominal edge step.
-        antialias: ``True`` (4x4 supersampling), an integer supersampling factor, or ``False``
-            (one sample per pixel, hard edges).
-        blur: optional Gaussian blur sigma in pixels, applied after rendering (defocus).
-        noise: noise std as a fraction of the scene's edge contrast (``noise_std = noise * c``).
-        contrast: the smallest wanted difference between adjacent regions (in ``(0, 0.8]``).
-        shapes: which shape kinds to draw, a subset of ``("polygon", "ellipse")``.
-
-    Returns:
-        dict with ``image`` float32 ``(C, H, W)``, ``boundary`` bool ``(H, W)``,
-        ``orientation`` float32 ``(H, W)`` (radians, valid where ``boundary``), ``labels``
-        int64 ``(H, W)``, ``clean`` float32 ``(C, H, W)`` (the image before noise), and floats
-        ``contrast`` (the edge contrast ``c``) and ``noise_std``.
-
-    Example:
-        >>> s = make_scene(64, seed=0, noise=0.1)
-        >>> s["image"].shape, s["boundary"].dtype, s["orientation"].shape
-        (torch.Size([1, 64, 64]), torch.bool, torch.Size([64, 64]))
-        >>> abs(s["noise_std"] - 0.1 * s["contrast"]) < 1e-12
-        True
-    """
-    h, w = _check_size(size)
+def _check_n_shapes(n_shapes: Any) -> tuple[int, int]:
     if isinstance(n_shapes, bool):
         raise TypeError(f"n_shapes must be an int or a (low, high) pair, got {n_shapes!r}")
     if isinstance(n_shapes, (int, np.integer)):
@@ -333,6 +302,11 @@ def make_scene(
         raise TypeError(f"n_shapes must be an int or a (low, high) pair, got {n_shapes!r}")
     if n_lo < 1 or n_hi < n_lo:
         raise ValueError(f"n_shapes must be >= 1 with low <= high, got {n_shapes!r}")
+    return n_lo, n_hi
+
+
+def _render_options(colour, texture, antialias, blur, noise, contrast, noise_mode) -> dict[str, Any]:
+    """Validated rendering arguments shared by :func:`make_scene` and :func:`make_dead_leaves`."""
     if not isinstance(colour, bool):
         raise TypeError(f"colour must be a bool, got {type(colour).__name__}")
     tex_amp = 0.5 if texture is True else (0.0 if texture is False else _check_nonneg(texture, "texture"))
@@ -350,17 +324,23 @@ def make_scene(
     contrast = _check_nonneg(contrast, "contrast")
     if not 0 < contrast <= _VALUE_RANGE[1] - _VALUE_RANGE[0]:
         raise ValueError(f"contrast must be in (0, 0.8], got {contrast}")
-    kinds = tuple(shapes)
-    if not kinds or any(k not in ("polygon", "ellipse") for k in kinds):
-        raise ValueError(f"shapes must be a non-empty subset of ('polygon', 'ellipse'), got {shapes!r}")
+    if noise_mode not in ("relative", "absolute"):
+        raise ValueError(f"noise_mode must be 'relative' or 'absolute', got {noise_mode!r}")
+    return {
+        "channels": 3 if colour else 1,
+        "tex_amp": tex_amp,
+        "ss": ss,
+        "blur": blur,
+        "noise": noise,
+        "contrast": contrast,
+        "noise_mode": noise_mode,
+    }
 
-    g_rng, v_rng, t_rng, n_rng = _streams(rng, seed)
-    n = int(g_rng.integers(n_lo, n_hi + 1))
-    objs = []
-    for _ in range(n):
-        kind = kinds[int(g_rng.integers(len(kinds)))]
-        objs.append(_Polygon(g_rng, h, w) if kind == "polygon" else _Ellipse(g_rng, h, w))
 
+def _compose(objs, h: int, w: int, opts: dict[str, Any], v_rng, t_rng, n_rng) -> dict[str, Any]:
+    """Renders shapes (later over earlier) into the scene dict of :func:`make_scene`."""
+    n = len(objs)
+    ss, channels, contrast, tex_amp = opts["ss"], opts["channels"], opts["contrast"], opts["tex_amp"]
     # labels at pixel centres (integer coordinates)
     labels = _render_labels(objs, np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
     # supersampled labels for the image: ss x ss samples inside each pixel
@@ -369,7 +349,6 @@ def make_scene(
     xs = (np.arange(w)[:, None] + sub[None, :]).reshape(-1)
     labels_hi = _render_labels(objs, xs, ys) if ss > 1 else labels
 
-    channels = 3 if colour else 1
     pairs = _adjacent_pairs(labels)
     values = _region_values(v_rng, n + 1, channels, pairs, contrast)
     pattern = None
@@ -391,25 +370,25 @@ def make_scene(
         if ss > 1:  # box-average the ss x ss samples of each pixel
             plane = plane.reshape(h, ss, w * ss).sum(axis=1).reshape(h, w, ss).sum(axis=2) / (ss * ss)
         img[c] = plane
-    if blur is not None:
-        img = _gaussian_blur(img, blur)
+    if opts["blur"] is not None:
+        img = _gaussian_blur(img, opts["blur"])
 
     if pairs.shape[0]:
         diff = np.sqrt(((values[pairs[:, 0]] - values[pairs[:, 1]]) ** 2).mean(axis=1))
         edge_contrast = float(diff.min())
     else:  # a single region: no edge; use the nominal contrast for the noise scale
         edge_contrast = contrast
-    noise_std = noise * edge_contrast
+    noise_std = opts["noise"] * (edge_contrast if opts["noise_mode"] == "relative" else contrast)
     z = n_rng.standard_normal((channels, h, w))
     clean = img
     image = img + noise_std * z
 
-    # boundary: upper/left pixel of every 4-adjacent pair with different labels
+    # boundary: upper/left pixel of every 4-adjacent pair with different labels, thinned
     right = np.zeros((h, w), dtype=bool)
     down = np.zeros((h, w), dtype=bool)
     right[:, :-1] = labels[:, :-1] != labels[:, 1:]
     down[:-1, :] = labels[:-1, :] != labels[1:, :]
-    boundary = right | down
+    boundary = thin_boundaries(right | down)
     orientation = np.zeros((h, w))
     r_idx, c_idx = np.nonzero(boundary)
     if r_idx.size:
@@ -440,6 +419,77 @@ def make_scene(
         "contrast": edge_contrast,
         "noise_std": noise_std,
     }
+
+
+def make_scene(
+    size: int | tuple[int, int] = 128,
+    *,
+    rng: np.random.Generator | None = None,
+    seed: SeedLike = None,
+    n_shapes: int | tuple[int, int] = (3, 8),
+    colour: bool = False,
+    texture: bool | float = False,
+    antialias: bool | int = True,
+    blur: float | None = None,
+    noise: float = 0.0,
+    contrast: float = 0.2,
+    shapes: Sequence[str] = ("polygon", "ellipse"),
+    noise_mode: str = "relative",
+) -> dict[str, Any]:
+    """Generates one piecewise-constant scene with its exact boundary and orientation.
+
+    Random polygons (star-shaped, 3 to 8 sides) and ellipses are drawn over a background, later
+    shapes over earlier ones; each region gets a constant value (see the module docstring for the
+    contrast, noise, boundary and orientation conventions).
+
+    Args:
+        size: ``H`` (square) or ``(H, W)``, at least 8.
+        rng: a ``numpy.random.Generator`` to draw from (give ``rng`` or ``seed``, not both).
+        seed: an int or a sequence of ints (e.g. ``(seed, index)``); the same seed always gives
+            the same scene. Neither: a fresh random scene.
+        n_shapes: the number of shapes, or a ``(low, high)`` inclusive range to draw it from.
+        colour: three channels instead of one.
+        texture: ``False``, ``True`` (0.5) or a level: each region gets its own random
+            sinusoidal grating (orientation, period 3 to 12 pixels, phase) whose peak-to-peak
+            amplitude is ``texture * contrast`` (the nominal contrast argument): ``texture=0.5``
+            varies a region by half the nominal edge step.
+        antialias: ``True`` (4x4 supersampling), an integer supersampling factor, or ``False``
+            (one sample per pixel, hard edges).
+        blur: optional Gaussian blur sigma in pixels, applied after rendering (defocus).
+        noise: noise std as a fraction of a contrast, see ``noise_mode``.
+        contrast: the smallest wanted difference between adjacent regions (in ``(0, 0.8]``).
+        shapes: which shape kinds to draw, a subset of ``("polygon", "ellipse")``.
+        noise_mode: ``"relative"``: ``noise_std = noise * c``, a fraction of this scene's edge
+            contrast ``c`` (the weakest edge); ``"absolute"``: ``noise_std = noise * contrast``,
+            a fraction of the nominal contrast, the same in every scene.
+
+    Returns:
+        dict with ``image`` float32 ``(C, H, W)``, ``boundary`` bool ``(H, W)``,
+        ``orientation`` float32 ``(H, W)`` (radians, valid where ``boundary``, 0 elsewhere),
+        ``labels`` int64 ``(H, W)``, ``clean`` float32 ``(C, H, W)`` (the image before noise), and
+        floats ``contrast`` (the edge contrast ``c``) and ``noise_std``.
+
+    Example:
+        >>> s = make_scene(64, seed=0, noise=0.1)
+        >>> s["image"].shape, s["boundary"].dtype, s["orientation"].shape
+        (torch.Size([1, 64, 64]), torch.bool, torch.Size([64, 64]))
+        >>> abs(s["noise_std"] - 0.1 * s["contrast"]) < 1e-12
+        True
+    """
+    h, w = _check_size(size)
+    n_lo, n_hi = _check_n_shapes(n_shapes)
+    opts = _render_options(colour, texture, antialias, blur, noise, contrast, noise_mode)
+    kinds = tuple(shapes)
+    if not kinds or any(k not in ("polygon", "ellipse") for k in kinds):
+        raise ValueError(f"shapes must be a non-empty subset of ('polygon', 'ellipse'), got {shapes!r}")
+
+    g_rng, v_rng, t_rng, n_rng = _streams(rng, seed)
+    n = int(g_rng.integers(n_lo, n_hi + 1))
+    objs = []
+    for _ in range(n):
+        kind = kinds[int(g_rng.integers(len(kinds)))]
+        objs.append(_Polygon(g_rng, h, w) if kind == "polygon" else _Ellipse(g_rng, h, w))
+    return _compose(objs, h, w, opts, v_rng, t_rng, n_rng)
 
 
 class SyntheticScenes(torch.utils.data.Dataset):

@@ -1,0 +1,94 @@
+"""Tests of the edge-study data: thin scene boundaries, absolute noise, dead-leaves scenes,
+real-image boundary datasets and paired t-intervals.
+
+Oracles: the BSDS protocol of :func:`cnnconv.metrics.evaluate_boundaries` (ground truth scored
+as its own prediction gives F = 1 exactly), loop definitions of label changes, scipy.stats for
+the t-interval, and scipy.io for the BSDS file format.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cnnconv.data import make_scene
+from cnnconv.edges import non_max_suppression
+from cnnconv.functional import sobel
+from cnnconv.metrics import evaluate_boundaries, thin_boundaries
+
+THRESHOLDS = np.linspace(0.0, 1.0, 35)[1:-1]
+
+
+def _label_change_pixels(lab: np.ndarray) -> np.ndarray:
+    """Pixels whose right or lower neighbour has another label (loop definition)."""
+    h, w = lab.shape
+    out = np.zeros((h, w), dtype=bool)
+    for r in range(h):
+        for c in range(w):
+            if (c + 1 < w and lab[r, c] != lab[r, c + 1]) or (r + 1 < h and lab[r, c] != lab[r + 1, c]):
+                out[r, c] = True
+    return out
+
+
+def _sobel_nms_scores(images: torch.Tensor) -> torch.Tensor:
+    """The experiment's linear-detector pipeline: Sobel, NMS along the gradient, scaled to [0, 1]."""
+    g = sobel(images, output="xy", normalized=True)  # (N, C, 2, H, W)
+    gx, gy = g[:, :, 0].mean(1), g[:, :, 1].mean(1)
+    nms = non_max_suppression(torch.hypot(gx, gy)[:, None], torch.atan2(gy, gx)[:, None])[:, 0]
+    return nms / nms.max()
+
+
+# ------------------------------------------------------------------------------------------
+# Thin ground truth
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"colour": True}, {"texture": True}, {"antialias": False, "shapes": ("polygon",)}, {"shapes": ("ellipse",)}],
+)
+def test_scene_ground_truth_scores_one_as_its_own_prediction(kwargs):
+    scenes = [make_scene(64, seed=(11, i), **kwargs) for i in range(4)]
+    gts = [s["boundary"] for s in scenes]
+    res = evaluate_boundaries(torch.stack(gts).float(), gts, thresholds=THRESHOLDS)
+    assert res.ods == 1.0 and res.ois == 1.0
+    for s in scenes:
+        b = s["boundary"].numpy()
+        # already thin: the metric's thinning leaves it unchanged
+        np.testing.assert_array_equal(thin_boundaries(b), b)
+        # every boundary pixel lies on a label change, and the orientation is 0 elsewhere
+        assert not (b & ~_label_change_pixels(s["labels"].numpy())).any()
+        assert (s["orientation"][~s["boundary"]] == 0).all()
+
+
+def test_clean_sobel_scores_near_one_on_clean_scenes():
+    scenes = [make_scene(96, seed=(12, i)) for i in range(6)]
+    images = torch.stack([s["image"] for s in scenes])
+    res = evaluate_boundaries(_sobel_nms_scores(images), [s["boundary"] for s in scenes], thresholds=THRESHOLDS)
+    assert res.ods >= 0.98
+
+
+# ------------------------------------------------------------------------------------------
+# Absolute noise
+# ------------------------------------------------------------------------------------------
+
+
+def test_absolute_noise_has_the_same_std_in_every_scene():
+    scenes = [make_scene(64, seed=(13, i), noise=0.4, noise_mode="absolute", contrast=0.15) for i in range(6)]
+    stds = [s["noise_std"] for s in scenes]
+    assert stds == pytest.approx([0.4 * 0.15] * 6, abs=1e-12)
+    # the measured noise matches, while the weakest edges differ between scenes
+    for s in scenes:
+        z = (s["image"].double() - s["clean"].double()).flatten().numpy()
+        assert abs(z.std() - 0.06) < 0.004
+    assert max(s["contrast"] for s in scenes) - min(s["contrast"] for s in scenes) > 0.01
+    # the relative mode (the default) still scales by each scene's weakest edge
+    rel = make_scene(64, seed=(13, 0), noise=0.4, contrast=0.15)
+    assert rel["noise_std"] == pytest.approx(0.4 * rel["contrast"])
+    assert torch.equal(rel["clean"], scenes[0]["clean"])
+
+
+def test_noise_mode_is_checked():
+    with pytest.raises(ValueError, match="noise_mode.*'relateive'"):
+        make_scene(16, seed=0, noise_mode="relateive")
