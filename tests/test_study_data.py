@@ -92,3 +92,63 @@ def test_absolute_noise_has_the_same_std_in_every_scene():
 def test_noise_mode_is_checked():
     with pytest.raises(ValueError, match="noise_mode.*'relateive'"):
         make_scene(16, seed=0, noise_mode="relateive")
+
+
+# ------------------------------------------------------------------------------------------
+# Paired t-intervals
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 12])
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_paired_t_interval_matches_scipy(n, confidence):
+    from scipy import stats
+
+    from cnnconv.metrics import paired_t_interval
+
+    rng = np.random.default_rng([n, int(confidence * 100)])
+    a = rng.normal(0.8, 0.05, size=n)
+    b = a - rng.normal(0.01, 0.02, size=n)
+    mean, low, high = paired_t_interval(a, b, confidence=confidence)
+    d = a - b
+    ref_low, ref_high = stats.t.interval(confidence, n - 1, loc=d.mean(), scale=stats.sem(d))
+    assert mean == pytest.approx(d.mean(), abs=1e-15)
+    assert low == pytest.approx(ref_low, rel=1e-12, abs=1e-15)
+    assert high == pytest.approx(ref_high, rel=1e-12, abs=1e-15)
+    # the table used without scipy gives the same quantiles
+    t_table = (high - mean) / stats.sem(d)
+    assert t_table == pytest.approx(stats.t.ppf(0.5 + confidence / 2, n - 1), rel=1e-12)
+
+
+def test_paired_t_interval_without_scipy_uses_the_table(monkeypatch):
+    import sys
+
+    from scipy import stats
+
+    from cnnconv.metrics import paired_t_interval
+
+    a = torch.tensor([0.91, 0.88, 0.93, 0.90], dtype=torch.float64)
+    b = torch.tensor([0.89, 0.87, 0.90, 0.90], dtype=torch.float64)
+    with_scipy = paired_t_interval(a, b)
+    monkeypatch.setitem(sys.modules, "scipy.stats", None)  # import scipy.stats now fails
+    without = paired_t_interval(a, b)
+    assert without == pytest.approx(with_scipy, rel=1e-4)
+    d = (a - b).numpy()
+    assert without[2] - without[0] == pytest.approx(stats.t.ppf(0.975, 3) * stats.sem(d), rel=1e-4)
+    with pytest.raises(ValueError, match="confidence.*0.8"):
+        paired_t_interval(a, b, confidence=0.8)  # not in the table
+
+
+def test_paired_t_interval_bad_input():
+    from cnnconv.metrics import paired_t_interval
+
+    with pytest.raises(ValueError, match="at least 2.*got 1"):
+        paired_t_interval([0.5], [0.4])
+    with pytest.raises(ValueError, match="same length.*3 and 2"):
+        paired_t_interval([0.5, 0.6, 0.7], [0.4, 0.5])
+    with pytest.raises(ValueError, match="confidence.*1.5"):
+        paired_t_interval([0.5, 0.6], [0.4, 0.5], confidence=1.5)
+    with pytest.raises(ValueError, match="finite"):
+        paired_t_interval([0.5, float("nan")], [0.4, 0.5])
+    # identical differences: a zero-width interval
+    assert paired_t_interval([0.5, 0.7], [0.4, 0.6]) == pytest.approx((0.1, 0.1, 0.1))
