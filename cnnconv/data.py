@@ -2,8 +2,9 @@
 
 Three sources:
 
-* :func:`make_scene` / :class:`SyntheticScenes`: piecewise-constant scenes of random polygons and
-  ellipses with their exact label map, one-pixel-wide boundary and boundary normal direction,
+* :func:`make_scene` / :func:`make_dead_leaves` / :class:`SyntheticScenes`: scenes of random
+  polygons and ellipses, or dead leaves (many occluding discs and polygons), optionally textured,
+  with their exact label map, one-pixel-wide boundary and boundary normal direction,
   reproducible by seed.
 * :func:`bundled_photographs` / :class:`PhotoCrops`: real photographs shipped inside the
   scikit-image wheel, with random crops and flips / 90-degree rotations.
@@ -64,6 +65,7 @@ from .metrics import thin_boundaries
 
 __all__ = [
     "make_scene",
+    "make_dead_leaves",
     "SyntheticScenes",
     "PHOTOGRAPHS",
     "bundled_photographs",
@@ -291,6 +293,10 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return img
 
 
+# number of gratings summed in a "noise" texture
+_NOISE_WAVES = 8
+
+
 def _check_n_shapes(n_shapes: Any) -> tuple[int, int]:
     if isinstance(n_shapes, bool):
         raise TypeError(f"n_shapes must be an int or a (low, high) pair, got {n_shapes!r}")
@@ -305,7 +311,7 @@ def _check_n_shapes(n_shapes: Any) -> tuple[int, int]:
     return n_lo, n_hi
 
 
-def _render_options(colour, texture, antialias, blur, noise, contrast, noise_mode) -> dict[str, Any]:
+def _render_options(colour, texture, texture_kind, antialias, blur, noise, contrast, noise_mode) -> dict[str, Any]:
     """Validated rendering arguments shared by :func:`make_scene` and :func:`make_dead_leaves`."""
     if not isinstance(colour, bool):
         raise TypeError(f"colour must be a bool, got {type(colour).__name__}")
@@ -324,11 +330,14 @@ def _render_options(colour, texture, antialias, blur, noise, contrast, noise_mod
     contrast = _check_nonneg(contrast, "contrast")
     if not 0 < contrast <= _VALUE_RANGE[1] - _VALUE_RANGE[0]:
         raise ValueError(f"contrast must be in (0, 0.8], got {contrast}")
+    if texture_kind not in ("grating", "noise"):
+        raise ValueError(f"texture_kind must be 'grating' or 'noise', got {texture_kind!r}")
     if noise_mode not in ("relative", "absolute"):
         raise ValueError(f"noise_mode must be 'relative' or 'absolute', got {noise_mode!r}")
     return {
         "channels": 3 if colour else 1,
         "tex_amp": tex_amp,
+        "texture_kind": texture_kind,
         "ss": ss,
         "blur": blur,
         "noise": noise,
@@ -357,11 +366,23 @@ def _compose(objs, h: int, w: int, opts: dict[str, Any], v_rng, t_rng, n_rng) ->
         theta = t_rng.uniform(0, np.pi, size=n + 1)
         period = t_rng.uniform(3.0, 12.0, size=n + 1)
         phase = t_rng.uniform(0, 2 * np.pi, size=n + 1)
+        if opts["texture_kind"] == "noise":
+            # _NOISE_WAVES gratings per region, spread in orientation and period around the
+            # region's, with the RMS of one grating
+            k = _NOISE_WAVES
+            theta = theta[:, None] + t_rng.normal(0.0, 0.35, size=(n + 1, k))
+            period = period[:, None] * np.exp(t_rng.normal(0.0, 0.25, size=(n + 1, k)))
+            phase = t_rng.uniform(0, 2 * np.pi, size=(n + 1, k))
+            amp /= math.sqrt(k)
+        else:
+            theta, period, phase = theta[:, None], period[:, None], phase[:, None]
         kx = np.cos(theta) * 2 * np.pi / period
         ky = np.sin(theta) * 2 * np.pi / period
-        # one oriented grating per region, looked up per sample from its label
-        arg = np.take(kx, labels_hi) * xs[None, :] + np.take(ky, labels_hi) * ys[:, None]
-        pattern = 0.5 * amp * np.sin(arg + np.take(phase, labels_hi))
+        # oriented gratings per region, looked up per sample from its label
+        pattern = 0.0
+        for j in range(kx.shape[1]):
+            arg = np.take(kx[:, j], labels_hi) * xs[None, :] + np.take(ky[:, j], labels_hi) * ys[:, None]
+            pattern = pattern + 0.5 * amp * np.sin(arg + np.take(phase[:, j], labels_hi))
     img = np.empty((channels, h, w))
     for c in range(channels):
         plane = np.take(values[:, c], labels_hi)
@@ -429,6 +450,7 @@ def make_scene(
     n_shapes: int | tuple[int, int] = (3, 8),
     colour: bool = False,
     texture: bool | float = False,
+    texture_kind: str = "grating",
     antialias: bool | int = True,
     blur: float | None = None,
     noise: float = 0.0,
@@ -453,6 +475,9 @@ def make_scene(
             sinusoidal grating (orientation, period 3 to 12 pixels, phase) whose peak-to-peak
             amplitude is ``texture * contrast`` (the nominal contrast argument): ``texture=0.5``
             varies a region by half the nominal edge step.
+        texture_kind: ``"grating"`` (one sinusoid per region) or ``"noise"`` (per region a sum
+            of 8 sinusoids whose orientations and periods scatter around the region's, with
+            random phases: an oriented noise-like texture with the RMS of one grating).
         antialias: ``True`` (4x4 supersampling), an integer supersampling factor, or ``False``
             (one sample per pixel, hard edges).
         blur: optional Gaussian blur sigma in pixels, applied after rendering (defocus).
@@ -478,7 +503,7 @@ def make_scene(
     """
     h, w = _check_size(size)
     n_lo, n_hi = _check_n_shapes(n_shapes)
-    opts = _render_options(colour, texture, antialias, blur, noise, contrast, noise_mode)
+    opts = _render_options(colour, texture, texture_kind, antialias, blur, noise, contrast, noise_mode)
     kinds = tuple(shapes)
     if not kinds or any(k not in ("polygon", "ellipse") for k in kinds):
         raise ValueError(f"shapes must be a non-empty subset of ('polygon', 'ellipse'), got {shapes!r}")
@@ -492,20 +517,110 @@ def make_scene(
     return _compose(objs, h, w, opts, v_rng, t_rng, n_rng)
 
 
-class SyntheticScenes(torch.utils.data.Dataset):
-    """A reproducible dataset of :func:`make_scene` samples.
+def make_dead_leaves(
+    size: int | tuple[int, int] = 128,
+    *,
+    rng: np.random.Generator | None = None,
+    seed: SeedLike = None,
+    n_shapes: int | tuple[int, int] = (100, 150),
+    radius: tuple[float, float] = (0.04, 0.4),
+    shapes: Sequence[str] = ("disc", "polygon"),
+    colour: bool = False,
+    texture: bool | float = False,
+    texture_kind: str = "grating",
+    antialias: bool | int = True,
+    blur: float | None = None,
+    noise: float = 0.0,
+    contrast: float = 0.1,
+    noise_mode: str = "relative",
+) -> dict[str, Any]:
+    """Generates a dead-leaves scene: many occluding discs and polygons, each a textured region.
 
-    Item ``i`` is ``make_scene(size, seed=(seed, i), **scene_kwargs)``: the same for a given
-    ``(seed, i)`` in every process and epoch, so it works with any number of DataLoader workers.
+    Leaves are dropped in painter's order (each over all earlier ones) with centres uniform over
+    the image and radii ``r`` of density proportional to ``r**-3`` between ``radius[0]`` and
+    ``radius[1]`` times the image's shorter side (the scale-invariant dead-leaves law: many small
+    leaves, a few large ones), so most leaves are partly hidden and the visible regions have
+    irregular outlines, T-junctions and all sizes. Where no leaf falls the background (label 0)
+    shows (with the defaults typically 10-30% of a square image, less with more leaves). Every leaf gets its own value and, with ``texture``, its own texture; textures vary
+    inside a region and are *not* boundaries: the boundary is the thinned label change of the
+    visible leaf map, exactly as in :func:`make_scene` (whose conventions for contrast, noise,
+    orientation and seeds apply unchanged).
+
+    Args:
+        size: ``H`` (square) or ``(H, W)``, at least 8.
+        rng: a ``numpy.random.Generator`` (give ``rng`` or ``seed``, not both).
+        seed: an int or a sequence of ints; the same seed always gives the same scene, and with
+            an int ``n_shapes`` the first ``n`` leaves of a scene with more leaves are the same.
+        n_shapes: the number of leaves, or a ``(low, high)`` inclusive range.
+        radius: ``(min, max)`` leaf radius as fractions of the shorter side, ``0 < min <= max``.
+        shapes: leaf kinds, a subset of ``("disc", "polygon")`` (polygons are star-shaped with 3
+            to 8 sides and radius ``r``).
+        colour: three channels instead of one.
+        texture: ``False``, ``True`` (0.5) or a level, as in :func:`make_scene`.
+        texture_kind: ``"grating"`` or ``"noise"``, as in :func:`make_scene`.
+        antialias: ``True`` (4x4 supersampling), an integer factor, or ``False``.
+        blur: optional Gaussian blur sigma in pixels.
+        noise: noise std as a fraction of a contrast, see ``noise_mode``.
+        contrast: the smallest wanted difference between adjacent leaves (in ``(0, 0.8]``); a
+            leaf touches many others, so this is lower than :func:`make_scene`'s default.
+        noise_mode: ``"relative"`` (of the scene's weakest edge) or ``"absolute"`` (of
+            ``contrast``), as in :func:`make_scene`.
+
+    Returns:
+        The dict of :func:`make_scene`: ``image``, ``boundary``, ``orientation``, ``labels`` (the
+        index of the visible leaf, 0 for the background), ``clean``, ``contrast``, ``noise_std``.
+
+    Example:
+        >>> s = make_dead_leaves(64, seed=0, texture=True)
+        >>> s["image"].shape, int(s["labels"].unique().numel()) > 10
+        (torch.Size([1, 64, 64]), True)
+    """
+    h, w = _check_size(size)
+    n_lo, n_hi = _check_n_shapes(n_shapes)
+    opts = _render_options(colour, texture, texture_kind, antialias, blur, noise, contrast, noise_mode)
+    if (
+        not isinstance(radius, (tuple, list))
+        or len(radius) != 2
+        or not all(isinstance(r, (int, float, np.floating, np.integer)) and not isinstance(r, bool) for r in radius)
+    ):
+        raise TypeError(f"radius must be a (min, max) pair of numbers, got {radius!r}")
+    r_min, r_max = float(radius[0]), float(radius[1])
+    if not (math.isfinite(r_max) and 0 < r_min <= r_max):
+        raise ValueError(f"radius must satisfy 0 < min <= max, got {tuple(radius)}")
+    kinds = tuple(shapes)
+    if not kinds or any(k not in ("disc", "polygon") for k in kinds):
+        raise ValueError(f"shapes must be a non-empty subset of ('disc', 'polygon'), got {shapes!r}")
+
+    g_rng, v_rng, t_rng, n_rng = _streams(rng, seed)
+    n = int(g_rng.integers(n_lo, n_hi + 1))
+    side = min(h, w)
+    objs = []
+    for _ in range(n):
+        kind = kinds[int(g_rng.integers(len(kinds)))]
+        # inverse CDF of the density r**-3 on [r_min, r_max]
+        u = g_rng.uniform()
+        r = side * (r_min**-2 - u * (r_min**-2 - r_max**-2)) ** -0.5
+        objs.append(_Polygon(g_rng, h, w, radius=r) if kind == "polygon" else _Ellipse(g_rng, h, w, radius=r, disc=True))
+    return _compose(objs, h, w, opts, v_rng, t_rng, n_rng)
+
+
+class SyntheticScenes(torch.utils.data.Dataset):
+    """A reproducible dataset of :func:`make_scene` or :func:`make_dead_leaves` samples.
+
+    Item ``i`` is ``make_scene(size, seed=(seed, i), **scene_kwargs)`` (or ``make_dead_leaves``):
+    the same for a given ``(seed, i)`` in every process and epoch, so it works with any number of
+    DataLoader workers.
 
     Args:
         length: number of items.
         size: image size ``H`` or ``(H, W)``.
         seed: dataset seed (use different seeds for training and test sets).
+        kind: ``"shapes"`` (:func:`make_scene`) or ``"dead_leaves"`` (:func:`make_dead_leaves`).
         cache: keep generated items in memory (each DataLoader worker keeps its own copy);
             worth it when a small set is read for many epochs.
-        **scene_kwargs: passed to :func:`make_scene` (``noise``, ``colour``, ``texture``,
-            ``antialias``, ``blur``, ``contrast``, ``n_shapes``, ``shapes``).
+        **scene_kwargs: passed to the generator (``noise``, ``noise_mode``, ``colour``,
+            ``texture``, ``texture_kind``, ``antialias``, ``blur``, ``contrast``, ``n_shapes``,
+            ``shapes``; ``radius`` for dead leaves).
 
     Example:
         >>> ds = SyntheticScenes(10, size=32, seed=1, noise=0.2)
@@ -521,6 +636,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
         size: int | tuple[int, int] = 128,
         *,
         seed: int = 0,
+        kind: str = "shapes",
         cache: bool = False,
         **scene_kwargs,
     ):
@@ -533,13 +649,18 @@ class SyntheticScenes(torch.utils.data.Dataset):
         for bad in ("rng", "seed"):
             if bad in scene_kwargs:
                 raise TypeError(f"SyntheticScenes sets {bad} itself; got {bad}= in scene_kwargs")
+        generators = {"shapes": make_scene, "dead_leaves": make_dead_leaves}
+        if kind not in generators:
+            raise ValueError(f"kind must be 'shapes' or 'dead_leaves', got {kind!r}")
         self.length = int(length)
         self.size = _check_size(size)
         self.seed = int(seed)
+        self.kind = kind
+        self._generate = generators[kind]
         self.scene_kwargs = dict(scene_kwargs)
         self._cache: dict[int, dict[str, Any]] | None = {} if cache else None
         # validate the keyword arguments once, before any DataLoader starts
-        make_scene((8, 8), seed=0, **self.scene_kwargs)
+        self._generate((8, 8), seed=0, **self.scene_kwargs)
 
     def __len__(self) -> int:
         return self.length
@@ -550,7 +671,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
         index %= self.length
         if self._cache is not None and index in self._cache:
             return dict(self._cache[index])
-        item = make_scene(self.size, seed=(self.seed, index), **self.scene_kwargs)
+        item = self._generate(self.size, seed=(self.seed, index), **self.scene_kwargs)
         if self._cache is not None:
             self._cache[index] = item
             return dict(item)
@@ -558,7 +679,10 @@ class SyntheticScenes(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         kw = "".join(f", {k}={v!r}" for k, v in self.scene_kwargs.items())
-        return f"SyntheticScenes(length={self.length}, size={self.size}, seed={self.seed}{kw})"
+        return (
+            f"SyntheticScenes(length={self.length}, size={self.size}, seed={self.seed}, "
+            f"kind={self.kind!r}{kw})"
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnconv.data import make_scene
+from cnnconv.data import SyntheticScenes, make_dead_leaves, make_scene
 from cnnconv.edges import non_max_suppression
 from cnnconv.functional import sobel
 from cnnconv.metrics import evaluate_boundaries, thin_boundaries
@@ -92,6 +92,84 @@ def test_absolute_noise_has_the_same_std_in_every_scene():
 def test_noise_mode_is_checked():
     with pytest.raises(ValueError, match="noise_mode.*'relateive'"):
         make_scene(16, seed=0, noise_mode="relateive")
+
+
+# ------------------------------------------------------------------------------------------
+# Dead leaves
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"texture": True}, {"texture": 0.8, "texture_kind": "noise", "colour": True}, {"shapes": ("disc",), "antialias": False}],
+)
+def test_dead_leaves_ground_truth_is_thinned_label_changes_and_scores_one(kwargs):
+    from skimage.morphology import thin as sk_thin
+
+    scenes = [make_dead_leaves(64, seed=(21, i), **kwargs) for i in range(3)]
+    gts = [s["boundary"] for s in scenes]
+    res = evaluate_boundaries(torch.stack(gts).float(), gts, thresholds=THRESHOLDS)
+    assert res.ods == 1.0
+    for s in scenes:
+        lab = s["labels"].numpy()
+        assert np.unique(lab).size >= 10  # many visible leaves
+        changes = _label_change_pixels(lab)
+        np.testing.assert_array_equal(s["boundary"].numpy(), sk_thin(changes))
+        assert (s["orientation"][~s["boundary"]] == 0).all()
+
+
+def test_dead_leaves_occlude_in_painters_order_and_are_deterministic():
+    a = make_dead_leaves(48, seed=(22, 1), texture=True, noise=0.1)
+    b = make_dead_leaves(48, seed=(22, 1), texture=True, noise=0.1)
+    for k in ("image", "clean", "boundary", "orientation", "labels"):
+        assert torch.equal(a[k], b[k])
+    c = make_dead_leaves(48, seed=(22, 2), texture=True, noise=0.1)
+    assert not torch.equal(a["labels"], c["labels"])
+    # painter's order: one more leaf (the same first 30) is pasted over the others
+    lab30 = make_dead_leaves(48, seed=4, n_shapes=30)["labels"]
+    lab31 = make_dead_leaves(48, seed=4, n_shapes=31)["labels"]
+    top = lab31 == 31
+    assert 0 < int(top.sum()) < top.numel()
+    assert torch.equal(lab31, torch.where(top, 31, lab30))
+
+
+def test_dead_leaves_texture_varies_inside_regions_only_by_its_amplitude():
+    s = make_dead_leaves(64, seed=23, texture=1.0, antialias=False, contrast=0.1)
+    flat = make_dead_leaves(64, seed=23, texture=False, antialias=False, contrast=0.1)
+    assert torch.equal(s["labels"], flat["labels"]) and torch.equal(s["boundary"], flat["boundary"])
+    img, lab = s["clean"][0].double().numpy(), s["labels"].numpy()
+    base = flat["clean"][0].double().numpy()
+    tex = img - base
+    assert np.abs(tex).max() <= 0.5 * 1.0 * 0.1 + 1e-6  # peak-to-peak texture * contrast
+    big = [k for k in np.unique(lab) if (lab == k).sum() > 60]
+    assert all(np.ptp(tex[lab == k]) > 0.03 for k in big)  # every sizeable region is textured
+    for k in np.unique(lab):  # the untextured leaves are flat
+        assert np.ptp(base[lab == k]) < 1e-6
+
+
+def test_dead_leaves_orientation_agrees_with_sobel():
+    errs = []
+    for seed in range(3):
+        s = make_dead_leaves(80, seed=(24, seed))
+        g = sobel(s["clean"][None], output="xy")[0, 0].double()
+        d = torch.atan2(g[1], g[0])
+        b = s["boundary"]
+        diff = torch.remainder(d - s["orientation"].double() + np.pi, 2 * np.pi) - np.pi
+        errs.append(diff[b].abs())
+    assert torch.cat(errs).median() < np.radians(10)
+
+
+def test_dead_leaves_in_a_dataset_and_bad_arguments():
+    ds = SyntheticScenes(3, 32, seed=5, kind="dead_leaves", texture=True)
+    assert torch.equal(ds[1]["labels"], make_dead_leaves(32, seed=(5, 1), texture=True)["labels"])
+    with pytest.raises(ValueError, match="kind.*'leaves'"):
+        SyntheticScenes(3, 32, kind="leaves")
+    with pytest.raises(ValueError, match="radius.*0.5, 0.1"):
+        make_dead_leaves(32, seed=0, radius=(0.5, 0.1))
+    with pytest.raises(ValueError, match="shapes.*'ellipse'"):
+        make_dead_leaves(32, seed=0, shapes=("ellipse",))
+    with pytest.raises(ValueError, match="texture_kind.*'stripes'"):
+        make_dead_leaves(32, seed=0, texture=True, texture_kind="stripes")
 
 
 # ------------------------------------------------------------------------------------------
