@@ -716,7 +716,13 @@ def _load_photo(name: str, gray: bool) -> torch.Tensor:
         import skimage.data
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(f"bundled_photographs needs scikit-image: {_EXTRA}") from exc
-    arr = np.asarray(getattr(skimage.data, name)())
+    return _image_tensor(np.asarray(getattr(skimage.data, name)()), gray)
+
+
+def _image_tensor(arr: np.ndarray, gray: bool) -> torch.Tensor:
+    """``(H, W)`` or ``(H, W, C)`` bool / integer / float image as float32 ``(C, H, W)``, integers
+    scaled by their dtype's maximum; RGB(A) reduced to luma when ``gray``, gray replicated
+    otherwise."""
     if arr.dtype == np.bool_:
         arr = arr.astype(np.float64)
     elif np.issubdtype(arr.dtype, np.integer):

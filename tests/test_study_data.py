@@ -173,6 +173,182 @@ def test_dead_leaves_in_a_dataset_and_bad_arguments():
 
 
 # ------------------------------------------------------------------------------------------
+# Real images: occlusion boundaries of the Motorcycle pair, BSDS500 from disk
+# ------------------------------------------------------------------------------------------
+
+
+def _jump_marks(disp: np.ndarray, threshold: float) -> np.ndarray:
+    """Loop definition: upper/left pixel of each known 4-neighbour pair differing by more."""
+    h, w = disp.shape
+    marks = np.zeros((h, w), dtype=bool)
+    for r in range(h):
+        for c in range(w):
+            for r2, c2 in ((r, c + 1), (r + 1, c)):
+                if r2 < h and c2 < w and np.isfinite(disp[r, c]) and np.isfinite(disp[r2, c2]):
+                    marks[r, c] |= abs(disp[r, c] - disp[r2, c2]) > threshold
+    return marks
+
+
+def _disc_disparity(seed: int) -> np.ndarray:
+    # a slanted background plane (0.1 px of disparity per pixel: no jump) and a raised disc
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:40, 0:50]
+    disp = 10.0 + 0.1 * xx + rng.uniform(-0.05, 0.05, (40, 50))
+    disp[(yy - 20) ** 2 + (xx - 24) ** 2 < 12**2] += 8.0
+    return disp
+
+
+def test_occlusion_boundaries_match_the_loop_definition_and_mask_unknown_disparity():
+    from skimage.morphology import thin as sk_thin
+
+    from cnnconv.datasets import occlusion_boundaries
+
+    disp = _disc_disparity(31)
+    disp[2:6, 3:9] = np.nan
+    disp[30:34, 40:46] = np.inf
+    out = occlusion_boundaries(torch.from_numpy(disp).float(), threshold=2.0, fill=False)
+    assert out.dtype == torch.bool
+    np.testing.assert_array_equal(out.numpy(), sk_thin(_jump_marks(disp.astype(np.float32), 2.0)))
+    assert int(out.sum()) > 60  # the disc's rim, about 2 * pi * 12 pixels
+    assert not out[:8, :10].any() and not out[28:36, 38:48].any()  # unknown disparity: no marks
+    with pytest.raises(ValueError, match="threshold.*-1"):
+        occlusion_boundaries(disp, threshold=-1)
+    with pytest.raises(ValueError, match="disparity.*\\(3, 40, 50\\)"):
+        occlusion_boundaries(np.stack([disp] * 3))
+
+
+def test_occlusion_boundaries_fill_half_occlusions_with_the_background():
+    from skimage.morphology import thin as sk_thin
+
+    from cnnconv.datasets import occlusion_boundaries
+
+    full = _disc_disparity(32)
+    # a half-occluded strip: background pixels left of the disc's left rim, unknown to the
+    # stereo ground truth; and a row without any known disparity
+    disp = full.copy()
+    rows, cols = np.nonzero(full > 15)
+    for r in np.unique(rows):
+        left = cols[rows == r].min()
+        disp[r, max(left - 4, 0) : left] = np.inf
+    disp[38] = np.nan
+    truth = sk_thin(_jump_marks(np.where(np.isnan(disp), np.nan, full), 2.0))
+    filled = occlusion_boundaries(disp, 2.0).numpy()
+    np.testing.assert_array_equal(filled, truth)
+    masked = occlusion_boundaries(disp, 2.0, fill=False).numpy()
+    assert masked.sum() < filled.sum() - 10  # masking loses the rim beside the strip
+
+
+def test_motorcycle_occlusions_load_offline_with_their_disparity():
+    import skimage.data
+
+    from cnnconv.datasets import MotorcycleOcclusions, occlusion_boundaries
+
+    ds = MotorcycleOcclusions(threshold=3.0)
+    assert len(ds) == 1
+    item = ds[0]
+    left, _, disp = skimage.data.stereo_motorcycle()
+    assert item["image"].shape == (1, 500, 741)
+    luma = (left[..., :3].astype(np.float64) / 255) @ np.array([0.299, 0.587, 0.114])
+    np.testing.assert_allclose(item["image"][0].numpy(), luma, atol=1e-6)
+    np.testing.assert_array_equal(item["disparity"].numpy(), disp.astype(np.float32))
+    (b,) = item["boundaries"]
+    assert torch.equal(b, occlusion_boundaries(disp, 3.0))
+    assert 0.002 < float(b.float().mean()) < 0.05
+    colour = MotorcycleOcclusions(gray=False)[0]["image"]
+    np.testing.assert_allclose(colour.permute(1, 2, 0).numpy(), left[..., :3] / 255.0, atol=1e-6)
+    # the ground truth scores 1 as its own prediction; Sobel finds most occlusions (precision is
+    # only a lower bound: texture edges are unlabelled)
+    res = evaluate_boundaries([b.float()], [item["boundaries"]], thresholds=9)
+    assert res.ods == 1.0
+    sob = evaluate_boundaries(_sobel_nms_scores(item["image"][None]), [item["boundaries"]], thresholds=THRESHOLDS)
+    assert sob.ods_recall > 0.5 and sob.ods_precision < 0.9
+
+
+def _write_bsds(root, split, scenes, annotators, quality=95):
+    """Writes ``scenes`` in the BSDS500 layout: ``images/<split>/<id>.jpg`` and
+    ``groundTruth/<split>/<id>.mat`` holding a 1 x K cell array of structs with ``Segmentation``
+    (uint16, 1-based labels) and ``Boundaries`` (logical)."""
+    from PIL import Image
+    from scipy.io import savemat
+
+    (root / "images" / split).mkdir(parents=True, exist_ok=True)
+    (root / "groundTruth" / split).mkdir(parents=True, exist_ok=True)
+    for name, s in scenes.items():
+        rgb = (s["image"].permute(1, 2, 0).squeeze(2).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(rgb).save(root / "images" / split / f"{name}.jpg", quality=quality)
+        cell = np.empty((1, len(annotators[name])), dtype=object)
+        for k, (seg, bnd) in enumerate(annotators[name]):
+            cell[0, k] = {"Segmentation": seg.astype(np.uint16), "Boundaries": bnd.astype(bool)}
+        savemat(root / "groundTruth" / split / f"{name}.mat", {"groundTruth": cell})
+
+
+def test_bsds500_reads_the_official_layout_and_scores_several_annotators(tmp_path):
+    from PIL import Image
+    from scipy.io import loadmat
+
+    from cnnconv.datasets import BSDS500
+
+    scenes = {f"{100 + i}": make_scene((48, 64), seed=(41, i), colour=True) for i in range(3)}
+    annotators, predictions, expected = {}, {}, []
+    for name, s in scenes.items():
+        full = s["boundary"].numpy()
+        partial = full.copy()
+        partial[:, : 20 + int(name) % 7] = False  # a second annotator who drew less
+        seg = s["labels"].numpy() + 1
+        annotators[name] = [(seg, full), (seg, partial)]
+        predictions[name] = torch.from_numpy(partial).float()
+        expected.append((full.sum(), partial.sum()))
+    _write_bsds(tmp_path, "val", scenes, annotators)
+    (tmp_path / "images" / "val" / "Thumbs.db").write_bytes(b"x")  # ignored, as in the archive
+    # the fixture really has the BSDS struct layout: gt['groundTruth'][0][k]['Boundaries'][0][0]
+    m = loadmat(tmp_path / "groundTruth" / "val" / "101.mat")
+    assert m["groundTruth"].shape == (1, 2)
+    assert m["groundTruth"][0][1]["Boundaries"][0][0].shape == (48, 64)
+
+    ds = BSDS500(tmp_path, "val", gray=False, segmentations=True)
+    assert len(ds) == 3 and [ds[i]["name"] for i in range(3)] == ["100", "101", "102"]
+    for i, name in enumerate(scenes):
+        item = ds[i]
+        ref = np.asarray(Image.open(tmp_path / "images" / "val" / f"{name}.jpg").convert("RGB"))
+        np.testing.assert_allclose(item["image"].permute(1, 2, 0).numpy(), ref / 255.0, atol=1e-6)
+        assert len(item["boundaries"]) == 2
+        for (seg, bnd), got_b, got_s in zip(annotators[name], item["boundaries"], item["segmentations"]):
+            np.testing.assert_array_equal(got_b.numpy(), bnd)
+            np.testing.assert_array_equal(got_s.numpy(), seg)
+    assert BSDS500(tmp_path, "val")[0]["image"].shape == (1, 48, 64)
+
+    # the whole pipeline: the prediction is the partial annotation, a subset of the full one,
+    # so every predicted pixel is matched (precision 1) and each annotator recovers exactly the
+    # predicted pixels: recall = 2 |partial| / (|full| + |partial|), summed over images
+    items = [ds[i] for i in range(len(ds))]
+    res = evaluate_boundaries([predictions[it["name"]] for it in items], [it["boundaries"] for it in items])
+    full_n, part_n = np.sum(expected, axis=0)
+    recall = 2 * part_n / (full_n + part_n)
+    assert res.ods_precision == pytest.approx(1.0)
+    assert res.ods_recall == pytest.approx(recall, rel=1e-12)
+    assert res.ods == pytest.approx(2 * recall / (1 + recall), rel=1e-12)
+    assert recall < 0.95
+
+
+def test_bsds500_errors(tmp_path):
+    from cnnconv.datasets import BSDS500
+
+    with pytest.raises(ValueError, match="split.*'validation'"):
+        BSDS500(tmp_path, "validation")
+    with pytest.raises(FileNotFoundError, match="images"):
+        BSDS500(tmp_path, "test")
+    s = make_scene(32, seed=1)
+    b = s["boundary"].numpy()
+    _write_bsds(tmp_path, "train", {"7": s}, {"7": [(s["labels"].numpy() + 1, b)]})
+    (tmp_path / "images" / "train" / "7.jpg").rename(tmp_path / "images" / "train" / "8.jpg")
+    with pytest.raises(ValueError, match="without an image.*7.mat"):
+        BSDS500(tmp_path, "train")
+    _write_bsds(tmp_path, "test", {"9": s}, {"9": [(np.ones((20, 32)), np.zeros((20, 32)))]})
+    with pytest.raises(ValueError, match="9.mat.*\\(20, 32\\).*\\(32, 32\\)"):
+        BSDS500(tmp_path, "test")[0]
+
+
+# ------------------------------------------------------------------------------------------
 # Paired t-intervals
 # ------------------------------------------------------------------------------------------
 
