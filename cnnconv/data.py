@@ -541,9 +541,9 @@ def make_dead_leaves(
     ``radius[1]`` times the image's shorter side (the scale-invariant dead-leaves law: many small
     leaves, a few large ones), so most leaves are partly hidden and the visible regions have
     irregular outlines, T-junctions and all sizes. Where no leaf falls the background (label 0)
-    shows (with the defaults typically 10-30% of a square image, less with more leaves). Every leaf gets its own value and, with ``texture``, its own texture; textures vary
-    inside a region and are *not* boundaries: the boundary is the thinned label change of the
-    visible leaf map, exactly as in :func:`make_scene` (whose conventions for contrast, noise,
+    shows (with the defaults typically 10-30% of a square image, less with more leaves). Every
+    leaf gets its own value and, with ``texture``, its own texture; textures vary inside a region
+    and are *not* boundaries: the boundary is the thinned label change of the visible leaf map, exactly as in :func:`make_scene` (whose conventions for contrast, noise,
     orientation and seeds apply unchanged).
 
     Args:
@@ -600,7 +600,10 @@ def make_dead_leaves(
         # inverse CDF of the density r**-3 on [r_min, r_max]
         u = g_rng.uniform()
         r = side * (r_min**-2 - u * (r_min**-2 - r_max**-2)) ** -0.5
-        objs.append(_Polygon(g_rng, h, w, radius=r) if kind == "polygon" else _Ellipse(g_rng, h, w, radius=r, disc=True))
+        if kind == "polygon":
+            objs.append(_Polygon(g_rng, h, w, radius=r))
+        else:
+            objs.append(_Ellipse(g_rng, h, w, radius=r, disc=True))
     return _compose(objs, h, w, opts, v_rng, t_rng, n_rng)
 
 

@@ -114,13 +114,13 @@ class MotorcycleOcclusions(torch.utils.data.Dataset):
 
     The stereo pair and its ground-truth disparity (Scharstein et al., GCPR 2014, reduced to
     500 x 741) ship inside the scikit-image wheel and load without network access. The
-    boundaries are :func:`occlusion_boundaries` of the left disparity: the depth discontinuities
-    only (unknown disparities filled with the background's, see :func:`occlusion_boundaries`). Texture edges, shadows and the boundaries between parts at the same depth (the
-    motorcycle's paint, its decals, the wall's texture) are real intensity edges that carry no
-    label, so a detector is charged false positives for finding them: precision (and so F) on
+    boundaries are :func:`occlusion_boundaries` of the left disparity (about 7% of it unknown,
+    mostly half-occluded strips beside the foreground, filled with the background's): the depth
+    discontinuities only. Texture edges, shadows and the boundaries between parts at the same
+    depth (the motorcycle's paint, its decals, the wall's texture) are real intensity edges that
+    carry no label, so a detector is charged false positives for finding them: precision (and so F) on
     this image is a *lower bound* on the detector's precision for boundaries, best used to
-    compare detectors with each other rather than as an absolute score. About 7% of the
-    disparities are unknown, mostly half-occluded strips beside the foreground.
+    compare detectors with each other rather than as an absolute score.
 
     Args:
         gray: one luminance channel (ITU-R 601 weights), else RGB.
@@ -183,13 +183,16 @@ def _read_bsds_mat(path: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
         raise ImportError(f"BSDS500 needs scipy to read the .mat annotations: {_EXTRA}") from exc
     mat = loadmat(str(path), squeeze_me=False, struct_as_record=True)
     if "groundTruth" not in mat:
-        raise ValueError(f"{str(path)!r} has no 'groundTruth' variable (found {sorted(k for k in mat if not k.startswith('__'))})")
+        found = sorted(k for k in mat if not k.startswith("__"))
+        raise ValueError(f"{str(path)!r} has no 'groundTruth' variable, found {found}")
     boundaries, segmentations = [], []
     for entry in np.asarray(mat["groundTruth"]).reshape(-1):
         rec = np.asarray(entry).reshape(-1)[0]
         names = rec.dtype.names or ()
         if "Boundaries" not in names or "Segmentation" not in names:
-            raise ValueError(f"{str(path)!r}: each groundTruth entry must have Boundaries and Segmentation, got {names}")
+            raise ValueError(
+                f"{str(path)!r}: each groundTruth entry must have Boundaries and Segmentation, got {names}"
+            )
         boundaries.append(np.asarray(rec["Boundaries"]).astype(bool))
         segmentations.append(np.asarray(rec["Segmentation"]).astype(np.int64))
     if not boundaries:

@@ -101,7 +101,12 @@ def test_noise_mode_is_checked():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"texture": True}, {"texture": 0.8, "texture_kind": "noise", "colour": True}, {"shapes": ("disc",), "antialias": False}],
+    [
+        {},
+        {"texture": True},
+        {"texture": 0.8, "texture_kind": "noise", "colour": True},
+        {"shapes": ("disc",), "antialias": False},
+    ],
 )
 def test_dead_leaves_ground_truth_is_thinned_label_changes_and_scores_one(kwargs):
     from skimage.morphology import thin as sk_thin
