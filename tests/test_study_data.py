@@ -152,6 +152,26 @@ def test_dead_leaves_texture_varies_inside_regions_only_by_its_amplitude():
         assert np.ptp(base[lab == k]) < 1e-6
 
 
+def test_noise_texture_has_the_rms_of_a_grating_and_more_orientations():
+    kw = {"seed": 25, "antialias": False, "contrast": 0.1, "texture": 1.0}
+    flat = make_dead_leaves(96, texture=False, **{k: v for k, v in kw.items() if k != "texture"})
+    base = flat["clean"][0].double()
+    grating = make_dead_leaves(96, **kw)["clean"][0].double() - base
+    noise = make_dead_leaves(96, texture_kind="noise", **kw)["clean"][0].double() - base
+    expected = 0.5 * 0.1 / np.sqrt(2)  # RMS of a sinusoid of peak-to-peak texture * contrast
+    assert float(grating.std()) == pytest.approx(expected, rel=0.1)
+    assert float(noise.std()) == pytest.approx(expected, rel=0.25)
+    # a grating is one frequency per region: its Fourier spectrum over the largest region is
+    # concentrated on one peak pair, the noise texture's is spread out
+    lab = flat["labels"]
+    k = int(torch.bincount(lab.flatten()).argmax())
+    peak = []
+    for tex in (grating, noise):
+        spec = torch.fft.fft2(torch.where(lab == k, tex, 0.0)).abs() ** 2
+        peak.append(float(spec.flatten().topk(2).values.sum() / spec.sum()))
+    assert peak[0] > 2 * peak[1]
+
+
 def test_dead_leaves_orientation_agrees_with_sobel():
     errs = []
     for seed in range(3):
