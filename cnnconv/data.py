@@ -2,8 +2,9 @@
 
 Three sources:
 
-* :func:`make_scene` / :class:`SyntheticScenes`: piecewise-constant scenes of random polygons and
-  ellipses with their exact label map, one-pixel-wide boundary and boundary normal direction,
+* :func:`make_scene` / :func:`make_dead_leaves` / :class:`SyntheticScenes`: scenes of random
+  polygons and ellipses, or dead leaves (many occluding discs and polygons), optionally textured,
+  with their exact label map, one-pixel-wide boundary and boundary normal direction,
   reproducible by seed.
 * :func:`bundled_photographs` / :class:`PhotoCrops`: real photographs shipped inside the
   scikit-image wheel, with random crops and flips / 90-degree rotations.
@@ -13,11 +14,14 @@ Conventions (shared with :mod:`cnnconv.metrics` and the Sobel kernels of :mod:`c
 
 * Images are float32 tensors ``(C, H, W)``; pixel ``(r, c)`` has its centre at ``x = c``,
   ``y = r`` (x to the right along columns, y downwards along rows).
-* **Boundary**: pixel ``(r, c)`` is a boundary pixel when its right neighbour ``(r, c+1)`` or its
-  lower neighbour ``(r+1, c)`` has a different label. Every pair of 4-adjacent pixels with
-  different labels therefore marks exactly one pixel, the upper/left one: the boundary is one
-  pixel wide and lies consistently on the upper/left side of the true edge (which runs between
-  pixel centres), so it is within 0.5 pixel of the continuous edge along either axis.
+* **Boundary**: the label changes, thinned. Pixel ``(r, c)`` is a *label-change pixel* when its
+  right neighbour ``(r, c+1)`` or its lower neighbour ``(r+1, c)`` has a different label (the
+  upper/left pixel of every 4-adjacent pair with different labels, within 0.5 pixel of the
+  continuous edge, which runs between pixel centres). Along slanted edges these form 4-connected
+  staircases, two pixels thick in the 8-connected sense; the boundary is their thinning by
+  :func:`cnnconv.metrics.thin_boundaries`, the thinning the metric applies to predictions, so it
+  is a subset of the label-change pixels that the metric leaves unchanged and the ground truth
+  scored as its own prediction gets F = 1.
 * **Orientation**: the boundary normal direction in radians in ``(-pi, pi]``, in the convention of
   ``atan2(gy, gx)`` for the correlation Sobel gradient (``gx`` positive where intensity grows to
   the right, ``gy`` positive where it grows downwards): it points from the darker to the brighter
@@ -34,8 +38,12 @@ Conventions (shared with :mod:`cnnconv.metrics` and the Sobel kernels of :mod:`c
   absolute difference for grayscale). The scene's **edge contrast** ``c`` is the *smallest*
   difference over all pairs of adjacent regions actually present (returned as ``contrast``; it is
   ``>= contrast`` except in rare crowded scenes). The noise is i.i.d. Gaussian with standard
-  deviation ``noise_std = noise * c``: ``noise=0.2`` means the noise std is 20% of the weakest
-  edge's step. Noise is added after anti-aliasing / blur and the image is not clipped.
+  deviation ``noise_std = noise * c`` (``noise_mode="relative"``, the default): ``noise=0.2`` means
+  the noise std is 20% of the weakest edge's step, so its absolute level varies between scenes.
+  With ``noise_mode="absolute"`` it is ``noise_std = noise * contrast`` (the nominal contrast
+  argument), the same in every scene; as ``c >= contrast`` except in rare crowded scenes, the
+  noise is then at most ``noise`` times any edge step. Noise is added after anti-aliasing / blur
+  and the image is not clipped.
 * **Reproducibility**: the seed is split into independent streams for geometry, region values,
   texture and noise, so for one seed the geometry is the same for grayscale and colour, and the
   noise field is the same standard-normal draw scaled by ``noise_std`` at every noise level.
@@ -53,8 +61,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from .metrics import thin_boundaries
+
 __all__ = [
     "make_scene",
+    "make_dead_leaves",
     "SyntheticScenes",
     "PHOTOGRAPHS",
     "bundled_photographs",
@@ -115,14 +126,27 @@ def _streams(rng: np.random.Generator | None, seed: SeedLike) -> list[np.random.
     return [np.random.default_rng(s) for s in ss.spawn(4)]
 
 
+def _shape_frame(rng: np.random.Generator, h: int, w: int, radius: float | None):
+    """Size and centre of a shape: the scene default, or ``radius`` with the centre anywhere."""
+    if radius is None:
+        r, lo, hi = rng.uniform(0.08, 0.3) * min(h, w), 0.1, 0.9
+    else:
+        r, lo, hi = radius, 0.0, 1.0
+    return r, rng.uniform(lo, hi) * (w - 1), rng.uniform(lo, hi) * (h - 1)
+
+
 class _Ellipse:
-    def __init__(self, rng: np.random.Generator, h: int, w: int):
-        r = rng.uniform(0.08, 0.3) * min(h, w)
-        self.cx = rng.uniform(0.1, 0.9) * (w - 1)
-        self.cy = rng.uniform(0.1, 0.9) * (h - 1)
-        self.a = rng.uniform(0.4, 1.0) * r
-        self.b = rng.uniform(0.4, 1.0) * r
-        self.theta = rng.uniform(0, np.pi)
+    """A random ellipse (``disc=True``: a disc of radius ``radius``)."""
+
+    def __init__(self, rng: np.random.Generator, h: int, w: int, radius: float | None = None, disc: bool = False):
+        r, self.cx, self.cy = _shape_frame(rng, h, w, radius)
+        if disc:
+            self.a = self.b = r
+            self.theta = 0.0
+        else:
+            self.a = rng.uniform(0.4, 1.0) * r
+            self.b = rng.uniform(0.4, 1.0) * r
+            self.theta = rng.uniform(0, np.pi)
 
     def _local(self, x, y):
         c, s = math.cos(self.theta), math.sin(self.theta)
@@ -150,10 +174,8 @@ class _Ellipse:
 class _Polygon:
     """A random polygon, star-shaped around its centre (so edges face away from the centre)."""
 
-    def __init__(self, rng: np.random.Generator, h: int, w: int):
-        r = rng.uniform(0.08, 0.3) * min(h, w)
-        self.cx = rng.uniform(0.1, 0.9) * (w - 1)
-        self.cy = rng.uniform(0.1, 0.9) * (h - 1)
+    def __init__(self, rng: np.random.Generator, h: int, w: int, radius: float | None = None):
+        r, self.cx, self.cy = _shape_frame(rng, h, w, radius)
         m = int(rng.integers(3, 9))
         # angles with a minimum gap so that no side degenerates
         gaps = rng.uniform(0.5, 1.0, size=m)
@@ -271,58 +293,11 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return img
 
 
-def make_scene(
-    size: int | tuple[int, int] = 128,
-    *,
-    rng: np.random.Generator | None = None,
-    seed: SeedLike = None,
-    n_shapes: int | tuple[int, int] = (3, 8),
-    colour: bool = False,
-    texture: bool | float = False,
-    antialias: bool | int = True,
-    blur: float | None = None,
-    noise: float = 0.0,
-    contrast: float = 0.2,
-    shapes: Sequence[str] = ("polygon", "ellipse"),
-) -> dict[str, Any]:
-    """Generates one piecewise-constant scene with its exact boundary and orientation.
+# number of gratings summed in a "noise" texture
+_NOISE_WAVES = 8
 
-    Random polygons (star-shaped, 3 to 8 sides) and ellipses are drawn over a background, later
-    shapes over earlier ones; each region gets a constant value (see the module docstring for the
-    contrast, noise, boundary and orientation conventions).
 
-    Args:
-        size: ``H`` (square) or ``(H, W)``, at least 8.
-        rng: a ``numpy.random.Generator`` to draw from (give ``rng`` or ``seed``, not both).
-        seed: an int or a sequence of ints (e.g. ``(seed, index)``); the same seed always gives
-            the same scene. Neither: a fresh random scene.
-        n_shapes: the number of shapes, or a ``(low, high)`` inclusive range to draw it from.
-        colour: three channels instead of one.
-        texture: ``False``, ``True`` (0.5) or a level: each region gets its own random
-            sinusoidal grating (orientation, period 3 to 12 pixels, phase) whose peak-to-peak
-            amplitude is ``texture * contrast`` (the nominal contrast argument): ``texture=0.5``
-            varies a region by half the nominal edge step.
-        antialias: ``True`` (4x4 supersampling), an integer supersampling factor, or ``False``
-            (one sample per pixel, hard edges).
-        blur: optional Gaussian blur sigma in pixels, applied after rendering (defocus).
-        noise: noise std as a fraction of the scene's edge contrast (``noise_std = noise * c``).
-        contrast: the smallest wanted difference between adjacent regions (in ``(0, 0.8]``).
-        shapes: which shape kinds to draw, a subset of ``("polygon", "ellipse")``.
-
-    Returns:
-        dict with ``image`` float32 ``(C, H, W)``, ``boundary`` bool ``(H, W)``,
-        ``orientation`` float32 ``(H, W)`` (radians, valid where ``boundary``), ``labels``
-        int64 ``(H, W)``, ``clean`` float32 ``(C, H, W)`` (the image before noise), and floats
-        ``contrast`` (the edge contrast ``c``) and ``noise_std``.
-
-    Example:
-        >>> s = make_scene(64, seed=0, noise=0.1)
-        >>> s["image"].shape, s["boundary"].dtype, s["orientation"].shape
-        (torch.Size([1, 64, 64]), torch.bool, torch.Size([64, 64]))
-        >>> abs(s["noise_std"] - 0.1 * s["contrast"]) < 1e-12
-        True
-    """
-    h, w = _check_size(size)
+def _check_n_shapes(n_shapes: Any) -> tuple[int, int]:
     if isinstance(n_shapes, bool):
         raise TypeError(f"n_shapes must be an int or a (low, high) pair, got {n_shapes!r}")
     if isinstance(n_shapes, (int, np.integer)):
@@ -333,6 +308,11 @@ def make_scene(
         raise TypeError(f"n_shapes must be an int or a (low, high) pair, got {n_shapes!r}")
     if n_lo < 1 or n_hi < n_lo:
         raise ValueError(f"n_shapes must be >= 1 with low <= high, got {n_shapes!r}")
+    return n_lo, n_hi
+
+
+def _render_options(colour, texture, texture_kind, antialias, blur, noise, contrast, noise_mode) -> dict[str, Any]:
+    """Validated rendering arguments shared by :func:`make_scene` and :func:`make_dead_leaves`."""
     if not isinstance(colour, bool):
         raise TypeError(f"colour must be a bool, got {type(colour).__name__}")
     tex_amp = 0.5 if texture is True else (0.0 if texture is False else _check_nonneg(texture, "texture"))
@@ -350,17 +330,26 @@ def make_scene(
     contrast = _check_nonneg(contrast, "contrast")
     if not 0 < contrast <= _VALUE_RANGE[1] - _VALUE_RANGE[0]:
         raise ValueError(f"contrast must be in (0, 0.8], got {contrast}")
-    kinds = tuple(shapes)
-    if not kinds or any(k not in ("polygon", "ellipse") for k in kinds):
-        raise ValueError(f"shapes must be a non-empty subset of ('polygon', 'ellipse'), got {shapes!r}")
+    if texture_kind not in ("grating", "noise"):
+        raise ValueError(f"texture_kind must be 'grating' or 'noise', got {texture_kind!r}")
+    if noise_mode not in ("relative", "absolute"):
+        raise ValueError(f"noise_mode must be 'relative' or 'absolute', got {noise_mode!r}")
+    return {
+        "channels": 3 if colour else 1,
+        "tex_amp": tex_amp,
+        "texture_kind": texture_kind,
+        "ss": ss,
+        "blur": blur,
+        "noise": noise,
+        "contrast": contrast,
+        "noise_mode": noise_mode,
+    }
 
-    g_rng, v_rng, t_rng, n_rng = _streams(rng, seed)
-    n = int(g_rng.integers(n_lo, n_hi + 1))
-    objs = []
-    for _ in range(n):
-        kind = kinds[int(g_rng.integers(len(kinds)))]
-        objs.append(_Polygon(g_rng, h, w) if kind == "polygon" else _Ellipse(g_rng, h, w))
 
+def _compose(objs, h: int, w: int, opts: dict[str, Any], v_rng, t_rng, n_rng) -> dict[str, Any]:
+    """Renders shapes (later over earlier) into the scene dict of :func:`make_scene`."""
+    n = len(objs)
+    ss, channels, contrast, tex_amp = opts["ss"], opts["channels"], opts["contrast"], opts["tex_amp"]
     # labels at pixel centres (integer coordinates)
     labels = _render_labels(objs, np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
     # supersampled labels for the image: ss x ss samples inside each pixel
@@ -369,7 +358,6 @@ def make_scene(
     xs = (np.arange(w)[:, None] + sub[None, :]).reshape(-1)
     labels_hi = _render_labels(objs, xs, ys) if ss > 1 else labels
 
-    channels = 3 if colour else 1
     pairs = _adjacent_pairs(labels)
     values = _region_values(v_rng, n + 1, channels, pairs, contrast)
     pattern = None
@@ -378,11 +366,23 @@ def make_scene(
         theta = t_rng.uniform(0, np.pi, size=n + 1)
         period = t_rng.uniform(3.0, 12.0, size=n + 1)
         phase = t_rng.uniform(0, 2 * np.pi, size=n + 1)
+        if opts["texture_kind"] == "noise":
+            # _NOISE_WAVES gratings per region, spread in orientation and period around the
+            # region's, with the RMS of one grating
+            k = _NOISE_WAVES
+            theta = theta[:, None] + t_rng.normal(0.0, 0.35, size=(n + 1, k))
+            period = period[:, None] * np.exp(t_rng.normal(0.0, 0.25, size=(n + 1, k)))
+            phase = t_rng.uniform(0, 2 * np.pi, size=(n + 1, k))
+            amp /= math.sqrt(k)
+        else:
+            theta, period, phase = theta[:, None], period[:, None], phase[:, None]
         kx = np.cos(theta) * 2 * np.pi / period
         ky = np.sin(theta) * 2 * np.pi / period
-        # one oriented grating per region, looked up per sample from its label
-        arg = np.take(kx, labels_hi) * xs[None, :] + np.take(ky, labels_hi) * ys[:, None]
-        pattern = 0.5 * amp * np.sin(arg + np.take(phase, labels_hi))
+        # oriented gratings per region, looked up per sample from its label
+        pattern = 0.0
+        for j in range(kx.shape[1]):
+            arg = np.take(kx[:, j], labels_hi) * xs[None, :] + np.take(ky[:, j], labels_hi) * ys[:, None]
+            pattern = pattern + 0.5 * amp * np.sin(arg + np.take(phase[:, j], labels_hi))
     img = np.empty((channels, h, w))
     for c in range(channels):
         plane = np.take(values[:, c], labels_hi)
@@ -391,25 +391,25 @@ def make_scene(
         if ss > 1:  # box-average the ss x ss samples of each pixel
             plane = plane.reshape(h, ss, w * ss).sum(axis=1).reshape(h, w, ss).sum(axis=2) / (ss * ss)
         img[c] = plane
-    if blur is not None:
-        img = _gaussian_blur(img, blur)
+    if opts["blur"] is not None:
+        img = _gaussian_blur(img, opts["blur"])
 
     if pairs.shape[0]:
         diff = np.sqrt(((values[pairs[:, 0]] - values[pairs[:, 1]]) ** 2).mean(axis=1))
         edge_contrast = float(diff.min())
     else:  # a single region: no edge; use the nominal contrast for the noise scale
         edge_contrast = contrast
-    noise_std = noise * edge_contrast
+    noise_std = opts["noise"] * (edge_contrast if opts["noise_mode"] == "relative" else contrast)
     z = n_rng.standard_normal((channels, h, w))
     clean = img
     image = img + noise_std * z
 
-    # boundary: upper/left pixel of every 4-adjacent pair with different labels
+    # boundary: upper/left pixel of every 4-adjacent pair with different labels, thinned
     right = np.zeros((h, w), dtype=bool)
     down = np.zeros((h, w), dtype=bool)
     right[:, :-1] = labels[:, :-1] != labels[:, 1:]
     down[:-1, :] = labels[:-1, :] != labels[1:, :]
-    boundary = right | down
+    boundary = thin_boundaries(right | down)
     orientation = np.zeros((h, w))
     r_idx, c_idx = np.nonzero(boundary)
     if r_idx.size:
@@ -442,20 +442,188 @@ def make_scene(
     }
 
 
-class SyntheticScenes(torch.utils.data.Dataset):
-    """A reproducible dataset of :func:`make_scene` samples.
+def make_scene(
+    size: int | tuple[int, int] = 128,
+    *,
+    rng: np.random.Generator | None = None,
+    seed: SeedLike = None,
+    n_shapes: int | tuple[int, int] = (3, 8),
+    colour: bool = False,
+    texture: bool | float = False,
+    texture_kind: str = "grating",
+    antialias: bool | int = True,
+    blur: float | None = None,
+    noise: float = 0.0,
+    contrast: float = 0.2,
+    shapes: Sequence[str] = ("polygon", "ellipse"),
+    noise_mode: str = "relative",
+) -> dict[str, Any]:
+    """Generates one piecewise-constant scene with its exact boundary and orientation.
 
-    Item ``i`` is ``make_scene(size, seed=(seed, i), **scene_kwargs)``: the same for a given
-    ``(seed, i)`` in every process and epoch, so it works with any number of DataLoader workers.
+    Random polygons (star-shaped, 3 to 8 sides) and ellipses are drawn over a background, later
+    shapes over earlier ones; each region gets a constant value (see the module docstring for the
+    contrast, noise, boundary and orientation conventions).
+
+    Args:
+        size: ``H`` (square) or ``(H, W)``, at least 8.
+        rng: a ``numpy.random.Generator`` to draw from (give ``rng`` or ``seed``, not both).
+        seed: an int or a sequence of ints (e.g. ``(seed, index)``); the same seed always gives
+            the same scene. Neither: a fresh random scene.
+        n_shapes: the number of shapes, or a ``(low, high)`` inclusive range to draw it from.
+        colour: three channels instead of one.
+        texture: ``False``, ``True`` (0.5) or a level: each region gets its own random
+            sinusoidal grating (orientation, period 3 to 12 pixels, phase) whose peak-to-peak
+            amplitude is ``texture * contrast`` (the nominal contrast argument): ``texture=0.5``
+            varies a region by half the nominal edge step.
+        texture_kind: ``"grating"`` (one sinusoid per region) or ``"noise"`` (per region a sum
+            of 8 sinusoids whose orientations and periods scatter around the region's, with
+            random phases: an oriented noise-like texture with the RMS of one grating).
+        antialias: ``True`` (4x4 supersampling), an integer supersampling factor, or ``False``
+            (one sample per pixel, hard edges).
+        blur: optional Gaussian blur sigma in pixels, applied after rendering (defocus).
+        noise: noise std as a fraction of a contrast, see ``noise_mode``.
+        contrast: the smallest wanted difference between adjacent regions (in ``(0, 0.8]``).
+        shapes: which shape kinds to draw, a subset of ``("polygon", "ellipse")``.
+        noise_mode: ``"relative"``: ``noise_std = noise * c``, a fraction of this scene's edge
+            contrast ``c`` (the weakest edge); ``"absolute"``: ``noise_std = noise * contrast``,
+            a fraction of the nominal contrast, the same in every scene.
+
+    Returns:
+        dict with ``image`` float32 ``(C, H, W)``, ``boundary`` bool ``(H, W)``,
+        ``orientation`` float32 ``(H, W)`` (radians, valid where ``boundary``, 0 elsewhere),
+        ``labels`` int64 ``(H, W)``, ``clean`` float32 ``(C, H, W)`` (the image before noise), and
+        floats ``contrast`` (the edge contrast ``c``) and ``noise_std``.
+
+    Example:
+        >>> s = make_scene(64, seed=0, noise=0.1)
+        >>> s["image"].shape, s["boundary"].dtype, s["orientation"].shape
+        (torch.Size([1, 64, 64]), torch.bool, torch.Size([64, 64]))
+        >>> abs(s["noise_std"] - 0.1 * s["contrast"]) < 1e-12
+        True
+    """
+    h, w = _check_size(size)
+    n_lo, n_hi = _check_n_shapes(n_shapes)
+    opts = _render_options(colour, texture, texture_kind, antialias, blur, noise, contrast, noise_mode)
+    kinds = tuple(shapes)
+    if not kinds or any(k not in ("polygon", "ellipse") for k in kinds):
+        raise ValueError(f"shapes must be a non-empty subset of ('polygon', 'ellipse'), got {shapes!r}")
+
+    g_rng, v_rng, t_rng, n_rng = _streams(rng, seed)
+    n = int(g_rng.integers(n_lo, n_hi + 1))
+    objs = []
+    for _ in range(n):
+        kind = kinds[int(g_rng.integers(len(kinds)))]
+        objs.append(_Polygon(g_rng, h, w) if kind == "polygon" else _Ellipse(g_rng, h, w))
+    return _compose(objs, h, w, opts, v_rng, t_rng, n_rng)
+
+
+def make_dead_leaves(
+    size: int | tuple[int, int] = 128,
+    *,
+    rng: np.random.Generator | None = None,
+    seed: SeedLike = None,
+    n_shapes: int | tuple[int, int] = (100, 150),
+    radius: tuple[float, float] = (0.04, 0.4),
+    shapes: Sequence[str] = ("disc", "polygon"),
+    colour: bool = False,
+    texture: bool | float = False,
+    texture_kind: str = "grating",
+    antialias: bool | int = True,
+    blur: float | None = None,
+    noise: float = 0.0,
+    contrast: float = 0.1,
+    noise_mode: str = "relative",
+) -> dict[str, Any]:
+    """Generates a dead-leaves scene: many occluding discs and polygons, each a textured region.
+
+    Leaves are dropped in painter's order (each over all earlier ones) with centres uniform over
+    the image and radii ``r`` of density proportional to ``r**-3`` between ``radius[0]`` and
+    ``radius[1]`` times the image's shorter side (the scale-invariant dead-leaves law: many small
+    leaves, a few large ones), so most leaves are partly hidden and the visible regions have
+    irregular outlines, T-junctions and all sizes. Where no leaf falls the background (label 0)
+    shows (with the defaults typically 10-30% of a square image, less with more leaves). Every
+    leaf gets its own value and, with ``texture``, its own texture; textures vary inside a region
+    and are *not* boundaries: the boundary is the thinned label change of the visible leaf map, exactly as in :func:`make_scene` (whose conventions for contrast, noise,
+    orientation and seeds apply unchanged).
+
+    Args:
+        size: ``H`` (square) or ``(H, W)``, at least 8.
+        rng: a ``numpy.random.Generator`` (give ``rng`` or ``seed``, not both).
+        seed: an int or a sequence of ints; the same seed always gives the same scene, and with
+            an int ``n_shapes`` the first ``n`` leaves of a scene with more leaves are the same.
+        n_shapes: the number of leaves, or a ``(low, high)`` inclusive range.
+        radius: ``(min, max)`` leaf radius as fractions of the shorter side, ``0 < min <= max``.
+        shapes: leaf kinds, a subset of ``("disc", "polygon")`` (polygons are star-shaped with 3
+            to 8 sides and radius ``r``).
+        colour: three channels instead of one.
+        texture: ``False``, ``True`` (0.5) or a level, as in :func:`make_scene`.
+        texture_kind: ``"grating"`` or ``"noise"``, as in :func:`make_scene`.
+        antialias: ``True`` (4x4 supersampling), an integer factor, or ``False``.
+        blur: optional Gaussian blur sigma in pixels.
+        noise: noise std as a fraction of a contrast, see ``noise_mode``.
+        contrast: the smallest wanted difference between adjacent leaves (in ``(0, 0.8]``); a
+            leaf touches many others, so this is lower than :func:`make_scene`'s default.
+        noise_mode: ``"relative"`` (of the scene's weakest edge) or ``"absolute"`` (of
+            ``contrast``), as in :func:`make_scene`.
+
+    Returns:
+        The dict of :func:`make_scene`: ``image``, ``boundary``, ``orientation``, ``labels`` (the
+        index of the visible leaf, 0 for the background), ``clean``, ``contrast``, ``noise_std``.
+
+    Example:
+        >>> s = make_dead_leaves(64, seed=0, texture=True)
+        >>> s["image"].shape, int(s["labels"].unique().numel()) > 10
+        (torch.Size([1, 64, 64]), True)
+    """
+    h, w = _check_size(size)
+    n_lo, n_hi = _check_n_shapes(n_shapes)
+    opts = _render_options(colour, texture, texture_kind, antialias, blur, noise, contrast, noise_mode)
+    if (
+        not isinstance(radius, (tuple, list))
+        or len(radius) != 2
+        or not all(isinstance(r, (int, float, np.floating, np.integer)) and not isinstance(r, bool) for r in radius)
+    ):
+        raise TypeError(f"radius must be a (min, max) pair of numbers, got {radius!r}")
+    r_min, r_max = float(radius[0]), float(radius[1])
+    if not (math.isfinite(r_max) and 0 < r_min <= r_max):
+        raise ValueError(f"radius must satisfy 0 < min <= max, got {tuple(radius)}")
+    kinds = tuple(shapes)
+    if not kinds or any(k not in ("disc", "polygon") for k in kinds):
+        raise ValueError(f"shapes must be a non-empty subset of ('disc', 'polygon'), got {shapes!r}")
+
+    g_rng, v_rng, t_rng, n_rng = _streams(rng, seed)
+    n = int(g_rng.integers(n_lo, n_hi + 1))
+    side = min(h, w)
+    objs = []
+    for _ in range(n):
+        kind = kinds[int(g_rng.integers(len(kinds)))]
+        # inverse CDF of the density r**-3 on [r_min, r_max]
+        u = g_rng.uniform()
+        r = side * (r_min**-2 - u * (r_min**-2 - r_max**-2)) ** -0.5
+        if kind == "polygon":
+            objs.append(_Polygon(g_rng, h, w, radius=r))
+        else:
+            objs.append(_Ellipse(g_rng, h, w, radius=r, disc=True))
+    return _compose(objs, h, w, opts, v_rng, t_rng, n_rng)
+
+
+class SyntheticScenes(torch.utils.data.Dataset):
+    """A reproducible dataset of :func:`make_scene` or :func:`make_dead_leaves` samples.
+
+    Item ``i`` is ``make_scene(size, seed=(seed, i), **scene_kwargs)`` (or ``make_dead_leaves``):
+    the same for a given ``(seed, i)`` in every process and epoch, so it works with any number of
+    DataLoader workers.
 
     Args:
         length: number of items.
         size: image size ``H`` or ``(H, W)``.
         seed: dataset seed (use different seeds for training and test sets).
+        kind: ``"shapes"`` (:func:`make_scene`) or ``"dead_leaves"`` (:func:`make_dead_leaves`).
         cache: keep generated items in memory (each DataLoader worker keeps its own copy);
             worth it when a small set is read for many epochs.
-        **scene_kwargs: passed to :func:`make_scene` (``noise``, ``colour``, ``texture``,
-            ``antialias``, ``blur``, ``contrast``, ``n_shapes``, ``shapes``).
+        **scene_kwargs: passed to the generator (``noise``, ``noise_mode``, ``colour``,
+            ``texture``, ``texture_kind``, ``antialias``, ``blur``, ``contrast``, ``n_shapes``,
+            ``shapes``; ``radius`` for dead leaves).
 
     Example:
         >>> ds = SyntheticScenes(10, size=32, seed=1, noise=0.2)
@@ -471,6 +639,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
         size: int | tuple[int, int] = 128,
         *,
         seed: int = 0,
+        kind: str = "shapes",
         cache: bool = False,
         **scene_kwargs,
     ):
@@ -483,13 +652,18 @@ class SyntheticScenes(torch.utils.data.Dataset):
         for bad in ("rng", "seed"):
             if bad in scene_kwargs:
                 raise TypeError(f"SyntheticScenes sets {bad} itself; got {bad}= in scene_kwargs")
+        generators = {"shapes": make_scene, "dead_leaves": make_dead_leaves}
+        if kind not in generators:
+            raise ValueError(f"kind must be 'shapes' or 'dead_leaves', got {kind!r}")
         self.length = int(length)
         self.size = _check_size(size)
         self.seed = int(seed)
+        self.kind = kind
+        self._generate = generators[kind]
         self.scene_kwargs = dict(scene_kwargs)
         self._cache: dict[int, dict[str, Any]] | None = {} if cache else None
         # validate the keyword arguments once, before any DataLoader starts
-        make_scene((8, 8), seed=0, **self.scene_kwargs)
+        self._generate((8, 8), seed=0, **self.scene_kwargs)
 
     def __len__(self) -> int:
         return self.length
@@ -500,7 +674,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
         index %= self.length
         if self._cache is not None and index in self._cache:
             return dict(self._cache[index])
-        item = make_scene(self.size, seed=(self.seed, index), **self.scene_kwargs)
+        item = self._generate(self.size, seed=(self.seed, index), **self.scene_kwargs)
         if self._cache is not None:
             self._cache[index] = item
             return dict(item)
@@ -508,7 +682,10 @@ class SyntheticScenes(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         kw = "".join(f", {k}={v!r}" for k, v in self.scene_kwargs.items())
-        return f"SyntheticScenes(length={self.length}, size={self.size}, seed={self.seed}{kw})"
+        return (
+            f"SyntheticScenes(length={self.length}, size={self.size}, seed={self.seed}, "
+            f"kind={self.kind!r}{kw})"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -542,7 +719,13 @@ def _load_photo(name: str, gray: bool) -> torch.Tensor:
         import skimage.data
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(f"bundled_photographs needs scikit-image: {_EXTRA}") from exc
-    arr = np.asarray(getattr(skimage.data, name)())
+    return _image_tensor(np.asarray(getattr(skimage.data, name)()), gray)
+
+
+def _image_tensor(arr: np.ndarray, gray: bool) -> torch.Tensor:
+    """``(H, W)`` or ``(H, W, C)`` bool / integer / float image as float32 ``(C, H, W)``, integers
+    scaled by their dtype's maximum; RGB(A) reduced to luma when ``gray``, gray replicated
+    otherwise."""
     if arr.dtype == np.bool_:
         arr = arr.astype(np.float64)
     elif np.issubdtype(arr.dtype, np.integer):

@@ -1,6 +1,6 @@
 """Tests of cnnconv.data: synthetic scenes, bundled photographs, image folders.
 
-Oracles: loop definitions of the boundary, region statistics recomputed from the image,
+Oracles: loop definitions of the boundary (thinned by skimage.morphology.thin), region statistics recomputed from the image,
 F.conv2d Sobel gradients for the orientation convention, scipy.ndimage for the blur, PIL /
 torchvision.io for file decoding, and exact sub-window search for crops.
 """
@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
+from skimage.morphology import thin as sk_thin
 
 from cnnconv.data import (
     PHOTOGRAPHS,
@@ -74,11 +75,10 @@ def test_boundary_matches_loop_definition():
                 ref[r, c] = True
             if r + 1 < h and lab[r, c] != lab[r + 1, c]:
                 ref[r, c] = True
-    np.testing.assert_array_equal(s["boundary"].numpy(), ref)
-    # every pair of 4-adjacent pixels with different labels is covered by one boundary pixel
+    # the boundary is the label-change pixels thinned as the metric thins predictions
+    np.testing.assert_array_equal(s["boundary"].numpy(), sk_thin(ref))
     b = s["boundary"].numpy()
-    diff_h = lab[:, :-1] != lab[:, 1:]
-    assert (b[:, :-1] | b[:, 1:])[diff_h].all()
+    assert not (b & ~ref).any() and b.sum() > 0.8 * ref.sum()
     # and off the boundary the orientation is 0
     assert (s["orientation"][~s["boundary"]] == 0).all()
 
