@@ -522,61 +522,69 @@ def _add_kernels(subparsers) -> None:
 
 # --------------------------------------------------------------------------- calibrate
 
-#: Typical cases whose FFT crossover ``calibrate`` reports: (text, batch, Cin, Cout, Cin/groups, size).
+#: Typical cases whose FFT crossover ``calibrate`` reports: (text, input shape, Cout, groups).
 CROSSOVER_CASES = (
-    ("3x512x512 image, depthwise", 1, 3, 3, 1, 512),
-    ("64->64 channels, 56x56", 1, 64, 64, 64, 56),
+    ("3x512x512 image, depthwise", (1, 3, 512, 512), 3, 3),
+    ("64->64 channels, 56x56", (1, 64, 56, 56), 64, 1),
 )
+
+
+def _num(value: float) -> str:
+    """Two significant digits, without an exponent."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.2g}"
 
 
 def _duration(seconds: float) -> str:
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         if seconds >= 0.1 * scale:
-            return f"{seconds / scale:.2g} {unit}"
-    return f"{seconds / 1e-9:.2g} ns"
+            return f"{_num(seconds / scale)} {unit}"
+    return f"{_num(seconds / 1e-9)} ns"
 
 
 def _ns(seconds: float) -> str:
-    return f"{seconds * 1e9:.2g}"
+    return _num(seconds * 1e9)
 
 
-def _crossover(consts: dict, batch: int, cin: int, cout: int, cin_g: int, size: int) -> int | None:
-    """Smallest odd kernel size (3 to 63) at which the cost model estimates the FFT to be more
-    than the planner's margin faster than direct, for a ``same`` convolution of one image."""
-    from cnnconv.fft import next_fast_len
-    from cnnconv.planner import DIRECT_MARGIN, direct_cost, fft_cost
+def _crossover(shape, cout: int, groups: int, device: str) -> int | None:
+    """Smallest odd kernel size (3 to 63) for which the planner picks the FFT, with the
+    constants it loads for ``device``."""
+    from cnnconv.planner import choose_method
 
     for k in range(3, 64, 2):
-        n = next_fast_len(size + k - 1)
-        direct = direct_cost(batch, cout, cin_g, (size, size), (k, k), consts, cin=cin)
-        if direct > DIRECT_MARGIN * fft_cost(batch, cin, cout, cin_g, (n, n), consts):
+        if choose_method(shape, (cout, shape[1] // groups, k, k), groups=groups, device=device) == "fft":
             return k
     return None
 
 
 def _calibration_summary(consts: dict, device: str, seconds: float, path) -> list[str]:
-    """A few lines: each fitted constant with its unit, the crossovers it implies, the path."""
-    from cnnconv.planner import direct_cost
+    """A few lines: each fitted constant with its unit, the crossovers it implies (when the
+    planner uses these constants), the path."""
+    import torch
+
+    from cnnconv.planner import calibration_path, direct_cost, load_constants
 
     def rate(cin, cout, cin_g, k):  # seconds per multiply-add of the direct convolution
         return (direct_cost(1, cout, cin_g, (1, 1), (k, k), consts, cin=cin) - consts["t0_direct"]) / (cout * cin_g * k * k)
 
-    dense = ", ".join(f"{_ns(rate(64, 64, 64, k))} at {k}x{k}" for k in (3, 31))
-    depthwise = ", ".join(f"{_ns(rate(3, 3, 1, k))} at {k}x{k}" for k in (3, 31))
-    crossovers = []
-    for text, *case in CROSSOVER_CASES:
-        k = _crossover(consts, *case)
-        crossovers.append(f"from {k}x{k} kernels ({text})" if k else f"not up to 63x63 ({text})")
-    return [
+    lines = [
         f"calibrated {device} in {seconds:.0f} s",
-        f"  FFT          {_ns(consts['fft'])} ns per point x log2(points) of a transform",
-        f"  spectral mix {_ns(consts['matmul'])} ns per complex multiply-add (dense), "
+        f"  FFT              {_ns(consts['fft'])} ns per point x log2(points) of a transform",
+        f"  spectral mix     {_ns(consts['matmul'])} ns per complex multiply-add (dense), "
         f"{_ns(consts['elementwise'])} ns per complex product (depthwise)",
-        f"  direct       ns per multiply-add: {dense} (64->64 channels); {depthwise} (depthwise)",
-        f"  start-up     FFT {_duration(consts['t0_fft'])}, direct {_duration(consts['t0_direct'])} per call",
-        f"  crossover    FFT estimated faster {'; '.join(crossovers)}",
-        f"written to {_abspath(path)}",
     ]
+    for text, cin, cout, cin_g in (("64->64", 64, 64, 64), ("depthwise", 3, 3, 1)):
+        rates = ", ".join(f"{_ns(rate(cin, cout, cin_g, k))} at {k}x{k}" for k in (3, 31))
+        lines.append(f"  {'direct ' + text:<16} ns per multiply-add: {rates}")
+    lines.append(f"  start-up         FFT {_duration(consts['t0_fft'])}, direct {_duration(consts['t0_direct'])} per call")
+    if load_constants(torch.device(device).type) == consts:
+        for i, (text, *case) in enumerate(CROSSOVER_CASES):
+            k = _crossover(*case, device)
+            found = f"the planner picks the FFT from {k}x{k} kernels" if k else "direct up to 63x63 kernels"
+            lines.append(f"  {'' if i else 'crossover':<16} {text}: {found}")
+    else:
+        lines.append(f"  crossover        not in use: the planner reads {_abspath(calibration_path())}")
+    lines.append(f"written to {_abspath(path)}")
+    return lines
 
 
 def _run_calibrate(args) -> int:

@@ -78,25 +78,32 @@ def _fake_constants():
     return consts
 
 
-def _expected_crossover(consts, batch, cin, cout, cin_g, size):
-    """Smallest odd kernel size whose FFT estimate beats direct by the planner's margin, found
-    here from the planner's public cost functions."""
-    from cnnconv.fft import next_fast_len
+def _fake_calibrate(consts):
+    """Stands in for planner.calibrate: writes ``consts`` where asked, as the real one does."""
 
+    def calibrate(path=None, quick=False, device=None):
+        target = planner.calibration_path(path)
+        target.write_text(json.dumps({"cpu": consts}))
+        planner._loaded.clear()
+        return consts
+
+    return calibrate
+
+
+def _planner_crossover(shape, weight, groups):
+    """Smallest odd kernel size for which planner.choose_method picks the FFT."""
     for k in range(3, 64, 2):
-        n = next_fast_len(size + k - 1)
-        direct = planner.direct_cost(batch, cout, cin_g, (size, size), (k, k), consts, cin=cin)
-        fft = planner.fft_cost(batch, cin, cout, cin_g, (n, n), consts)
-        if direct > planner.DIRECT_MARGIN * fft:
+        if planner.choose_method(shape, (*weight, k, k), groups=groups) == "fft":
             return k
     return None
 
 
 def test_calibrate_prints_a_short_summary_with_units(monkeypatch, tmp_path, capsys):
     consts = _fake_constants()
-    monkeypatch.setattr(planner, "calibrate", lambda path=None, quick=False, device=None: consts)
+    monkeypatch.setenv("CNNCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(planner, "calibrate", _fake_calibrate(consts))
     monkeypatch.chdir(tmp_path)
-    assert main(["calibrate", "--quick", "--path", "cal.json"]) == 0
+    assert main(["calibrate", "--quick"]) == 0
     out = capsys.readouterr().out
     lines = out.strip().splitlines()
     assert 4 <= len(lines) <= 10
@@ -104,9 +111,25 @@ def test_calibrate_prints_a_short_summary_with_units(monkeypatch, tmp_path, caps
     assert "0.7 ns per complex multiply-add" in out  # matmul constant
     assert "0.6 ms" in out and "30 us" in out  # start-up times
     assert "ns per multiply-add" in out
-    k = _expected_crossover(consts, 1, 3, 3, 1, 512)
-    assert k is not None and f"from {k}x{k} kernels" in out
+    # The crossovers are those the planner now picks with the fitted constants.
+    depthwise = _planner_crossover((1, 3, 512, 512), (3, 1), 3)
+    dense = _planner_crossover((1, 64, 56, 56), (64, 64), 1)
+    assert depthwise and dense and depthwise != dense
+    assert f"3x512x512 image, depthwise: the planner picks the FFT from {depthwise}x{depthwise} kernels" in out
+    assert f"64->64 channels, 56x56: the planner picks the FFT from {dense}x{dense} kernels" in out
+    assert lines[-1] == f"written to {tmp_path / 'calibration.json'}"
+    planner._loaded.clear()
+
+
+def test_calibrate_elsewhere_says_the_planner_does_not_use_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("CNNCONV_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(planner, "calibrate", _fake_calibrate(_fake_constants()))
+    monkeypatch.chdir(tmp_path)
+    assert main(["calibrate", "--path", "cal.json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert f"not in use: the planner reads {tmp_path / 'cache' / 'calibration.json'}" in lines[-2]
     assert lines[-1] == f"written to {tmp_path / 'cal.json'}"  # absolute, whatever was given
+    planner._loaded.clear()
 
 
 def test_calibrate_json_is_the_raw_data(monkeypatch, capsys):
