@@ -389,6 +389,8 @@ def plot_frequency_response(
             ax.set_ylabel("fy (cycles/px)", fontsize=8)
             ax.set_xticks([-0.5, 0.0, 0.5])
             ax.set_yticks([-0.5, 0.0, 0.5])
+            ax.set_xlim(lo, hi)  # the ticks at +-0.5 would otherwise widen the axes past the image
+            ax.set_ylim(hi, lo)
             ax.tick_params(labelsize=7)
             if titles[r * ncols + c]:
                 ax.set_title(titles[r * ncols + c], fontsize=9)
@@ -475,9 +477,9 @@ def plot_side_by_side(
         vmax = _limit([a, b])
         fontsize = _value_fontsize(a, 2.2 * shrink) if annotate else None
         _draw_kernel(axes[top, col], a, titles[i] or f"learned {i}", vmax, cmap, fontsize)
-        image = _draw_kernel(axes[top + 1, col], b, f"{reference_titles[i] or f'reference {i}'}\nx {scale:.3g}",
+        image = _draw_kernel(axes[top + 1, col], b, f"{reference_titles[i] or f'reference {i}'}\nscaled x {scale:.3g}",
                              vmax, cmap, fontsize)
-        _colorbar(fig, image, [axes[top, col], axes[top + 1, col]], [-vmax, 0.0, vmax], aspect=40)
+        _colorbar(fig, image, [axes[top, col], axes[top + 1, col]], [-vmax, 0.0, vmax], aspect=60)
         if difference:
             diff = a - b
             dmax = float(diff.abs().max())

@@ -217,5 +217,8 @@ def test_plot_frequency_response_row_scale_and_layout():
         mags = [np.abs(np.fft.fft2(k.numpy(), s=(16, 16))) for k in kernels[2 * r:2 * r + 2]]
         for ax in axes[2 * r:2 * r + 2]:
             assert ax.images[0].get_clim() == pytest.approx((min(m.min() for m in mags), max(m.max() for m in mags)))
+    for ax in axes:  # the image fills its axes (no blank strip at +0.5 cycles/px)
+        left, right, bottom, top = ax.images[0].get_extent()
+        assert ax.get_xlim() == pytest.approx((left, right)) and ax.get_ylim() == pytest.approx((bottom, top))
     renderer = _inside_canvas(fig)
     _no_overlap([ax.title.get_window_extent(renderer) for ax in axes] + [fig._suptitle.get_window_extent(renderer)])
