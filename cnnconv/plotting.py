@@ -387,10 +387,9 @@ def plot_frequency_response(
                               interpolation="nearest")
             ax.set_xlabel("fx (cycles/px)", fontsize=8)
             ax.set_ylabel("fy (cycles/px)", fontsize=8)
-            ax.set_xticks([-0.5, 0.0, 0.5])
-            ax.set_yticks([-0.5, 0.0, 0.5])
-            ax.set_xlim(lo, hi)  # the ticks at +-0.5 would otherwise widen the axes past the image
-            ax.set_ylim(hi, lo)
+            ticks = [t for t in (-0.5, -0.25, 0.0, 0.25, 0.5) if lo <= t <= hi]  # inside the image
+            ax.set_xticks(ticks)
+            ax.set_yticks(ticks)
             ax.tick_params(labelsize=7)
             if titles[r * ncols + c]:
                 ax.set_title(titles[r * ncols + c], fontsize=9)
