@@ -30,6 +30,7 @@ from typing import Callable
 PROG = "cnnconv"
 MAX_VALUES_SIDE = 7  # kernel values are printed for kernels up to 7x7
 PROGRESS_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
+MAX_PLOTTED = 64  # inspect --plot draws at most this many kernels (beyond, panels get too small)
 
 
 class CommandError(Exception):
@@ -313,7 +314,14 @@ def _plot_inspected(layers, path, overwrite: bool) -> None:
             ref_titles.append(f"{m.name} {m.transform} ({m.similarity:.3f})")
     if not learned:
         raise CommandError("nothing to plot: every kernel is all zero")
-    plot_side_by_side(learned, refs, titles, ref_titles, path=path, overwrite=overwrite)
+    if len(learned) > MAX_PLOTTED:
+        print(
+            f"{PROG}: note: --plot draws the first {MAX_PLOTTED} of {len(learned)} kernels "
+            f"(choose others with --layer and --max-kernels)",
+            file=sys.stderr,
+        )
+    n = MAX_PLOTTED
+    plot_side_by_side(learned[:n], refs[:n], titles[:n], ref_titles[:n], path=path, overwrite=overwrite)
 
 
 def _check_plot_path(path: str, overwrite: bool) -> None:

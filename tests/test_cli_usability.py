@@ -312,3 +312,15 @@ def test_devices_without_kernels_are_refused(spec, capsys, monkeypatch):
     assert main(["calibrate", "--device", spec]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cnnconv: error: --device") and spec in err and len(err.splitlines()) == 1
+
+
+def test_inspect_plot_draws_at_most_64_kernels(tmp_path, capsys, monkeypatch):
+    import cnnconv.plotting as plotting
+
+    drawn = []
+    monkeypatch.setattr(plotting, "plot_side_by_side", lambda learned, *a, **kw: drawn.append(len(learned)))
+    path = _checkpoint(tmp_path / "ck.pt", n=70)
+    assert main(["inspect", str(path), "--top", "1", "--max-kernels", "70", "--plot", str(tmp_path / "k.png")]) == 0
+    assert drawn == [64]
+    err = capsys.readouterr().err
+    assert "cnnconv: note: --plot draws the first 64 of 70 kernels" in err
