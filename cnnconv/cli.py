@@ -387,9 +387,8 @@ INSPECT_EPILOG = """examples:
   cnnconv inspect model.pt --layer 'features.*' --top 1 --plot kernels.png
   cnnconv inspect model.pt --json --indent 2 > kernels.json
 
-Takes a few seconds for a small model; ResNet-18 (1280 kernels of 3x3 and 7x7) took 52 s on a
-busy 2-core CPU, plus 40 s to draw --plot (at most 64 kernels are drawn). Progress goes to
-stderr."""
+Takes a few seconds for a small model. ResNet-18 (1280 kernels) took 52 s on a 2-core CPU
+under load, plus 40 s to draw --plot (which draws at most 64 kernels). Progress goes to stderr."""
 
 
 def _add_inspect(subparsers) -> None:
