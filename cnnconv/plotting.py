@@ -210,14 +210,21 @@ def _value_fontsize(k: torch.Tensor, panel_w: float) -> float | None:
     return size if size >= 4 else None
 
 
-def _draw_kernel(ax, k: torch.Tensor, title, vmax: float, cmap: str, fontsize: float | None):
+def _title_fontsize(title: str, panel_w: float) -> float:
+    """At most 9 pt, smaller for a title line wider than about 3/4 of a ``panel_w``-inch panel
+    (the rest is the colour bar and the gap), at least 5 pt."""
+    longest = max(len(line) for line in title.splitlines())
+    return max(5.0, min(9.0, 0.75 * panel_w * 72 / (0.6 * longest)))
+
+
+def _draw_kernel(ax, k: torch.Tensor, title, vmax: float, cmap: str, fontsize: float | None, panel_w: float):
     """Draw ``k`` on ``ax`` with colour limits ``[-vmax, vmax]``; write its values at
-    ``fontsize`` (none when ``None``)."""
+    ``fontsize`` (none when ``None``); size the title to the ``panel_w``-inch panel."""
     image = ax.imshow(k.numpy(), cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=_title_fontsize(title, panel_w))
     if fontsize:
         for (r, c), v in zip(((r, c) for r in range(k.shape[0]) for c in range(k.shape[1])), k.flatten().tolist()):
             ax.text(c, r, f"{v:.2g}", ha="center", va="center", fontsize=fontsize,
@@ -309,7 +316,7 @@ def plot_kernels(
                 ax.set_axis_off()
                 continue
             fontsize = _value_fontsize(row[c], 2.2 * shrink) if annotate else None
-            image = _draw_kernel(ax, row[c], titles[r * ncols + c], limits[r], cmap, fontsize)
+            image = _draw_kernel(ax, row[c], titles[r * ncols + c], limits[r], cmap, fontsize, 2.2 * shrink)
         if colorbar and (share == "row" or r == nrows - 1):
             vmax = limits[r]
             _colorbar(fig, image, list(axes[r] if share == "row" else axes.flat), [-vmax, 0.0, vmax])
@@ -366,7 +373,7 @@ def plot_frequency_response(
     items = _to_list(kernels, "kernels")
     titles = _check_titles(titles, len(items))
     nrows, ncols = _grid_shape(len(items), ncols)
-    fig, axes, _ = _grid_figure(nrows, ncols, 2.8, 2.6, suptitle)
+    fig, axes, shrink = _grid_figure(nrows, ncols, 2.8, 2.6, suptitle)
     panels = []
     for k in items:
         mag, freqs = frequency_response(k, size=max(size, max(k.shape)))
@@ -392,7 +399,7 @@ def plot_frequency_response(
             ax.set_yticks(ticks)
             ax.tick_params(labelsize=7)
             if titles[r * ncols + c]:
-                ax.set_title(titles[r * ncols + c], fontsize=9)
+                ax.set_title(titles[r * ncols + c], fontsize=_title_fontsize(titles[r * ncols + c], 2.8 * shrink))
         if share == "row" or r == nrows - 1:
             _colorbar(fig, image, list(axes[r] if share == "row" else axes.flat), label="dB" if log else "|H|")
     if path is not None:
@@ -475,9 +482,9 @@ def plot_side_by_side(
         b = scale * b
         vmax = _limit([a, b])
         fontsize = _value_fontsize(a, 2.2 * shrink) if annotate else None
-        _draw_kernel(axes[top, col], a, titles[i] or f"learned {i}", vmax, cmap, fontsize)
+        _draw_kernel(axes[top, col], a, titles[i] or f"learned {i}", vmax, cmap, fontsize, 2.2 * shrink)
         image = _draw_kernel(axes[top + 1, col], b, f"{reference_titles[i] or f'reference {i}'}\nscaled x {scale:.3g}",
-                             vmax, cmap, fontsize)
+                             vmax, cmap, fontsize, 2.2 * shrink)
         _colorbar(fig, image, [axes[top, col], axes[top + 1, col]], [-vmax, 0.0, vmax], aspect=60)
         if difference:
             diff = a - b
@@ -486,7 +493,7 @@ def plot_side_by_side(
             title = f"difference x {_factor_text(vmax / dmax)}" if dmax > 1e-12 * vmax else "difference (zero)"
             dmax = dmax if dmax > 1e-12 * vmax else vmax
             image = _draw_kernel(axes[top + 2, col], diff, title, dmax, cmap,
-                                 _value_fontsize(diff, 2.2 * shrink) if annotate else None)
+                                 _value_fontsize(diff, 2.2 * shrink) if annotate else None, 2.2 * shrink)
             _colorbar(fig, image, axes[top + 2, col], [-dmax, 0.0, dmax])
     for i in range(n, blocks * ncols):
         for r in range(rows):

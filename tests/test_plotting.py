@@ -185,14 +185,14 @@ def test_plot_side_by_side_64_kernels_bounded_grid_no_overlapping_labels():
     learned = torch.tensor(rng.standard_normal((64, 3, 3)))
     ref = learned + 0.05 * torch.tensor(rng.standard_normal((64, 3, 3)))
     fig = plotting.plot_side_by_side(learned, ref, [f"conv1.weight[{i},0]" for i in range(64)],
-                                     [f"sobel_x conv_flip ({i})" for i in range(64)], suptitle="64 kernels")
+                                     [f"gaussian_dxx conv_flip (0.{i:03d})" for i in range(64)], suptitle="64 kernels")
     width, height = fig.canvas.get_width_height()
     assert width * 120 / fig.dpi <= 4000 and height * 120 / fig.dpi <= 4000
     assert max(fig.get_size_inches()) <= plotting.MAX_FIGURE_INCHES + 1e-9
     assert len(_kernel_axes(fig)) == 3 * 64
     renderer = _inside_canvas(fig)
     titles = [ax.title.get_window_extent(renderer) for ax in _kernel_axes(fig)]
-    _no_overlap(titles)
+    _no_overlap(titles + [ax.get_window_extent(renderer) for ax in _colorbars(fig)])
     for ax in _kernel_axes(fig):  # value labels, where drawn, do not overlap each other
         _no_overlap([t.get_window_extent(renderer) for t in ax.texts])
 
