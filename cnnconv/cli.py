@@ -86,7 +86,7 @@ class _Progress:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self._bar = tqdm(total=self.total, desc=self.label, unit=" " + self.unit, file=sys.stderr,
+                self._bar = tqdm(total=self.total, desc=self._description(), unit=" " + self.unit, file=sys.stderr,
                                  leave=False, bar_format=None if self.total else "{desc}: {elapsed} elapsed")
         self._thread = threading.Thread(target=self._beat, daemon=True)
         self._thread.start()
@@ -96,9 +96,12 @@ class _Progress:
         """Start the next stage of the work: a new label and step count."""
         self.label, self.total, self.done = label, total, 0
         if self._bar is not None:
-            self._bar.set_description(label, refresh=False)
+            self._bar.set_description(self._description(), refresh=False)
             self._bar.bar_format = None if total else "{desc}: {elapsed} elapsed"
             self._bar.reset(total=total)
+
+    def _description(self) -> str:
+        return f"{self.label} ({self.note})" if self.note else self.label
 
     def update(self, n: int = 1) -> None:
         """Count ``n`` more steps done."""

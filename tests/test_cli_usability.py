@@ -174,9 +174,11 @@ def test_progress_uses_tqdm_on_a_terminal(monkeypatch):
 
     stream = Terminal()
     monkeypatch.setattr(sys, "stderr", stream)
-    with cli._Progress("inspecting", total=3, unit="kernels") as progress:
+    with cli._Progress("reading", unit="kernels") as progress:
+        progress.stage("inspecting", 3)
         for _ in range(3):
             progress.update()
+        progress.stage("drawing the figure")
     text = stream.getvalue()
     assert "inspecting:" in text and "/3 [" in text and "kernels/s" in text  # a tqdm bar
     assert "s elapsed" not in text  # not the plain progress lines
