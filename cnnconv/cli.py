@@ -483,8 +483,9 @@ def _run_kernels(args) -> int:
     if args.plot:
         from cnnconv.plotting import plot_kernels
 
-        try:
-            plot_kernels(list(built.values()), [_safe(spec) for spec in built], path=args.plot, overwrite=args.overwrite)
+        try:  # one kernel per row, so each gets its own colour scale (bank kernels differ in amplitude)
+            plot_kernels(list(built.values()), [_safe(spec) for spec in built], path=args.plot, ncols=1,
+                         overwrite=args.overwrite)
         except OSError as exc:
             raise CommandError(f"cannot write --plot {_abspath(args.plot)!r}: {exc.strerror or exc}") from None
     if args.json:

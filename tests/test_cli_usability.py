@@ -187,7 +187,12 @@ def test_progress_uses_tqdm_on_a_terminal(monkeypatch):
 # --------------------------------------------------------------------------- kernels
 
 
-def test_kernels_plot_one_and_several(tmp_path, capsys):
+def test_kernels_plot_one_and_several(tmp_path, capsys, monkeypatch):
+    import cnnconv.plotting as plotting
+
+    figures = []
+    original = plotting.plot_kernels
+    monkeypatch.setattr(plotting, "plot_kernels", lambda *a, **kw: figures.append(original(*a, **kw)))
     one = tmp_path / "sobel.png"
     assert main(["kernels", "sobel_x", "--plot", str(one)]) == 0
     out = capsys.readouterr().out
@@ -198,6 +203,10 @@ def test_kernels_plot_one_and_several(tmp_path, capsys):
     out = capsys.readouterr().out
     assert several.read_bytes()[:8] == PNG_SIGNATURE
     assert "gaussian:sigma=1.5,size=7  7x7" in out
+    # Bank kernels differ in amplitude (Sobel 2, Gaussian 0.03): each is drawn on its own scale.
+    expected = [2.0, float(kernels.gaussian(1.5, 7).max()), 4.0]
+    limits = [ax.images[0].get_clim()[1] for ax in figures[-1].axes if ax.images]
+    assert limits == pytest.approx(expected)
 
 
 def test_kernels_named_prints_values_and_json(capsys):
