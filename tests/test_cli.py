@@ -183,7 +183,7 @@ def test_calibrate_command_calls_the_planner(monkeypatch, tmp_path, capsys):
 
     monkeypatch.setattr(planner, "calibrate", fake_calibrate)
     target = str(tmp_path / "calibration.json")
-    assert main(["calibrate", "--quick", "--path", target]) == 0
+    assert main(["calibrate", "--quick", "--path", target, "--json"]) == 0  # the raw data
     assert calls == [(target, True, None)]
     assert json.loads(capsys.readouterr().out) == {"fft": 1.5e-9, "direct": None}
 

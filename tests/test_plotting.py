@@ -19,7 +19,7 @@ def _kernel_axes(fig):
 def test_plot_kernels_scaling_and_png(tmp_path):
     torch.manual_seed(3)
     kernels = torch.randn(2, 3, 5, 5)
-    kernels[0, 1] *= 10.0  # very different scales: each kernel keeps its own
+    kernels[0, 1] *= 10.0  # very different scales: the row shares the largest
     titles = [f"k{i}" for i in range(6)]
     path = tmp_path / "grid.png"
     fig = plotting.plot_kernels(kernels, titles, path=path)
@@ -27,11 +27,13 @@ def test_plot_kernels_scaling_and_png(tmp_path):
     axes = _kernel_axes(fig)
     assert len(axes) == 6
     assert [ax.get_title() for ax in axes] == titles
-    for ax, k in zip(axes, kernels.reshape(-1, 5, 5)):
+    flat = kernels.reshape(-1, 5, 5)
+    for i, (ax, k) in enumerate(zip(axes, flat)):
+        row = flat[3 * (i // 3):3 * (i // 3) + 3]  # a 2x3 grid for six kernels
         vmin, vmax = ax.images[0].get_clim()
-        assert vmax == pytest.approx(float(k.abs().max())) and vmin == pytest.approx(-vmax)  # centred on 0
+        assert vmax == pytest.approx(float(row.abs().max())) and vmin == pytest.approx(-vmax)  # centred on 0
         np.testing.assert_allclose(ax.images[0].get_array(), k.double().numpy())
-    assert len(fig.axes) == 12  # one colour bar per kernel
+    assert len(fig.axes) == 8  # one colour bar per row
     assert path.read_bytes()[:8] == PNG_SIGNATURE
     assert os.listdir(tmp_path) == ["grid.png"]  # no temporary file left behind
 
@@ -97,3 +99,126 @@ def test_bad_inputs():
         plotting.plot_kernels([])
     with pytest.raises(ValueError, match=r"2 to 4 dimensions, got shape \(1, 1, 1, 3, 3\)"):
         plotting.plot_kernels(torch.randn(1, 1, 1, 3, 3))
+
+
+# --------------------------------------------------------------------------- layout and scales
+
+
+def _colorbars(fig):
+    """Colour-bar axes (matplotlib marks them with a ``_colorbar`` attribute)."""
+    return [ax for ax in fig.axes if getattr(ax, "_colorbar", None) is not None]
+
+
+def _inside_canvas(fig):
+    """Every title, the figure title and every text of ``fig`` lies inside the canvas."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.canvas.get_width_height()
+    texts = [ax.title for ax in fig.axes] + [t for ax in fig.axes for t in ax.texts]
+    if fig._suptitle is not None:
+        texts.append(fig._suptitle)
+    for text in texts:
+        if not text.get_text():
+            continue
+        box = text.get_window_extent(renderer)
+        assert box.x0 >= -0.5 and box.y0 >= -0.5 and box.x1 <= width + 0.5 and box.y1 <= height + 0.5, text.get_text()
+    return renderer
+
+
+def _no_overlap(boxes):
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), (a, b)
+
+
+def test_plot_kernels_shared_row_scale_colorbars_and_no_title_overlap():
+    """Five rows with a figure title: one colour bar per row, each row's kernels share symmetric
+    limits, and no title overlaps another or leaves the canvas."""
+    rng = np.random.default_rng(11)
+    kernels = [torch.tensor(rng.standard_normal((3, 3)) * 10.0 ** rng.uniform(-2, 1)) for _ in range(10)]
+    fig = plotting.plot_kernels(kernels, [f"kernel number {i}" for i in range(10)], ncols=2,
+                                suptitle="ten kernels\nin five rows")
+    axes = _kernel_axes(fig)
+    assert len(_colorbars(fig)) == 5
+    for r in range(5):
+        expected = max(float(k.abs().max()) for k in kernels[2 * r:2 * r + 2])
+        for ax in axes[2 * r:2 * r + 2]:
+            assert ax.images[0].get_clim() == pytest.approx((-expected, expected))
+    renderer = _inside_canvas(fig)
+    boxes = [ax.title.get_window_extent(renderer) for ax in axes] + [fig._suptitle.get_window_extent(renderer)]
+    _no_overlap(boxes + [ax.get_window_extent(renderer) for ax in axes])  # titles clear of every panel
+    fig = plotting.plot_kernels(kernels, share="all")
+    assert {ax.images[0].get_clim() for ax in _kernel_axes(fig)} == {(-_max(kernels), _max(kernels))}
+    assert len(_colorbars(fig)) == 1
+    with pytest.raises(ValueError, match="share must be 'row' or 'all', got 'each'"):
+        plotting.plot_kernels(kernels, share="each")
+
+
+def _max(kernels):
+    return max(float(k.abs().max()) for k in kernels)
+
+
+def test_plot_side_by_side_difference_has_its_own_scale():
+    """A 1.5% residual: the difference panel is scaled on its own and its title says by how much."""
+    rng = np.random.default_rng(4)
+    ref = rng.standard_normal((5, 5))
+    noise = rng.standard_normal((5, 5))
+    learned = 3.0 * ref + 0.015 * np.abs(3.0 * ref).max() * noise / np.abs(noise).max()
+    fig = plotting.plot_side_by_side([torch.tensor(learned)], [torch.tensor(ref)], ["learned"], ["ref"])
+    top, middle, bottom = _kernel_axes(fig)
+    scale = (learned * ref).sum() / (ref * ref).sum()
+    diff = learned - scale * ref
+    kernel_max = max(np.abs(learned).max(), np.abs(scale * ref).max())
+    assert top.images[0].get_clim() == pytest.approx((-kernel_max, kernel_max))
+    assert middle.images[0].get_clim() == pytest.approx((-kernel_max, kernel_max))  # per comparison
+    np.testing.assert_allclose(middle.images[0].get_array(), scale * ref, rtol=1e-12)
+    dmax = np.abs(diff).max()
+    assert bottom.images[0].get_clim() == pytest.approx((-dmax, dmax))
+    factor = kernel_max / dmax
+    assert 40 < factor < 200
+    assert bottom.get_title() == f"difference x {factor:.0f}"
+    assert len(_colorbars(fig)) == 2  # the comparison's and the difference's
+
+
+def test_plot_side_by_side_64_kernels_bounded_grid_no_overlapping_labels():
+    rng = np.random.default_rng(2)
+    learned = torch.tensor(rng.standard_normal((64, 3, 3)))
+    ref = learned + 0.05 * torch.tensor(rng.standard_normal((64, 3, 3)))
+    fig = plotting.plot_side_by_side(learned, ref, [f"conv1.weight[{i},0]" for i in range(64)],
+                                     [f"gaussian_dxx conv_flip (0.{i:03d})" for i in range(64)], suptitle="64 kernels")
+    width, height = fig.canvas.get_width_height()
+    assert width * 120 / fig.dpi <= 4000 and height * 120 / fig.dpi <= 4000
+    assert max(fig.get_size_inches()) <= plotting.MAX_FIGURE_INCHES + 1e-9
+    assert len(_kernel_axes(fig)) == 3 * 64
+    renderer = _inside_canvas(fig)
+    titles = [ax.title.get_window_extent(renderer) for ax in _kernel_axes(fig)]
+    _no_overlap(titles + [ax.get_window_extent(renderer) for ax in _colorbars(fig)])
+    for ax in _kernel_axes(fig):  # value labels, where drawn, do not overlap each other
+        _no_overlap([t.get_window_extent(renderer) for t in ax.texts])
+
+
+def test_value_labels_do_not_overlap():
+    """Long labels (small and negative values) on a 7x7 kernel are shrunk to fit or left out."""
+    rng = np.random.default_rng(8)
+    k = torch.tensor(-rng.uniform(1e-4, 9e-4, (7, 7)))
+    fig = plotting.plot_kernels([k, k * 3])
+    renderer = _inside_canvas(fig)
+    for ax in _kernel_axes(fig):
+        _no_overlap([t.get_window_extent(renderer) for t in ax.texts])
+
+
+def test_plot_frequency_response_row_scale_and_layout():
+    rng = np.random.default_rng(6)
+    kernels = [torch.tensor(rng.standard_normal((5, 5)) * s) for s in (1.0, 10.0, 0.1, 3.0)]
+    fig = plotting.plot_frequency_response(kernels, [f"k{i}" for i in range(4)], size=16, ncols=2, suptitle="responses")
+    axes = _kernel_axes(fig)
+    assert len(_colorbars(fig)) == 2
+    for r in range(2):
+        mags = [np.abs(np.fft.fft2(k.numpy(), s=(16, 16))) for k in kernels[2 * r:2 * r + 2]]
+        for ax in axes[2 * r:2 * r + 2]:
+            assert ax.images[0].get_clim() == pytest.approx((min(m.min() for m in mags), max(m.max() for m in mags)))
+    for ax in axes:  # the image fills its axes (no blank strip at +0.5 cycles/px)
+        left, right, bottom, top = ax.images[0].get_extent()
+        assert ax.get_xlim() == pytest.approx((left, right)) and ax.get_ylim() == pytest.approx((bottom, top))
+    renderer = _inside_canvas(fig)
+    _no_overlap([ax.title.get_window_extent(renderer) for ax in axes] + [fig._suptitle.get_window_extent(renderer)])
