@@ -138,7 +138,9 @@ class KernelRecord:
         module_type: class name of the module when extracted from a module, else ``None``.
         parametrized: whether the weight is registered through ``torch.nn.utils.parametrize``.
         note: for a parametrized weight read from a state dict, what the values are and how to
-            get the constrained ones (see :func:`extract_kernels`); else ``None``.
+            get the constrained ones (see :func:`extract_kernels`); for a pixel-difference layer
+            (:class:`cnnconv.pdc.PixelDifferenceConv2d`), that the values are its equivalent
+            kernel; else ``None``.
     """
 
     name: str
@@ -313,6 +315,10 @@ _NOT_STORED = (
 )
 _ORIGINAL_NOTE = "values are the stored UNCONSTRAINED original, not the layer's weight: " + _NOT_STORED
 _FACTORS_NOTE = "values are the product of the stored rank-one factors{}; " + _NOT_STORED
+_PDC_NOTE = (
+    "values are the equivalent vanilla kernel of a pdc={pdc!r} layer (theta={theta}), the kernel it "
+    "applies; its stored weight is the raw pixel-difference weight of shape {shape}"
+)
 
 
 def _rank_one_weight(sd: Mapping, prefix: str, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, str]:
@@ -368,13 +374,20 @@ def _records_from_state_dict(sd: Mapping) -> list[KernelRecord]:
 def _records_from_module(model: nn.Module) -> list[KernelRecord]:
     from torch.nn.utils import parametrize
 
+    from cnnconv.pdc import PixelDifferenceConv2d
+
     records = []
     with torch.no_grad():
         for name, module in model.named_modules():
             if isinstance(module, parametrize.ParametrizationList) or isinstance(module, nn.ModuleDict):
                 continue
+            note = None
             try:
-                weight = getattr(module, "weight", None)
+                if isinstance(module, PixelDifferenceConv2d):
+                    weight = module.equivalent_weight()
+                    note = _PDC_NOTE.format(pdc=module.pdc, theta=module.theta, shape=tuple(module.weight.shape))
+                else:
+                    weight = getattr(module, "weight", None)
             except Exception:  # a parametrization that cannot be evaluated (e.g. lazy modules)
                 continue
             if not isinstance(weight, torch.Tensor) or isinstance(weight, nn.parameter.UninitializedParameter):
@@ -384,7 +397,7 @@ def _records_from_module(model: nn.Module) -> list[KernelRecord]:
             is_param = parametrize.is_parametrized(module, "weight")
             parameter = f"{name}.weight" if name else "weight"
             records.append(
-                KernelRecord(name, parameter, tuple(weight.shape), weight.detach(), type(module).__name__, is_param)
+                KernelRecord(name, parameter, tuple(weight.shape), weight.detach(), type(module).__name__, is_param, note)
             )
     return records
 
@@ -402,7 +415,9 @@ def extract_kernels(obj, *, layer: str | None = None) -> list[KernelRecord]:
     zero-sum of cnnconv's ``rank_one`` constraint applied when its stored ``zero_mean_column``
     buffer is present (the only constraint whose choice a state dict records). To see the
     constrained kernels exactly, pass the model itself, or save it with
-    ``cnnconv.export_state_dict(model)``, which writes the effective weights.
+    ``cnnconv.export_state_dict(model)``, which writes the effective weights. For a
+    :class:`cnnconv.pdc.PixelDifferenceConv2d` in a module the record holds the equivalent
+    vanilla kernel the layer applies (5x5 for ``pdc="rd"``), with a ``note`` saying so.
 
     Args:
         obj: an ``nn.Module``; a mapping of names to tensors (``state_dict``); or a path to a file
