@@ -1294,7 +1294,7 @@ _FIT_MARGIN = 1e-3  # similarity a fit must gain over a bank kernel to rank abov
 _FIT_CACHE_ELEMENTS = 1 << 21  # coarse bases of at most this many values are kept per shape
 _GABOR_THETAS = 12  # coarse orientations of the Gabor fit, over [0, 180)
 _GABOR_FREQUENCIES = tuple(0.04 * (0.5 / 0.04) ** (i / 9) for i in range(10))  # cycles per pixel
-_FIT_GOLDEN_STEPS = 14  # each bracket (two grid steps) shrinks to 1e-3 of its width
+_FIT_GOLDEN_STEPS = 10  # each bracket (two grid steps) shrinks to 1% of its width
 #: Largest side of a kernel :func:`match_kernel` also fits the continuous families to (larger
 #: kernels are matched to the bank only; :func:`fit_kernel` takes any inspectable size).
 MAX_FIT_SIDE = 32
