@@ -1084,8 +1084,8 @@ def match_kernel(k, bank=None, top: int = 3) -> list[KernelMatch]:
     With the default bank, a 2-D kernel with sides from 3 to :data:`MAX_FIT_SIDE` is also fitted
     by the continuous families of :func:`fit_kernel` (first and second Gaussian derivative at any
     orientation, Gabor); the best family is one of the matches, named ``"gaussian_derivative"``,
-    ``"gaussian_second_derivative"`` or ``"gabor"``, with transform ``identity``, its fitted
-    parameters in ``params`` (``orientation`` in degrees, ``sigma``, and for the Gabor
+    ``"gaussian_second_derivative"`` or ``"gabor"``, with transform ``identity`` (``negated``
+    for a second derivative of negative amplitude), its fitted parameters in ``params`` (``orientation`` in degrees, ``sigma``, and for the Gabor
     ``frequency`` and ``phase``) and ``aligned`` the fitted kernel. It ranks above a bank kernel
     only when more similar by more than 1e-3.
 
@@ -1216,10 +1216,9 @@ def match_kernel(k, bank=None, top: int = 3) -> list[KernelMatch]:
         fit = _best_fit(kernel)
         order[fit.family] = len(order)
         refined.add(fit.family)
-        unit = fit.fitted / fit.scale
         matches.append(
-            KernelMatch(fit.family, fit.similarity, "identity", abs(fit.scale), fit.params, fit.params["sigma"],
-                        unit, fit.fitted)
+            KernelMatch(fit.family, fit.similarity, "negated" if fit.scale < 0 else "identity", abs(fit.scale),
+                        fit.params, fit.params["sigma"], fit.fitted / fit.scale, fit.fitted)
         )
     matches.sort(key=key)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cnnconv import kernels as K
-from cnnconv.inspect import MAX_FIT_SIDE, fit_kernel, match_kernel
+from cnnconv.inspect import MAX_FIT_SIDE, apply_transform, fit_kernel, match_kernel
 
 
 def _grid(n):
@@ -87,6 +87,11 @@ def test_second_derivative_orientation_and_scale():
     assert abs(fit.params["sigma"] / 1.5 - 1) < 0.1
     assert fit.similarity > 0.95 and fit.scale < 0  # a valley: negative amplitude
     assert fit_kernel(k)[0].family == "gaussian_second_derivative"
+    # As a match: kernel ~= scale * apply_transform(reference, transform), scale > 0.
+    best = match_kernel(k)[0]
+    assert (best.name, best.transform) == ("gaussian_second_derivative", "negated") and best.scale > 0
+    assert torch.allclose(best.aligned, best.scale * apply_transform(best.reference, best.transform), atol=1e-12)
+    assert torch.allclose(best.aligned, fit.fitted, atol=1e-9 * float(k.abs().max()))
 
 
 @pytest.mark.parametrize("name", [f"kirsch_{d}" for d in K.KIRSCH_DIRECTIONS] + ["roberts_x", "roberts_y"])
