@@ -1514,8 +1514,10 @@ def fit_kernel(k, families=FIT_FAMILIES) -> list[KernelFit]:
       frequency (0.04 to 0.5 cycles per pixel) and sigma by a coarse grid, then two rounds of
       golden-section searches, one parameter at a time.
 
-    Sigma is searched within ``[0.25, max(2, largest side)]`` (the Gabor's from 0.5). Memory
-    stays within one sigma's basis kernels for large kernels.
+    The sigma grid spans ``[0.25, max(2, largest side)]`` (the Gabor's from 0.5); refinement
+    may go one grid step beyond. Memory stays within one sigma's (or, for large kernels, one
+    orientation's) basis kernels; :func:`match_kernel` fits only kernels up to
+    :data:`MAX_FIT_SIDE`.
 
     Args:
         k: kernel ``(kh, kw)``, both sides at least 3, any device.
