@@ -18,9 +18,10 @@ Kernels can be named by string through a registry::
     >>> "gaussian" in kernels.list_kernels()
     True
 
-Registered names: ``box, gaussian, gaussian_dx, gaussian_dy, gaussian_dxx, gaussian_dyy,
-sobel_x, sobel_y, sobel5_x, sobel5_y, prewitt_x, prewitt_y, scharr_x, scharr_y, laplacian4,
-laplacian8, log, sharpen, unsharp, identity``. Aliases: ``mean`` and ``average`` (box),
+Registered names: ``box, gaussian, gaussian_dx, gaussian_dy, gaussian_dxx, gaussian_dxy,
+gaussian_dyy, gabor, sobel_x, sobel_y, sobel5_x, sobel5_y, prewitt_x, prewitt_y, scharr_x,
+scharr_y, roberts_x, roberts_y, kirsch_n, kirsch_ne, kirsch_e, kirsch_se, kirsch_s, kirsch_sw,
+kirsch_w, kirsch_nw, laplacian4, laplacian8, log, sharpen, unsharp, identity``. Aliases: ``mean`` and ``average`` (box),
 ``gauss`` (gaussian), ``laplacian`` (laplacian4), ``laplacian_of_gaussian`` (log).
 """
 
@@ -38,12 +39,18 @@ __all__ = [
     "gaussian",
     "gaussian_derivative1d",
     "gaussian_derivative",
+    "gaussian_dxy",
+    "gabor",
     "sobel_x",
     "sobel_y",
     "prewitt_x",
     "prewitt_y",
     "scharr_x",
     "scharr_y",
+    "roberts_x",
+    "roberts_y",
+    "KIRSCH_DIRECTIONS",
+    "kirsch",
     "laplacian",
     "laplacian_of_gaussian",
     "sharpen",
@@ -52,6 +59,7 @@ __all__ = [
     "get_kernel",
     "list_kernels",
     "register_kernel",
+    "unregister_kernel",
     "separable_factors",
     "gaussian_sigma_from_size",
     "gaussian_size_from_sigma",
@@ -297,6 +305,83 @@ def gaussian_derivative(
     return _out(torch.outer(ky, kx), dtype, device)
 
 
+def gaussian_dxy(sigma, size=None, *, truncate: float = 4.0, dtype=None, device=None) -> torch.Tensor:
+    """Mixed second derivative of Gaussian ``d2/dxdy``: outer product of two first derivatives.
+
+    Scaled as :func:`gaussian_derivative1d` on each axis, so correlating it with ``f = x * y``
+    gives 1; with ``gaussian_dxx`` and ``gaussian_dyy`` it steers the second derivative along a
+    direction ``t``: ``cos(t)**2 dxx + 2 cos(t) sin(t) dxy + sin(t)**2 dyy``.
+
+    Args:
+        sigma: float or ``(sigma_y, sigma_x)``.
+        size: int or ``(kh, kw)`` (default ``2 * round(truncate * sigma) + 1``).
+        truncate: radius in standard deviations when the size comes from sigma.
+
+    Returns:
+        Tensor ``(kh, kw)``.
+
+    Example:
+        >>> k = gaussian_dxy(1.0, 5, dtype=torch.float64)
+        >>> y, x = torch.meshgrid(torch.arange(5.0), torch.arange(5.0), indexing="ij")
+        >>> round(float((k * x.double() * y.double()).sum()), 6)
+        1.0
+    """
+    sy, sx = _pair(sigma, "sigma")
+    hy, hx = _pair(size, "size")
+    ky = gaussian_derivative1d(sy, 1, hy, truncate=truncate, dtype=torch.float64)
+    kx = gaussian_derivative1d(sx, 1, hx, truncate=truncate, dtype=torch.float64)
+    return _out(torch.outer(ky, kx), dtype, device)
+
+
+def _check_real(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def gabor(sigma, theta, frequency, phase: float = 0.0, size=None, *, dtype=None, device=None) -> torch.Tensor:
+    """Real Gabor kernel, the real part of ``skimage.filters.gabor_kernel``.
+
+    ``exp(-(x^2 + y^2) / (2 sigma^2)) / (2 pi sigma^2) * cos(2 pi frequency * u + phase)`` with
+    ``u = x cos(theta) + y sin(theta)`` (+x rightwards, +y downwards), on the integer grid
+    centred on the middle tap: ``gabor(s, t, f, p)`` equals
+    ``gabor_kernel(f, theta=t, sigma_x=s, sigma_y=s, offset=p).real`` (same default size).
+
+    Args:
+        sigma: standard deviation of the (isotropic) Gaussian envelope, > 0.
+        theta: direction of the carrier wave (the edge normal), radians from +x towards +y.
+        frequency: carrier frequency in cycles per pixel, >= 0.
+        phase: carrier phase in radians (0: even, centre-positive; pi/2: odd).
+        size: int or ``(kh, kw)``, odd; default as skimage:
+            ``2 * ceil(max(3 sigma |cos theta|, 3 sigma |sin theta|, 1)) + 1`` per side.
+
+    Returns:
+        Tensor ``(kh, kw)``.
+
+    Example:
+        >>> gabor(2.0, 0.0, 0.25).shape
+        torch.Size([13, 13])
+    """
+    sigma = _check_sigma(sigma)
+    theta = _check_real(theta, "theta")
+    frequency = _check_real(frequency, "frequency")
+    phase = _check_real(phase, "phase")
+    if frequency < 0:
+        raise ValueError(f"frequency must be non-negative, got {frequency}")
+    c, s = math.cos(theta), math.sin(theta)
+    if size is None:
+        half = math.ceil(max(abs(3 * sigma * c), abs(3 * sigma * s), 1))
+        _check_taps(2 * half + 1, f"sigma={sigma}")
+        size = 2 * half + 1
+    kh, kw = (_check_size(n, "size", odd=True) for n in _pair(size, "size"))
+    y, x = torch.meshgrid(_grid(kh), _grid(kw), indexing="ij")
+    u = x * c + y * s
+    k = torch.exp(-(x * x + y * y) / (2 * sigma * sigma)) / (2 * math.pi * sigma * sigma)
+    return _out(k * torch.cos(2 * math.pi * frequency * u + phase), dtype, device)
+
+
 _SOBEL_FACTORS = {
     3: ([1.0, 2.0, 1.0], [-1.0, 0.0, 1.0]),
     5: ([1.0, 4.0, 6.0, 4.0, 1.0], [-1.0, -2.0, 0.0, 2.0, 1.0]),
@@ -384,6 +469,57 @@ def scharr_y(*, normalized: bool = False, dtype=None, device=None) -> torch.Tens
         [-3.0, -10.0, -3.0]
     """
     return _derivative_kernel([3.0, 10.0, 3.0], [-1.0, 0.0, 1.0], normalized, True, dtype, device)
+
+
+def roberts_x(*, dtype=None, device=None) -> torch.Tensor:
+    """Roberts cross kernel ``[[1, 0], [0, -1]]`` (``skimage.filters.roberts_pos_diag``'s weights).
+
+    Example:
+        >>> roberts_x().tolist()
+        [[1.0, 0.0], [0.0, -1.0]]
+    """
+    return _out(torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=torch.float64), dtype, device)
+
+
+def roberts_y(*, dtype=None, device=None) -> torch.Tensor:
+    """Roberts cross kernel ``[[0, 1], [-1, 0]]`` (``skimage.filters.roberts_neg_diag``'s weights).
+
+    Example:
+        >>> roberts_y().tolist()
+        [[0.0, 1.0], [-1.0, 0.0]]
+    """
+    return _out(torch.tensor([[0.0, 1.0], [-1.0, 0.0]], dtype=torch.float64), dtype, device)
+
+
+#: Compass directions of :func:`kirsch`, clockwise from north (up, -row).
+KIRSCH_DIRECTIONS = ("n", "ne", "e", "se", "s", "sw", "w", "nw")
+# The 3x3 ring clockwise from the top-left corner, as (row, column).
+_RING = ((0, 0), (0, 1), (0, 2), (1, 2), (2, 2), (2, 1), (2, 0), (1, 0))
+
+
+def kirsch(direction: str = "n", *, dtype=None, device=None) -> torch.Tensor:
+    """Kirsch compass kernel: 5 on the three ring taps facing ``direction``, -3 on the other five.
+
+    ``kirsch("n")`` is ``[[5, 5, 5], [-3, 0, -3], [-3, -3, -3]]`` (positive where the intensity is
+    higher upwards); each step of :data:`KIRSCH_DIRECTIONS` turns it 45 degrees clockwise.
+
+    Args:
+        direction: one of ``"n", "ne", "e", "se", "s", "sw", "w", "nw"``.
+
+    Returns:
+        Tensor ``(3, 3)``, zero-sum.
+
+    Example:
+        >>> kirsch("e").tolist()
+        [[-3.0, -3.0, 5.0], [-3.0, 0.0, 5.0], [-3.0, -3.0, 5.0]]
+    """
+    if direction not in KIRSCH_DIRECTIONS:
+        raise ValueError(f"direction must be one of {', '.join(KIRSCH_DIRECTIONS)}, got {direction!r}")
+    step = KIRSCH_DIRECTIONS.index(direction)
+    k = torch.zeros(3, 3, dtype=torch.float64)
+    for i, (r, c) in enumerate(_RING):
+        k[r, c] = 5.0 if (i - step) % 8 < 3 else -3.0
+    return _out(k, dtype, device)
 
 
 def laplacian(neighbours: int = 4, *, normalized: bool = False, dtype=None, device=None) -> torch.Tensor:
@@ -489,6 +625,7 @@ def register_kernel(name: str):
         ...     return laplacian(4, dtype=dtype, device=device).abs()
         >>> get_kernel("my_cross").shape
         torch.Size([3, 3])
+        >>> unregister_kernel("my_cross")
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty string, got {name!r}")
@@ -500,6 +637,17 @@ def register_kernel(name: str):
         return fn
 
     return decorator
+
+
+def unregister_kernel(name: str) -> None:
+    """Remove a kernel registered with :func:`register_kernel` (built-in names included).
+
+    Raises:
+        ValueError: ``name`` is not registered.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"kernel name is not registered, got {name!r}")
+    del _REGISTRY[name]
 
 
 def list_kernels() -> list[str]:
@@ -541,6 +689,8 @@ def _register_builtins() -> None:
     add("gaussian_dy", gaussian_derivative, order=1, axis="y")
     add("gaussian_dxx", gaussian_derivative, order=2, axis="x")
     add("gaussian_dyy", gaussian_derivative, order=2, axis="y")
+    add("gaussian_dxy", gaussian_dxy)
+    add("gabor", gabor)
     add("sobel_x", sobel_x)
     add("sobel_y", sobel_y)
     add("sobel5_x", sobel_x, size=5)
@@ -549,6 +699,10 @@ def _register_builtins() -> None:
     add("prewitt_y", prewitt_y)
     add("scharr_x", scharr_x)
     add("scharr_y", scharr_y)
+    add("roberts_x", roberts_x)
+    add("roberts_y", roberts_y)
+    for direction in KIRSCH_DIRECTIONS:
+        add(f"kirsch_{direction}", kirsch, direction=direction)
     add("laplacian4", laplacian, neighbours=4)
     add("laplacian8", laplacian, neighbours=8)
     add("log", laplacian_of_gaussian)

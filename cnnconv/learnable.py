@@ -75,6 +75,60 @@ def _centre_pad(k: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.pad(k, (dw // 2, dw // 2, dh // 2, dh // 2))
 
 
+def _parse_kernels(kernels, in_channels, noise, channel_mode) -> list[tuple[torch.Tensor, str]]:
+    """Check the common arguments of ``from_kernels`` and build each kernel: a list of
+    ``(float64 CPU kernel, name)``."""
+    if isinstance(kernels, str) or (
+        isinstance(kernels, tuple) and len(kernels) == 2 and isinstance(kernels[1], dict)
+    ):
+        kernels = [kernels]
+    elif isinstance(kernels, torch.Tensor):
+        if kernels.ndim == 2:
+            kernels = [kernels]
+        elif kernels.ndim == 3:
+            kernels = list(kernels.unbind(0))
+        else:
+            raise ValueError(
+                f"a kernel tensor must be (kh, kw) or (n, kh, kw), got shape {tuple(kernels.shape)}"
+            )
+    if not isinstance(kernels, Sequence) or len(kernels) == 0:
+        raise ValueError(f"kernels must be a non-empty sequence, got {kernels!r}")
+    if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
+        raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
+    if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not 0 <= noise < math.inf:
+        raise ValueError(f"noise must be a finite non-negative number, got {noise!r}")
+    if channel_mode not in ("mean", "sum"):
+        raise ValueError(f"channel_mode must be 'mean' or 'sum', got {channel_mode!r}")
+
+    built = [_build_kernel(k) for k in kernels]
+    for i, (k, name) in enumerate(built):
+        if not torch.isfinite(k).all():
+            bad = k[~torch.isfinite(k)][0].item()
+            raise ValueError(f"kernels must be finite, got {bad} in kernel {i} ({name})")
+    return built
+
+
+def _add_noise(bank: torch.Tensor, noise: float, generator) -> torch.Tensor:
+    """``bank`` ``(n, kh, kw)`` plus i.i.d. Gaussian noise of ``noise * rms`` of each kernel."""
+    if noise == 0:
+        return bank
+    gdev = generator.device if generator is not None else "cpu"
+    eps = torch.randn(bank.shape, generator=generator, device=gdev, dtype=torch.float64).cpu()
+    return bank + noise * bank.pow(2).mean(dim=(1, 2), keepdim=True).sqrt() * eps
+
+
+def _fill(layer, bank: torch.Tensor, channel_mode: str) -> None:
+    """Copy ``bank`` ``(out, kh, kw)`` into every input channel of ``layer.weight`` (divided by
+    the number of input channels for ``channel_mode="mean"``) and zero the bias."""
+    in_channels = layer.weight.shape[1]
+    scale = 1.0 / in_channels if channel_mode == "mean" else 1.0
+    weight = (bank * scale).unsqueeze(1).expand(-1, in_channels, -1, -1)
+    with torch.no_grad():
+        layer.weight.copy_(weight.to(layer.weight.dtype))
+        if layer.bias is not None:
+            layer.bias.zero_()
+
+
 class LearnableConv2d(_conv.FFTConv2d):
     """``nn.Conv2d`` with hand-designed initialisation, freezing and a choice of engine.
 
@@ -195,44 +249,14 @@ class LearnableConv2d(_conv.FFTConv2d):
             >>> layer.weight.shape
             torch.Size([2, 1, 9, 9])
         """
-        if isinstance(kernels, str) or (
-            isinstance(kernels, tuple) and len(kernels) == 2 and isinstance(kernels[1], dict)
-        ):
-            kernels = [kernels]
-        elif isinstance(kernels, torch.Tensor):
-            if kernels.ndim == 2:
-                kernels = [kernels]
-            elif kernels.ndim == 3:
-                kernels = list(kernels.unbind(0))
-            else:
-                raise ValueError(
-                    f"a kernel tensor must be (kh, kw) or (n, kh, kw), got shape {tuple(kernels.shape)}"
-                )
-        if not isinstance(kernels, Sequence) or len(kernels) == 0:
-            raise ValueError(f"kernels must be a non-empty sequence, got {kernels!r}")
-        if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
-            raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
-        if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not 0 <= noise < math.inf:
-            raise ValueError(f"noise must be a finite non-negative number, got {noise!r}")
-        if channel_mode not in ("mean", "sum"):
-            raise ValueError(f"channel_mode must be 'mean' or 'sum', got {channel_mode!r}")
-
-        built = [_build_kernel(k) for k in kernels]
-        for i, (k, name) in enumerate(built):
-            if not torch.isfinite(k).all():
-                bad = k[~torch.isfinite(k)][0].item()
-                raise ValueError(f"kernels must be finite, got {bad} in kernel {i} ({name})")
+        built = _parse_kernels(kernels, in_channels, noise, channel_mode)
         if kernel_size is None:
             size = (max(k.shape[0] for k, _ in built), max(k.shape[1] for k, _ in built))
         else:
             size = _check_kernel_size(kernel_size)
         bank = torch.stack([_centre_pad(k, size) for k, _ in built])  # (n, kh, kw) float64
 
-        if noise > 0:
-            gdev = generator.device if generator is not None else "cpu"
-            eps = torch.randn(bank.shape, generator=generator, device=gdev, dtype=torch.float64).cpu()
-            rms = bank.pow(2).mean(dim=(1, 2), keepdim=True).sqrt()
-            bank = bank + noise * rms * eps
+        bank = _add_noise(bank, noise, generator)
 
         layer = cls(
             in_channels,
@@ -248,12 +272,7 @@ class LearnableConv2d(_conv.FFTConv2d):
             dtype=dtype,
             method=method,
         )
-        scale = 1.0 / in_channels if channel_mode == "mean" else 1.0
-        weight = (bank * scale).unsqueeze(1).expand(-1, in_channels, -1, -1)
-        with torch.no_grad():
-            layer.weight.copy_(weight.to(layer.weight.dtype))
-            if layer.bias is not None:
-                layer.bias.zero_()
+        _fill(layer, bank, channel_mode)
         layer.kernel_names = [name for _, name in built]
         return layer
 

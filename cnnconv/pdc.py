@@ -26,6 +26,13 @@ PiDiNet's layers; :meth:`PixelDifferenceConv2d.reparameterize` and :func:`repara
 turn trained layers into plain ``nn.Conv2d`` layers with the same outputs (PiDiNet's
 ``convert_pidinet``).
 
+The layer is learnable like :class:`cnnconv.learnable.LearnableConv2d`: it is a
+:class:`cnnconv.conv.FFTConv2d` (``method="auto" | "direct" | "fft"`` picks the engine of the
+equivalent convolution), :meth:`PixelDifferenceConv2d.from_kernels` starts it from
+hand-designed kernels (the raw weight is solved so that the *equivalent* kernel is the given
+one), :func:`cnnconv.constraints.constrain` constrains its raw weight, and
+:func:`cnnconv.inspect.extract_kernels` reports its equivalent kernel.
+
 Example:
     >>> layer = PixelDifferenceConv2d(3, 8, pdc="cd")
     >>> x = torch.randn(1, 3, 16, 16)
@@ -42,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnconv import conv as _conv
 from cnnconv.conv import _replace
 
 __all__ = ["PDC_TYPES", "pdc_equivalent_weight", "PixelDifferenceConv2d", "reparameterize_pdc"]
@@ -129,7 +137,7 @@ def pdc_equivalent_weight(weight: torch.Tensor, pdc: str, theta: float = 1.0) ->
     return eq.reshape(*weight.shape[:-2], 5, 5)
 
 
-class PixelDifferenceConv2d(nn.Conv2d):
+class PixelDifferenceConv2d(_conv.FFTConv2d):
     """``nn.Conv2d`` whose 3x3 weight is a pixel-difference weight (PiDiNet's cd / ad / rd).
 
     Args:
@@ -139,11 +147,17 @@ class PixelDifferenceConv2d(nn.Conv2d):
         pdc: ``"cd"`` (central), ``"ad"`` (angular), ``"rd"`` (radial) or ``"cv"`` (vanilla).
         theta: weight of the subtracted pixel, finite (1: pure pixel difference as in the
             paper, 0: vanilla convolution).
+        method: engine of the equivalent convolution, as :class:`cnnconv.conv.FFTConv2d`:
+            ``"direct"``, ``"fft"`` or ``"auto"`` (planner's choice per input shape). ``rd``
+            with a ``padding_mode`` other than ``"zeros"`` always runs direct (its wider
+            padding is applied to the input first).
 
     ``weight`` holds the learnable PDC weight (``state_dict`` keys as ``nn.Conv2d`` and
-    PiDiNet); :meth:`equivalent_weight` is the kernel actually applied. A hand-designed start
-    is a weight assignment, e.g. ``pdc="cd"`` with all-ones weights applies the 8-neighbour
-    Laplacian ``ones - 9 * centre``.
+    PiDiNet); :meth:`equivalent_weight` is the kernel actually applied.
+    :meth:`from_kernels` starts from hand-designed equivalent kernels; a weight assignment
+    works too, e.g. ``pdc="cd"`` with all-ones weights applies the 8-neighbour Laplacian
+    ``ones - 9 * centre``. :func:`cnnconv.conv.convert_back` leaves these layers alone (use
+    :meth:`reparameterize`).
 
     Shape:
         ``(B, in_channels, H, W) -> (B, out_channels, Hout, Wout)`` as the 3x3 ``nn.Conv2d``
@@ -154,6 +168,8 @@ class PixelDifferenceConv2d(nn.Conv2d):
         >>> layer(torch.randn(1, 3, 16, 16)).shape
         torch.Size([1, 8, 16, 16])
     """
+
+    _convert_back = False
 
     def __init__(
         self,
@@ -171,16 +187,120 @@ class PixelDifferenceConv2d(nn.Conv2d):
         padding_mode: str = "zeros",
         device=None,
         dtype=None,
+        method: str = "auto",
     ) -> None:
         _check_pdc(pdc)
         theta = _check_theta(theta)
         super().__init__(
             in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-            padding_mode, device, dtype,
+            padding_mode, device, dtype, method=method,
         )
         _check_kernel_size(pdc, self.kernel_size)
         self.pdc = pdc
         self.theta = theta
+        self.kernel_names: list[str] | None = None
+        self.init_residuals: list[float] | None = None
+
+    @classmethod
+    def from_kernels(
+        cls,
+        kernels,
+        in_channels: int = 1,
+        *,
+        pdc: str = "cd",
+        theta: float = 1.0,
+        exact: bool = True,
+        noise: float = 0.0,
+        bias: bool = False,
+        padding="same",
+        padding_mode: str = "zeros",
+        generator: torch.Generator | None = None,
+        kernel_size=None,
+        channel_mode: str = "mean",
+        stride=1,
+        dilation=1,
+        method: str = "auto",
+        device=None,
+        dtype=None,
+    ) -> "PixelDifferenceConv2d":
+        """A layer whose *equivalent* kernels are hand-designed kernels, one per output channel.
+
+        Arguments and conventions are those of
+        :meth:`cnnconv.learnable.LearnableConv2d.from_kernels` (registry names such as
+        ``"sobel_x"``, ``(name, kwargs)`` pairs or tensors; ``channel_mode``; ``noise``;
+        ``kernel_names``), plus ``pdc``, ``theta`` and ``exact``. The raw weight of each
+        kernel is the least-squares solution (float64, minimum norm) of
+        ``pdc_equivalent_weight(raw) = kernel``: ``cd`` (theta 1) reaches every zero-sum kernel,
+        ``ad`` (theta 1) every kernel with a zero centre and a zero-sum ring, ``rd`` (theta 1)
+        every 5x5 kernel whose inner ring is minus its outer ring with a zero centre.
+
+        Args:
+            kernels: as ``LearnableConv2d.from_kernels``; each is centred in the equivalent
+                kernel's size (3x3 for ``ad``, 5x5 for ``rd``, the layer's ``kernel_size``
+                for ``cd`` / ``cv``).
+            in_channels: number of input channels.
+            pdc, theta: the pixel-difference type and its theta.
+            exact: raise a ValueError when a kernel cannot be reached (relative residual
+                above 1e-9); ``False`` keeps the least-squares solution.
+            noise: relative noise added to each raw weight (``noise * rms(raw)``), after the
+                solve.
+            kernel_size: size of the raw weight (default: the largest kernel's size for
+                ``cd`` / ``cv``, which must be odd for ``cd``; always 3 for ``ad`` / ``rd``).
+            bias, padding, padding_mode, generator, channel_mode, stride, dilation, method,
+                device, dtype: as ``LearnableConv2d.from_kernels``.
+
+        Returns:
+            A :class:`PixelDifferenceConv2d` with ``kernel_names`` and ``init_residuals`` (the
+            relative residual ``|equivalent - kernel| / |kernel|`` of each kernel).
+
+        Raises:
+            ValueError: a kernel out of the reachable set with ``exact=True`` (the message
+                names it and its residual), or any argument error of ``LearnableConv2d``.
+
+        Example:
+            >>> from cnnconv import kernels
+            >>> layer = PixelDifferenceConv2d.from_kernels(["sobel_x", "sobel_y"], pdc="cd")
+            >>> torch.allclose(layer.equivalent_weight()[0, 0], kernels.sobel_x(), atol=1e-6)
+            True
+        """
+        from cnnconv import learnable
+
+        _check_pdc(pdc)
+        theta = _check_theta(theta)
+        if not isinstance(exact, bool):
+            raise TypeError(f"exact must be a bool, got {exact!r}")
+        built = learnable._parse_kernels(kernels, in_channels, noise, channel_mode)
+        if pdc in ("ad", "rd"):
+            size = (3, 3) if kernel_size is None else learnable._check_kernel_size(kernel_size)
+        elif kernel_size is None:
+            size = (max(k.shape[0] for k, _ in built), max(k.shape[1] for k, _ in built))
+        else:
+            size = learnable._check_kernel_size(kernel_size)
+        _check_kernel_size(pdc, size)
+        # The linear map raw -> equivalent, column j the equivalent kernel of the j-th unit weight.
+        n_raw = size[0] * size[1]
+        units = torch.eye(n_raw, dtype=torch.float64).reshape(n_raw, 1, *size)
+        eq_units = pdc_equivalent_weight(units, pdc, theta)[:, 0]
+        eq_size = tuple(eq_units.shape[-2:])
+        matrix = eq_units.reshape(n_raw, -1).T
+        targets = torch.stack([learnable._centre_pad(k, eq_size) for k, _ in built]).reshape(len(built), -1)
+        raw = torch.linalg.lstsq(matrix, targets.T, driver="gelsd").solution.T
+        residuals = ((raw @ matrix.T - targets).norm(dim=1) / targets.norm(dim=1).clamp_min(1e-300)).tolist()
+        bad = [(name, r) for (_, name), r in zip(built, residuals) if r > 1e-9]
+        if exact and bad:
+            name, r = bad[0]
+            raise ValueError(
+                f"kernels must be reachable by pdc={pdc!r} (theta={theta}) to be set exactly, got kernel "
+                f"{name!r} with relative residual {r:.3g} (pass exact=False for the least-squares weight)"
+            )
+        layer = cls(
+            in_channels, len(built), size, stride, padding, dilation, 1, bias, pdc=pdc, theta=theta,
+            padding_mode=padding_mode, device=device, dtype=dtype, method=method,
+        )
+        learnable._fill(layer, learnable._add_noise(raw.reshape(-1, *size), noise, generator), channel_mode)
+        layer.kernel_names = [name for _, name in built]
+        layer.init_residuals = residuals
+        return layer
 
     def equivalent_weight(self) -> torch.Tensor:
         """The vanilla kernel applied by :meth:`forward` (differentiable in ``weight``)."""
@@ -198,12 +318,16 @@ class PixelDifferenceConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.equivalent_weight()
-        if self.pdc != "rd":
+        if self.pdc != "rd" or self.padding == "same" and self.padding_mode == "zeros":
+            # The FFT layer's engine, with the layer's own padding ("same" also fits rd's 5x5).
             return self._conv_forward(x, w, self.bias)
+        if self.padding_mode == "zeros":
+            # rd: one dilated step more of zeros per side than the 3x3 layer, then its padding.
+            dh, dw = self.dilation
+            return self._conv_forward(F.pad(x, (dw, dw, dh, dh)), w, self.bias)
         ph, pw = self._equivalent_padding()
-        if self.padding_mode != "zeros":
-            x, ph, pw = F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode), 0, 0
-        return F.conv2d(x, w, self.bias, self.stride, (ph, pw), self.dilation, self.groups)
+        x = F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode)
+        return F.conv2d(x, w, self.bias, self.stride, 0, self.dilation, self.groups)
 
     def reparameterize(self) -> nn.Conv2d:
         """A plain ``nn.Conv2d`` with the equivalent kernel and the same outputs.
@@ -261,4 +385,4 @@ def reparameterize_pdc(model: nn.Module) -> nn.Module:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    return _replace(model, lambda m: m.reparameterize() if isinstance(m, PixelDifferenceConv2d) else None)
+    return _replace(model, lambda m, _name: m.reparameterize() if isinstance(m, PixelDifferenceConv2d) else None)

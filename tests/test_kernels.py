@@ -1,5 +1,7 @@
 """cnnconv.kernels against OpenCV, scipy.ndimage, kornia and known properties."""
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -208,5 +210,115 @@ def test_separable_factors():
     ],
 )
 def test_kernel_errors(call, exc, msg):
+    with pytest.raises(exc, match=msg):
+        call()
+
+
+# --------------------------------------------------------------------------- bank additions
+
+
+@pytest.mark.parametrize("sigma, theta, frequency, phase", [(2.0, 0.3, 0.2, 0.7), (1.3, 2.2, 0.11, 0.0), (3.0, -1.0, 0.05, 2.0)])
+def test_gabor_matches_skimage(sigma, theta, frequency, phase):
+    skf = pytest.importorskip("skimage.filters")
+    ref = skf.gabor_kernel(frequency, theta=theta, sigma_x=sigma, sigma_y=sigma, offset=phase).real
+    got = K.gabor(sigma, theta, frequency, phase, dtype=torch.float64).numpy()
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-15)
+    # An explicit size crops/extends the same function around the centre tap.
+    big = K.gabor(sigma, theta, frequency, phase, size=ref.shape[0] + 4, dtype=torch.float64).numpy()
+    np.testing.assert_allclose(big[2:-2, 2:-2], ref, rtol=0, atol=1e-15)
+    assert torch.equal(K.get_kernel("gabor", sigma=sigma, theta=theta, frequency=frequency, phase=phase,
+                                    dtype=torch.float64), torch.from_numpy(got))
+
+
+def test_gabor_orientation_follows_theta():
+    # theta = 0: the carrier runs along x (varies with the column only, for the odd phase the
+    # kernel is antisymmetric in x and symmetric in y).
+    k = K.gabor(2.0, 0.0, 0.15, math.pi / 2, dtype=torch.float64)
+    assert torch.allclose(k, -k.flip(1), atol=1e-15) and torch.allclose(k, k.flip(0), atol=1e-15)
+    k90 = K.gabor(2.0, math.pi / 2, 0.15, math.pi / 2, dtype=torch.float64)
+    assert torch.allclose(k90, k.t(), atol=1e-15)
+
+
+def test_roberts_match_skimage_weights():
+    edges = pytest.importorskip("skimage.filters.edges")
+    assert K.roberts_x(dtype=torch.float64).numpy().tolist() == edges.ROBERTS_PD_WEIGHTS.tolist()
+    assert K.roberts_y(dtype=torch.float64).numpy().tolist() == edges.ROBERTS_ND_WEIGHTS.tolist()
+    assert torch.equal(K.get_kernel("roberts_x"), K.roberts_x())
+
+
+def test_kirsch_compass():
+    n = K.kirsch("n", dtype=torch.float64)
+    assert n.tolist() == [[5.0, 5.0, 5.0], [-3.0, 0.0, -3.0], [-3.0, -3.0, -3.0]]
+    # Every 90 degrees clockwise is two compass steps; each kernel is zero-sum.
+    for i, d in enumerate(K.KIRSCH_DIRECTIONS):
+        k = K.get_kernel(f"kirsch_{d}", dtype=torch.float64)
+        assert float(k.sum()) == 0.0 and torch.equal(k, K.kirsch(d, dtype=torch.float64))
+        if i % 2 == 0:
+            assert torch.equal(k, torch.rot90(n, -(i // 2)))
+    assert K.kirsch("e").tolist() == [[-3.0, -3.0, 5.0], [-3.0, 0.0, 5.0], [-3.0, -3.0, 5.0]]
+    # Upward growth (intensity larger at the top) gives the largest response for north.
+    img = -_ramp(3, 3, "y")
+    resp = {d: float((K.kirsch(d, dtype=torch.float64) * img).sum()) for d in K.KIRSCH_DIRECTIONS}
+    assert max(resp, key=resp.get) == "n"
+    with pytest.raises(ValueError, match=r"direction must be one of n, ne, .*got 'up'"):
+        K.kirsch("up")
+
+
+def test_gaussian_dxy_against_scipy_and_steering():
+    sigma = 1.4
+    k = K.gaussian_dxy(sigma, 11, dtype=torch.float64)
+    # Correlating with x*y gives 1 (scale of gaussian_derivative1d on both axes).
+    y, x = torch.meshgrid(torch.arange(11.0, dtype=torch.float64), torch.arange(11.0, dtype=torch.float64), indexing="ij")
+    assert abs(float((k * x * y).sum()) - 1.0) < 1e-12
+    # Shape: scipy's order-(1, 1) Gaussian derivative of an impulse (a convolution: flipped
+    # correlation kernel, equal since the kernel is even under the 180 degree turn).
+    imp = np.zeros((11, 11))
+    imp[5, 5] = 1.0
+    ref = ndi.gaussian_filter(imp, sigma, order=(1, 1), mode="constant", truncate=5 / sigma)
+    kn = k.numpy()
+    cos = (kn * ref).sum() / np.linalg.norm(kn) / np.linalg.norm(ref)
+    assert cos > 1 - 1e-12
+    # Second directional derivative of f = (x cos t + y sin t)^2 / 2 is 1 along t.
+    t = 0.7
+    dxx = K.get_kernel("gaussian_dxx", sigma=sigma, size=11, dtype=torch.float64)
+    dyy = K.get_kernel("gaussian_dyy", sigma=sigma, size=11, dtype=torch.float64)
+    steered = math.cos(t) ** 2 * dxx + 2 * math.cos(t) * math.sin(t) * k + math.sin(t) ** 2 * dyy
+    f = (x * math.cos(t) + y * math.sin(t)) ** 2 / 2
+    assert abs(float((steered * f).sum()) - 1.0) < 1e-9
+
+
+def test_unregister_kernel_and_register_doctest_does_not_leak():
+    import doctest
+
+    before = K.list_kernels()
+    result = doctest.testmod(K, verbose=False)
+    assert result.failed == 0 and result.attempted > 0
+    assert K.list_kernels() == before  # the register_kernel example removes what it adds
+
+    @K.register_kernel("tmp_kernel")
+    def tmp(*, dtype=None, device=None):
+        return K.identity(dtype=dtype, device=device)
+
+    assert "tmp_kernel" in K.list_kernels()
+    K.unregister_kernel("tmp_kernel")
+    assert "tmp_kernel" not in K.list_kernels()
+    with pytest.raises(ValueError, match=r"unknown kernel name, got 'tmp_kernel'"):
+        K.get_kernel("tmp_kernel")
+    with pytest.raises(ValueError, match=r"kernel name is not registered, got 'tmp_kernel'"):
+        K.unregister_kernel("tmp_kernel")
+
+
+@pytest.mark.parametrize(
+    "call, exc, msg",
+    [
+        (lambda: K.gabor(0.0, 0.0, 0.1), ValueError, r"sigma must be positive, got 0.0"),
+        (lambda: K.gabor(1.0, "a", 0.1), TypeError, r"theta must be a number, got 'a'"),
+        (lambda: K.gabor(1.0, 0.0, -0.1), ValueError, r"frequency must be non-negative, got -0.1"),
+        (lambda: K.gabor(1.0, 0.0, 0.1, float("nan")), ValueError, r"phase must be finite, got nan"),
+        (lambda: K.gabor(1.0, 0.0, 0.1, size=4), ValueError, r"size must be odd, got 4"),
+    ],
+)
+def test_bank_kernel_errors(call, exc, msg):
     with pytest.raises(exc, match=msg):
         call()

@@ -268,3 +268,134 @@ def test_bad_arguments():
         pdc_equivalent_weight(torch.ones(3, 3), "cd")
     with pytest.raises(ValueError, match=r"kernel_size must be 3 for pdc='ad'.*got \(5, 5\)"):
         pdc_equivalent_weight(torch.ones(1, 1, 5, 5), "ad")
+
+
+# --------------------------------------------------------------------------- learnable like LearnableConv2d
+
+
+def test_from_kernels_sets_the_equivalent_kernel_exactly():
+    from cnnconv import kernels as K
+
+    for pdc, names in (("cd", ["sobel_x", "sobel_y", "laplacian4"]), ("ad", ["sobel_x", "sobel_y"])):
+        layer = PixelDifferenceConv2d.from_kernels(names, pdc=pdc, dtype=D, method="direct")
+        eq = layer.equivalent_weight()[:, 0]
+        for i, name in enumerate(names):
+            assert torch.allclose(eq[i], K.get_kernel(name, dtype=D), atol=1e-12)
+        assert layer.kernel_names == names and max(layer.init_residuals) < 1e-12
+        x = _randn(2, 1, 12, 13, seed=5)
+        # Oracle: the literal pixel differences of the solved raw weight equal the target convolution.
+        ref = F.conv2d(x, K.sobel_x(dtype=D)[None, None], padding=1)
+        assert torch.allclose(_oracle(x, layer.weight.detach(), pdc, 1.0, 1, 1, 1, 1)[:, :1], ref, atol=1e-12)
+        assert torch.allclose(layer(x)[:, :1], ref, atol=1e-12)
+    # ad with theta 1 leaves the centre at zero: the Laplacian is out of reach.
+    with pytest.raises(ValueError, match=r"reachable by pdc='ad' .*kernel 'laplacian4' with relative residual"):
+        PixelDifferenceConv2d.from_kernels(["laplacian4"], pdc="ad")
+    # cd reaches only zero-sum kernels; with exact=False the least-squares weight is kept.
+    with pytest.raises(ValueError, match=r"kernel 'gaussian' with relative residual"):
+        PixelDifferenceConv2d.from_kernels([("gaussian", {"sigma": 1.0, "size": 3})], pdc="cd")
+    # rd (theta 1): inner ring = -outer ring. Sobel (inner ring only) is reached halfway: the best
+    # equivalent puts s/2 on the inner and -s/2 on the outer ring, relative residual 1/sqrt(2).
+    layer = PixelDifferenceConv2d.from_kernels("sobel_x", pdc="rd", exact=False, dtype=D)
+    assert layer.init_residuals[0] == pytest.approx(1 / math.sqrt(2), rel=1e-12)
+    eq = layer.equivalent_weight()[0, 0]
+    assert torch.allclose(eq[1:4, 1:4], K.sobel_x(dtype=D) / 2, atol=1e-12)
+    assert torch.allclose(eq[::2, ::2], -K.sobel_x(dtype=D) / 2, atol=1e-12)
+    with pytest.raises(ValueError, match=r"reachable by pdc='rd'"):
+        PixelDifferenceConv2d.from_kernels("sobel_x", pdc="rd")
+
+
+def test_from_kernels_conventions_follow_learnable():
+    # channel_mode="mean": a grey image repeated over 3 channels gives the 1-channel response.
+    layer3 = PixelDifferenceConv2d.from_kernels(["sobel_x"], in_channels=3, pdc="cd", dtype=D)
+    layer1 = PixelDifferenceConv2d.from_kernels(["sobel_x"], in_channels=1, pdc="cd", dtype=D)
+    x = _randn(1, 1, 9, 9, seed=2)
+    assert torch.allclose(layer3(x.expand(-1, 3, -1, -1)), layer1(x), atol=1e-12)
+    # A 5x5 cd layer from a 3x3 kernel (centred), and noise on the raw weight, reproducible.
+    big = PixelDifferenceConv2d.from_kernels(["sobel_x"], pdc="cd", kernel_size=5, dtype=D)
+    assert big.weight.shape == (1, 1, 5, 5) and torch.allclose(big.equivalent_weight()[0, 0, 1:4, 1:4], layer1.equivalent_weight()[0, 0])
+    a = PixelDifferenceConv2d.from_kernels(["sobel_x"], pdc="ad", noise=0.1, generator=torch.Generator().manual_seed(1))
+    b = PixelDifferenceConv2d.from_kernels(["sobel_x"], pdc="ad", noise=0.1, generator=torch.Generator().manual_seed(1))
+    c = PixelDifferenceConv2d.from_kernels(["sobel_x"], pdc="ad")
+    assert torch.equal(a.weight, b.weight) and not torch.allclose(a.weight, c.weight)
+    with pytest.raises(ValueError, match=r"kernel_size must be 3 for pdc='rd'"):
+        PixelDifferenceConv2d.from_kernels(["sobel_x"], pdc="rd", kernel_size=5, exact=False)
+    with pytest.raises(ValueError, match=r"noise must be a finite non-negative number, got -1"):
+        PixelDifferenceConv2d.from_kernels(["sobel_x"], noise=-1)
+    with pytest.raises(TypeError, match=r"exact must be a bool, got 1"):
+        PixelDifferenceConv2d.from_kernels(["sobel_x"], exact=1)
+
+
+@pytest.mark.parametrize("pdc", ["cd", "ad", "rd", "cv"])
+@pytest.mark.parametrize("method", ["direct", "fft", "auto"])
+@pytest.mark.parametrize("padding, dilation, stride, padding_mode", [(1, 1, 1, "zeros"), (2, 2, 2, "zeros"), (1, 1, 1, "reflect"), (0, 1, 1, "zeros")])
+def test_engines_match_the_pixel_difference_oracle(pdc, method, padding, dilation, stride, padding_mode):
+    layer = PixelDifferenceConv2d(4, 6, padding=padding, dilation=dilation, stride=stride, groups=2, bias=True,
+                                  pdc=pdc, theta=0.7, padding_mode=padding_mode, method=method, dtype=D)
+    with torch.no_grad():
+        layer.weight.copy_(_randn(*layer.weight.shape, seed=11))
+        layer.bias.copy_(_randn(6, seed=12))
+    x = _randn(2, 4, 17, 15, seed=13)
+    ref = _oracle(x, layer.weight.detach(), pdc, 0.7, stride, padding, dilation, 2, padding_mode) + layer.bias.detach()[:, None, None]
+    y = layer(x)
+    assert y.shape == ref.shape and torch.allclose(y, ref, atol=1e-10)
+    if method != "auto" and not (pdc == "rd" and padding_mode != "zeros"):
+        assert layer.last_method == method
+
+
+@pytest.mark.parametrize("pdc", ["cd", "ad", "rd"])
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_string_padding_matches_the_equivalent_convolution(pdc, padding):
+    layer = PixelDifferenceConv2d(2, 3, padding=padding, dilation=2, pdc=pdc, method="fft", dtype=D)
+    x = _randn(1, 2, 16, 16, seed=3)
+    w = layer.equivalent_weight().detach()
+    pad = {"same": w.shape[-1] // 2 * 2, "valid": 2 if pdc == "rd" else 0}[padding]
+    ref = F.conv2d(x, w, padding=pad, dilation=2)
+    assert torch.allclose(layer(x), ref, atol=1e-10)
+
+
+def test_constraints_and_export_state_dict_on_pdc_layers():
+    from cnnconv.constraints import constrain, export_state_dict, remove_constraints
+
+    layer = PixelDifferenceConv2d(2, 3, pdc="ad", dtype=D, method="fft")
+    with torch.no_grad():
+        layer.weight.copy_(_randn(3, 2, 3, 3, seed=21))
+    constrain(layer, "zero_sum")
+    w = layer.weight.detach()
+    assert torch.allclose(w.sum(dim=(-2, -1)), torch.zeros(3, 2, dtype=D), atol=1e-12)
+    x = _randn(2, 2, 10, 11, seed=22)
+    y = layer(x)
+    assert torch.allclose(y, _oracle(x, w, "ad", 1.0, 1, 1, 1, 1), atol=1e-10)
+    y.square().sum().backward()
+    assert layer.parametrizations.weight.original.grad is not None
+    net = nn.Sequential(layer)
+    sd = export_state_dict(net)
+    assert list(sd) == ["0.weight"]
+    plain = nn.Sequential(PixelDifferenceConv2d(2, 3, pdc="ad", dtype=D))
+    plain.load_state_dict(sd)  # strict
+    assert torch.allclose(plain(x), y, atol=1e-10)
+    remove_constraints(layer)
+    assert torch.allclose(layer(x), y, atol=1e-10) and list(layer.state_dict()) == ["weight"]
+
+
+def test_convert_back_leaves_pdc_layers_and_convert_skips_them():
+    from cnnconv.conv import convert, convert_back
+
+    net = nn.Sequential(PixelDifferenceConv2d(1, 2, pdc="cd"))
+    x = _randn(1, 1, 8, 8, seed=1).float()
+    y = net(x)
+    assert type(convert_back(net)[0]) is PixelDifferenceConv2d and torch.allclose(net(x), y)
+    assert type(convert(net, method="fft", min_kernel_size=1)[0]) is PixelDifferenceConv2d
+
+
+@pytest.mark.parametrize("pdc, size", [("cd", 3), ("rd", 5)])
+def test_inspection_reports_the_equivalent_kernel(pdc, size):
+    from cnnconv.inspect import extract_kernels, match_kernel
+
+    net = nn.Sequential(nn.Conv2d(1, 1, 3), PixelDifferenceConv2d.from_kernels(["sobel_x"], pdc=pdc, exact=False, dtype=D))
+    rec = extract_kernels(net)[1]
+    assert rec.shape == (1, 1, size, size) and rec.module_type == "PixelDifferenceConv2d"
+    assert torch.equal(rec.weight, net[1].equivalent_weight().detach())
+    assert f"equivalent vanilla kernel of a pdc={pdc!r} layer" in rec.note
+    if pdc == "cd":
+        best = match_kernel(rec.weight[0, 0])[0]
+        assert (best.name, best.transform) == ("sobel_x", "identity") and best.similarity == pytest.approx(1.0)
