@@ -57,6 +57,8 @@ _LAZY_NAMES = {
     "extract_kernels": "inspect",
     "describe_kernel": "inspect",
     "match_kernel": "inspect",
+    "fit_kernel": "inspect",
+    "KernelFit": "inspect",
     "EdgeDetector": "models",
     "SmallCNN": "models",
     # functional entry points
@@ -71,6 +73,7 @@ _LAZY_NAMES = {
     "fft_conv2d": "fft",
     "get_kernel": "kernels",
     "list_kernels": "kernels",
+    "unregister_kernel": "kernels",
 }
 
 _SUBMODULES = {

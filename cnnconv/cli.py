@@ -262,7 +262,7 @@ def _print_text(path, layers, out) -> None:
     shown = 0
     for record, items, total in layers:
         label, parameter = _safe(record.label), _safe(record.parameter)
-        flag = "  [parametrized: see the note]" if record.note else ""
+        flag = "  [see the note]" if record.note else ""
         print(f"\nlayer {label}  ({parameter}, shape {'x'.join(map(str, record.shape))}){flag}", file=out)
         if record.note:
             print(f"note: {_safe(record.note)}", file=out)
