@@ -1,11 +1,12 @@
 """Drop-in ``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Conv3d`` layers computed by FFT, direct
 convolution or either.
 
-:class:`FFTConv1d`, :class:`FFTConv2d` and :class:`FFTConv3d` subclass the PyTorch layers, so construction,
-initialisation, ``state_dict`` keys and ``extra_repr`` are PyTorch's; the extra ``method``
-argument picks the engine: ``"fft"`` (:func:`cnnconv.fft.fft_conv2d` and its 1-D and 3-D
-siblings), ``"direct"`` (``F.conv2d``) or ``"auto"`` (:func:`cnnconv.planner.choose_method`, asked once per input
-shape, dtype and device, then remembered by the layer). In eval mode (no weight gradient) the
+:class:`FFTConv1d`, :class:`FFTConv2d` and :class:`FFTConv3d` subclass the PyTorch layers, so
+construction, initialisation, ``state_dict`` keys and ``extra_repr`` are PyTorch's; the extra
+``method`` argument picks the engine: ``"fft"`` (:func:`cnnconv.fft.fft_conv2d` and its 1-D
+and 3-D siblings), ``"direct"`` (``F.conv2d``) or ``"auto"``
+(:func:`cnnconv.planner.choose_method`, asked once per input shape, dtype and device, then
+remembered by the layer). In eval mode (no weight gradient) the
 kernel spectrum is cached between calls and recomputed when the weight changes. Under
 ``torch.compile``, ``method="fft"`` layers run the engine outside the compiled graph (one graph
 break per layer, no recompilation per layer). :func:`convert`
@@ -206,7 +207,8 @@ class FFTConv1d(_FFTConvMixin, nn.Conv1d):
         )
         if causal:
             self.padding = "causal"
-            self._reversed_padding_repeated_twice = [self.dilation[0] * (self.kernel_size[0] - 1), 0]
+            left = self.dilation[0] * (self.kernel_size[0] - 1)
+            self._reversed_padding_repeated_twice = [left, 0]
         self._init_fft(method)
 
 
@@ -302,8 +304,9 @@ class ConvertReport(NamedTuple):
 
     Attributes:
         converted: the layers replaced by FFT layers.
-        skipped: ``{name: reason}`` for the ``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Conv3d`` layers left as they
-            were (kernel below ``min_kernel_size``, a subclass, an uninitialised lazy layer).
+        skipped: ``{name: reason}`` for the ``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Conv3d`` layers
+            left as they were (kernel below ``min_kernel_size``, a subclass, an uninitialised
+            lazy layer).
     """
 
     converted: list[str]
@@ -364,9 +367,9 @@ def convert(
 
     Left alone: transposed convolutions, layers that already are FFT layers, layers whose largest
     kernel side is below ``min_kernel_size``, and layers that cannot be converted faithfully
-    (subclasses of ``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Conv3d``, such as weight-standardising convolutions
-    that override ``forward``, and uninitialised lazy layers); the latter are named, with the
-    reason, in one ``UserWarning``.
+    (subclasses of ``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Conv3d``, such as weight-standardising
+    convolutions that override ``forward``, and uninitialised lazy layers); the latter are named,
+    with the reason, in one ``UserWarning``.
 
     Args:
         model: a module; if it is itself a convolution, the converted layer is returned.

@@ -164,13 +164,13 @@ def _resolve_padding(padding, kernel, stride, dilation, nd) -> list[tuple[int, i
 
 
 class ConvArgumentError(ValueError, RuntimeError):
-    """A shape, size or device that ``F.conv1d`` / ``F.conv2d`` / ``F.conv3d`` reject (with a RuntimeError):
-    catchable as either ``ValueError`` or ``RuntimeError``."""
+    """A shape, size or device that ``F.conv1d`` / ``F.conv2d`` / ``F.conv3d`` reject (with a
+    RuntimeError): catchable as either ``ValueError`` or ``RuntimeError``."""
 
 
 class ConvDtypeError(TypeError, RuntimeError):
-    """Mismatched dtypes, which ``F.conv1d`` / ``F.conv2d`` / ``F.conv3d`` reject (with a RuntimeError):
-    catchable as either ``TypeError`` or ``RuntimeError``."""
+    """Mismatched dtypes, which ``F.conv1d`` / ``F.conv2d`` / ``F.conv3d`` reject (with a
+    RuntimeError): catchable as either ``TypeError`` or ``RuntimeError``."""
 
 
 def _check_causal_mode(padding, padding_mode) -> None:
@@ -917,7 +917,8 @@ def _make_plan(batch, cin, cout, cin_g, spatial, pads, kd, out_len, item, budget
 
 
 def _plan_for(input, weight, stride=1, padding=0, dilation=1, groups=1, memory_budget=None):
-    """The plan :func:`fft_conv1d` / :func:`fft_conv2d` / :func:`fft_conv3d` would use, as a dict (for inspection)."""
+    """The plan :func:`fft_conv1d` / :func:`fft_conv2d` / :func:`fft_conv3d` would use, as a dict
+    (for inspection)."""
     nd = weight.dim() - 2
     stride = _int_tuple(stride, nd, "stride")
     dilation = _int_tuple(dilation, nd, "dilation")
