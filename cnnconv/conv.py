@@ -1,15 +1,18 @@
-"""Drop-in ``nn.Conv1d`` / ``nn.Conv2d`` layers computed by FFT, direct convolution or either.
+"""Drop-in ``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Conv3d`` layers computed by FFT, direct
+convolution or either.
 
-:class:`FFTConv1d` and :class:`FFTConv2d` subclass the PyTorch layers, so construction,
-initialisation, ``state_dict`` keys and ``extra_repr`` are PyTorch's; the extra ``method``
-argument picks the engine: ``"fft"`` (:func:`cnnconv.fft.fft_conv2d`), ``"direct"``
-(``F.conv2d``) or ``"auto"`` (:func:`cnnconv.planner.choose_method`, asked once per input
-shape, dtype and device, then remembered by the layer). In eval mode (no weight gradient) the
+:class:`FFTConv1d`, :class:`FFTConv2d` and :class:`FFTConv3d` subclass the PyTorch layers, so
+construction, initialisation, ``state_dict`` keys and ``extra_repr`` are PyTorch's; the extra
+``method`` argument picks the engine: ``"fft"`` (:func:`cnnconv.fft.fft_conv2d` and its 1-D
+and 3-D siblings), ``"direct"`` (``F.conv2d``) or ``"auto"``
+(:func:`cnnconv.planner.choose_method`, asked once per input shape, dtype and device, then
+remembered by the layer). In eval mode (no weight gradient) the
 kernel spectrum is cached between calls and recomputed when the weight changes. Under
 ``torch.compile``, ``method="fft"`` layers run the engine outside the compiled graph (one graph
 break per layer, no recompilation per layer). :func:`convert`
 swaps the convolutions of an existing model for these layers and :func:`convert_back` restores
-plain PyTorch layers.
+plain PyTorch layers. :class:`FFTConv1d` also takes ``padding="causal"`` (all the padding
+before the signal), which ``nn.Conv1d`` does not have.
 
 Example:
     >>> import torch
@@ -25,6 +28,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
 from cnnconv import fft as _fft
@@ -35,6 +39,7 @@ __all__ = [
     "FFT_MIN_KERNEL_SIZE",
     "FFTConv1d",
     "FFTConv2d",
+    "FFTConv3d",
     "ConvertReport",
     "convert",
     "convert_back",
@@ -60,8 +65,11 @@ def _check_method(method) -> str:
     return method
 
 
+_FFT_FUNCTIONS = {1: _fft.fft_conv1d, 2: _fft.fft_conv2d, 3: _fft.fft_conv3d}
+
+
 class _FFTConvMixin:
-    """Shared engine selection for the 1-D and 2-D layers (and their subclasses, such as
+    """Shared engine selection for the 1-D, 2-D and 3-D layers (and their subclasses, such as
     :class:`cnnconv.learnable.LearnableConv2d`)."""
 
     _nd = 2
@@ -119,8 +127,12 @@ class _FFTConvMixin:
         if method != self.last_method:  # nn.Module.__setattr__ costs more than the comparison
             self.last_method = method
         if method == "direct":
+            if self.padding == "causal":  # nn.Conv1d has no such padding: pad, then convolve
+                mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+                input = F.pad(input, self._reversed_padding_repeated_twice, mode=mode)
+                return F.conv1d(input, weight, bias, self.stride, 0, self.dilation, self.groups)
             return super()._conv_forward(input, weight, bias)
-        fn = _fft.fft_conv2d if self._nd == 2 else _fft.fft_conv1d
+        fn = _FFT_FUNCTIONS[self._nd]
         # Only a registered Parameter lives as long as the cache entry keyed on its identity; a
         # weight computed per call (parametrizations, weight/spectral norm hooks) is not cached.
         cache = self._spectrum_cache if weight is self._parameters.get("weight") else None
@@ -153,11 +165,15 @@ class FFTConv1d(_FFTConvMixin, nn.Conv1d):
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-        padding_mode, device, dtype: as ``nn.Conv1d``.
+        padding_mode, device, dtype: as ``nn.Conv1d``; ``padding`` may also be ``"causal"``:
+            ``dilation * (kernel_size - 1)`` before the signal and none after, so output ``i``
+            depends on inputs up to ``i * stride`` only (``padding_mode`` ``"zeros"`` or
+            ``"replicate"``). The ``state_dict`` is ``nn.Conv1d``'s either way.
         method: ``"auto"`` (planner's choice per input shape), ``"fft"`` or ``"direct"``.
 
     Shape:
-        ``(B, Cin, L) -> (B, Cout, Lout)`` as ``nn.Conv1d``.
+        ``(B, Cin, L) -> (B, Cout, Lout)`` as ``nn.Conv1d``; with ``padding="causal"``,
+        ``Lout = ceil(L / stride)``.
 
     Example:
         >>> layer = FFTConv1d(1, 1, 101, padding="same", method="fft")
@@ -182,10 +198,17 @@ class FFTConv1d(_FFTConvMixin, nn.Conv1d):
         dtype=None,
         method: str = "auto",
     ) -> None:
+        causal = isinstance(padding, str) and padding == "causal"
+        if causal:
+            _fft._check_causal_mode(padding, padding_mode)
         super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-            padding_mode, device, dtype,
+            in_channels, out_channels, kernel_size, stride, 0 if causal else padding, dilation,
+            groups, bias, padding_mode, device, dtype,
         )
+        if causal:
+            self.padding = "causal"
+            left = self.dilation[0] * (self.kernel_size[0] - 1)
+            self._reversed_padding_repeated_twice = [left, 0]
         self._init_fft(method)
 
 
@@ -230,7 +253,48 @@ class FFTConv2d(_FFTConvMixin, nn.Conv2d):
         self._init_fft(method)
 
 
-_PAIRS = ((nn.Conv1d, FFTConv1d), (nn.Conv2d, FFTConv2d))
+class FFTConv3d(_FFTConvMixin, nn.Conv3d):
+    """``nn.Conv3d`` computed through the FFT (or directly, or whichever is cheaper).
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+        padding_mode, device, dtype: as ``nn.Conv3d``.
+        method: ``"auto"`` (planner's choice per input shape), ``"fft"`` or ``"direct"``.
+
+    Shape:
+        ``(B, Cin, D, H, W) -> (B, Cout, Dout, Hout, Wout)`` as ``nn.Conv3d``.
+
+    Example:
+        >>> layer = FFTConv3d(2, 4, 9, padding="same", method="fft")
+        >>> layer(torch.randn(1, 2, 24, 24, 24)).shape
+        torch.Size([1, 4, 24, 24, 24])
+    """
+
+    _nd = 3
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+        method: str = "auto",
+    ) -> None:
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            padding_mode, device, dtype,
+        )
+        self._init_fft(method)
+
+
+_PAIRS = ((nn.Conv1d, FFTConv1d), (nn.Conv2d, FFTConv2d), (nn.Conv3d, FFTConv3d))
 # Attributes an FFT layer adds to the PyTorch layer's (see _FFTConvMixin._init_fft).
 _FFT_ATTRS = ("method", "_spectrum_cache", "_decisions", "last_method")
 
@@ -240,8 +304,9 @@ class ConvertReport(NamedTuple):
 
     Attributes:
         converted: the layers replaced by FFT layers.
-        skipped: ``{name: reason}`` for the ``nn.Conv1d`` / ``nn.Conv2d`` layers left as they
-            were (kernel below ``min_kernel_size``, a subclass, an uninitialised lazy layer).
+        skipped: ``{name: reason}`` for the ``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Conv3d`` layers
+            left as they were (kernel below ``min_kernel_size``, a subclass, an uninitialised
+            lazy layer).
     """
 
     converted: list[str]
@@ -291,7 +356,8 @@ def _rebuild(old: nn.Module, cls, drop=()) -> nn.Module:
 def convert(
     model: nn.Module, method: str = "auto", min_kernel_size: int | None = None, *, report: bool = False
 ):
-    """Replace the ``nn.Conv1d`` / ``nn.Conv2d`` layers of ``model`` (in place) by FFT layers.
+    """Replace the ``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Conv3d`` layers of ``model`` (in place) by
+    FFT layers.
 
     Each new layer takes over the old one's state: the same ``Parameter`` objects,
     parametrizations (``torch.nn.utils.parametrizations.weight_norm`` and the like, and
@@ -301,9 +367,9 @@ def convert(
 
     Left alone: transposed convolutions, layers that already are FFT layers, layers whose largest
     kernel side is below ``min_kernel_size``, and layers that cannot be converted faithfully
-    (subclasses of ``nn.Conv1d`` / ``nn.Conv2d``, such as weight-standardising convolutions
-    that override ``forward``, and uninitialised lazy layers); the latter are named, with the
-    reason, in one ``UserWarning``.
+    (subclasses of ``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Conv3d``, such as weight-standardising
+    convolutions that override ``forward``, and uninitialised lazy layers); the latter are named,
+    with the reason, in one ``UserWarning``.
 
     Args:
         model: a module; if it is itself a convolution, the converted layer is returned.
@@ -366,7 +432,8 @@ def convert(
 
 
 def convert_back(model: nn.Module) -> nn.Module:
-    """Replace :class:`FFTConv1d` / :class:`FFTConv2d` layers by plain PyTorch layers (in place).
+    """Replace :class:`FFTConv1d` / :class:`FFTConv2d` / :class:`FFTConv3d` layers by plain
+    PyTorch layers (in place).
 
     The new layers take over the state of the FFT layers as :func:`convert` does (parameters,
     parametrizations, buffers, hooks). :class:`cnnconv.learnable.LearnableConv2d` layers
@@ -379,6 +446,10 @@ def convert_back(model: nn.Module) -> nn.Module:
     Returns:
         The model, or the new layer.
 
+    Raises:
+        ValueError: a layer has ``padding="causal"``, which ``nn.Conv1d`` cannot express
+            (checked before anything is replaced).
+
     Example:
         >>> net = convert(nn.Sequential(nn.Conv2d(3, 8, 3)), method="fft", min_kernel_size=1)
         >>> type(convert_back(net)[0]).__name__
@@ -386,6 +457,13 @@ def convert_back(model: nn.Module) -> nn.Module:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    causal = [name for name, m in model.named_modules()
+              if isinstance(m, _FFTConvMixin) and m._convert_back and m.padding == "causal"]
+    if causal:
+        raise ValueError(
+            f"convert_back cannot replace layer(s) {', '.join(map(repr, causal))}: they have "
+            "padding='causal', which nn.Conv1d cannot express (nothing was replaced)"
+        )
 
     def swap(m: nn.Module, name: str):
         for base, cls in _PAIRS:

@@ -1,4 +1,4 @@
-"""FFT convolution engine with exact ``F.conv1d`` / ``F.conv2d`` semantics.
+"""FFT convolution engine with exact ``F.conv1d`` / ``F.conv2d`` / ``F.conv3d`` semantics.
 
 The engine computes the cross-correlation PyTorch calls convolution through real FFTs:
 
@@ -19,6 +19,9 @@ The engine computes the cross-correlation PyTorch calls convolution through real
 * **Bounded memory**: when the spectra of one call would exceed ``memory_budget`` bytes, the
   padded input is cut into overlapping tiles (overlap-save), which are folded into the batch.
 * **Stride** is computed densely and subsampled; **dilation** spreads the kernel with zeros.
+* **Causal padding** (1-D, ``padding="causal"``): ``dilation * (k - 1)`` zeros before the
+  signal and none after, so output ``i`` depends on inputs ``<= i * stride`` only (with stride
+  1 the output has the input's length).
 * **Dtypes**: float32 and float64 are computed in their own precision; float16 and bfloat16 in
   float32 and cast back.
 * **Non-finite input**: a single NaN or inf would spread over the whole FFT output, so such calls
@@ -35,7 +38,8 @@ The engine computes the cross-correlation PyTorch calls convolution through real
   ``torch.func`` transforms (``vmap``, ``grad``, ``jacrev``, ...) take ``F.conv*d``, which
   supports them. Shape and dtype errors are raised as ``F.conv*d`` raises them (subclasses
   of ``RuntimeError``, and of ``ValueError`` / ``TypeError``). The output is contiguous,
-  channels_last when the input or weight is (as ``F.conv2d``).
+  channels_last (channels_last_3d) when the input or weight is (as ``F.conv2d`` /
+  ``F.conv3d``).
 
 Example:
     >>> import torch, torch.nn.functional as F
@@ -62,6 +66,7 @@ __all__ = [
     "SpectrumCache",
     "fft_conv1d",
     "fft_conv2d",
+    "fft_conv3d",
     "next_fast_len",
     "set_fft_backend",
 ]
@@ -128,10 +133,17 @@ def _int_tuple(value, nd: int, name: str) -> tuple[int, ...]:
 
 
 def _resolve_padding(padding, kernel, stride, dilation, nd) -> list[tuple[int, int]]:
-    """Per spatial dim ``(before, after)`` zero/border padding, PyTorch's convention."""
+    """Per spatial dim ``(before, after)`` zero/border padding, PyTorch's convention (and
+    ``"causal"``: all of it before, 1-D only)."""
     if isinstance(padding, str):
         if padding == "valid":
             return [(0, 0)] * nd
+        if padding == "causal":
+            if nd != 1:
+                raise ValueError(
+                    f"padding='causal' is only supported for 1-D convolutions, got {nd}-D"
+                )
+            return [(dilation[0] * (kernel[0] - 1), 0)]
         if padding == "same":
             if any(s != 1 for s in stride):
                 raise ValueError(
@@ -142,7 +154,9 @@ def _resolve_padding(padding, kernel, stride, dilation, nd) -> list[tuple[int, i
                 total = d * (k - 1)
                 pads.append((total // 2, total - total // 2))
             return pads
-        raise ValueError(f"padding must be 'same', 'valid', an int or a tuple, got {padding!r}")
+        raise ValueError(
+            f"padding must be 'same', 'valid', 'causal' (1-D), an int or a tuple, got {padding!r}"
+        )
     p = _int_tuple(padding, nd, "padding")
     if any(v < 0 for v in p):
         raise ValueError(f"padding must be non-negative, got {padding!r}")
@@ -150,16 +164,29 @@ def _resolve_padding(padding, kernel, stride, dilation, nd) -> list[tuple[int, i
 
 
 class ConvArgumentError(ValueError, RuntimeError):
-    """A shape, size or device that ``F.conv1d`` / ``F.conv2d`` reject (with a RuntimeError):
-    catchable as either ``ValueError`` or ``RuntimeError``."""
+    """A shape, size or device that ``F.conv1d`` / ``F.conv2d`` / ``F.conv3d`` reject (with a
+    RuntimeError): catchable as either ``ValueError`` or ``RuntimeError``."""
 
 
 class ConvDtypeError(TypeError, RuntimeError):
-    """Mismatched dtypes, which ``F.conv1d`` / ``F.conv2d`` reject (with a RuntimeError):
-    catchable as either ``TypeError`` or ``RuntimeError``."""
+    """Mismatched dtypes, which ``F.conv1d`` / ``F.conv2d`` / ``F.conv3d`` reject (with a
+    RuntimeError): catchable as either ``TypeError`` or ``RuntimeError``."""
 
 
-def _check_args(x, weight, bias, groups, nd, padding_mode, nonfinite):
+def _check_causal_mode(padding, padding_mode) -> None:
+    """Refuse ``padding="causal"`` with a border mode that reads later samples.
+
+    ``"reflect"`` and ``"circular"`` fill the left border from samples after it, which would
+    make the output depend on the future; ``"zeros"`` and ``"replicate"`` do not.
+    """
+    if isinstance(padding, str) and padding == "causal" and padding_mode in ("reflect", "circular"):
+        raise ValueError(
+            f"padding='causal' needs padding_mode 'zeros' or 'replicate' (padding_mode="
+            f"{padding_mode!r} reads later samples), got padding_mode={padding_mode!r}"
+        )
+
+
+def _check_args(x, weight, bias, groups, nd, padding_mode, nonfinite, padding):
     name = f"conv{nd}d"
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
@@ -213,6 +240,7 @@ def _check_args(x, weight, bias, groups, nd, padding_mode, nonfinite):
         raise ConvArgumentError(f"bias must have shape ({cout},), got {tuple(bias.shape)}")
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+    _check_causal_mode(padding, padding_mode)
     if nonfinite not in NONFINITE_MODES:
         raise ValueError(f"nonfinite must be one of {NONFINITE_MODES}, got {nonfinite!r}")
 
@@ -828,11 +856,12 @@ def _item_bytes(cin, cout, n, item) -> int:
 def _tile_candidates(k: int, n_full: int, nd: int = 2) -> list[int]:
     """Fast transform lengths for tiles along one dim (output tile = N - k + 1 >= k).
 
-    Transforms shorter than 64 (2-D) or 1024 (1-D) points run far below the ``P log P`` rate
-    and cost Python overhead per tile, so tiles start there.
+    Transforms of fewer than about 4096 points (64 per side in 2-D, 16 in 3-D) or 1024 points
+    (1-D) run far below the ``P log P`` rate and cost Python overhead per tile, so tiles start
+    there.
     """
     cands = []
-    N = next_fast_len(max(2 * k, 64 if nd >= 2 else 1024))
+    N = next_fast_len(max(2 * k, {1: 1024, 2: 64}.get(nd, 16)))
     while N < n_full:
         cands.append(N)
         N = next_fast_len(int(N * 1.2) + 1)
@@ -888,7 +917,8 @@ def _make_plan(batch, cin, cout, cin_g, spatial, pads, kd, out_len, item, budget
 
 
 def _plan_for(input, weight, stride=1, padding=0, dilation=1, groups=1, memory_budget=None):
-    """The plan :func:`fft_conv2d` / :func:`fft_conv1d` would use, as a dict (for inspection)."""
+    """The plan :func:`fft_conv1d` / :func:`fft_conv2d` / :func:`fft_conv3d` would use, as a dict
+    (for inspection)."""
     nd = weight.dim() - 2
     stride = _int_tuple(stride, nd, "stride")
     dilation = _int_tuple(dilation, nd, "dilation")
@@ -922,8 +952,10 @@ def _direct(x, weight, stride, pads, dilation, groups, nd):
         flat += [pb, pa]
     if any(flat):
         x = F.pad(x, flat)
-    conv = F.conv1d if nd == 1 else F.conv2d
-    return conv(x, weight, None, stride, 0, dilation, groups)
+    return _CONV[nd](x, weight, None, stride, 0, dilation, groups)
+
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
 def _spread(weight, dilation):
@@ -1036,7 +1068,7 @@ def _fft_conv(
             with torch.autocast(x.device.type, enabled=False):
                 cast = [_autocast_cast(t, amp) for t in (x, weight, bias)]
                 return _fft_conv(*cast, *args)
-    _check_args(x, weight, bias, groups, nd, padding_mode, nonfinite)
+    _check_args(x, weight, bias, groups, nd, padding_mode, nonfinite, padding)
     stride = _int_tuple(stride, nd, "stride")
     dilation = _int_tuple(dilation, nd, "dilation")
     if any(s < 1 for s in stride):
@@ -1054,9 +1086,16 @@ def _fft_conv(
     ks = tuple(weight.shape[-nd:])
     pads = _resolve_padding(padding, ks, stride, dilation, nd)
 
-    # F.conv2d returns channels_last output when the input or the weight is channels_last.
-    channels_last = x.dim() == 4 and any(
-        t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+    # Meta tensors (shapes only) and torch.func transforms, which the engine's autograd
+    # Function and in-place buffers do not support, take the direct method.
+    wrapped = _functorch_wrapped(x, weight, bias)
+    direct = x.device.type == "meta" or wrapped
+    # F.conv2d / F.conv3d return channels_last(_3d) output when the batched input or the weight
+    # is (a memory format torch.func transforms cannot query; F.conv*d decides it there).
+    memory_format = {(2, 4): torch.channels_last, (3, 5): torch.channels_last_3d}.get(
+        (nd, x.dim()))
+    channels_last = memory_format is not None and not wrapped and any(
+        t.is_contiguous(memory_format=memory_format) and not t.is_contiguous()
         for t in (x, weight)
     )
     unbatched = x.dim() == nd + 1
@@ -1087,9 +1126,6 @@ def _fft_conv(
     # Only the positions kept by the stride are needed.
     out_len = tuple((L - 1) // s * s + 1 for L, s in zip(dense_len, stride))
 
-    # Meta tensors (shapes only) and torch.func transforms, which the engine's autograd
-    # Function and in-place buffers do not support, take the direct method.
-    direct = x.device.type == "meta" or _functorch_wrapped(x, weight, bias)
     y = None
     if not direct and _all_finite(weight):
         try:
@@ -1114,7 +1150,7 @@ def _fft_conv(
         y = y.squeeze(0)
     if y.dtype != orig_dtype:
         y = y.to(orig_dtype)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    fmt = memory_format if channels_last else torch.contiguous_format
     return y.contiguous(memory_format=fmt)
 
 
@@ -1155,11 +1191,14 @@ def fft_conv1d(
         bias: optional ``(Cout,)``.
         stride: int or 1-tuple.
         padding: int, 1-tuple, ``"same"`` (PyTorch's convention for even kernels: ``(k-1)//2``
-            before) or ``"valid"``.
+            before), ``"valid"`` or ``"causal"`` (``dilation * (k-1)`` before, none after: output
+            ``i`` sees inputs up to ``i * stride`` only; with stride 1 the output has the input's
+            length, with stride ``s`` it has ``ceil(L / s)`` samples).
         dilation: int or 1-tuple.
         groups: number of channel groups.
         padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"`` (as
-            ``nn.Conv1d``).
+            ``nn.Conv1d``); ``padding="causal"`` takes ``"zeros"`` or ``"replicate"`` (the
+            others read later samples).
         cache: optional :class:`SpectrumCache` reused when no weight gradient is needed.
         nonfinite: ``"direct"`` (fall back to ``F.conv1d`` for inputs with NaN/inf) or
             ``"raise"``.
@@ -1234,5 +1273,58 @@ def fft_conv2d(
     """
     return _fft_conv(
         input, weight, bias, stride, padding, dilation, groups, padding_mode, 2,
+        cache, nonfinite, memory_budget, exact_zeros,
+    )
+
+
+def fft_conv3d(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+    cache: SpectrumCache | None = None,
+    nonfinite: str = "direct",
+    memory_budget: int | None = None,
+    exact_zeros: bool = True,
+) -> torch.Tensor:
+    """3-D convolution (cross-correlation) through the FFT, with ``F.conv3d`` semantics.
+
+    Args:
+        input: ``(B, Cin, D, H, W)`` or unbatched ``(Cin, D, H, W)``.
+        weight: ``(Cout, Cin / groups, kd, kh, kw)``.
+        bias: optional ``(Cout,)``.
+        stride: int or ``(sd, sh, sw)``.
+        padding: int, ``(pd, ph, pw)``, ``"same"`` (PyTorch's convention for even kernels:
+            ``(k-1)//2`` before) or ``"valid"``.
+        dilation: int or ``(dd, dh, dw)``.
+        groups: number of channel groups (``groups == Cin`` is depthwise).
+        padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"`` or ``"circular"`` (as
+            ``nn.Conv3d``).
+        cache: optional :class:`SpectrumCache` reused when no weight gradient is needed.
+        nonfinite: ``"direct"`` (fall back to ``F.conv3d`` for inputs with NaN/inf) or
+            ``"raise"``.
+        memory_budget: bytes of spectra before the input is tiled (default
+            :data:`DEFAULT_MEMORY_BUDGET`).
+        exact_zeros: set outputs whose input window holds only zeros to exactly 0 (plus the
+            bias), as the direct method gives, instead of the transforms' rounding noise.
+
+    Returns:
+        The output of ``F.conv3d`` for the same arguments (up to rounding).
+
+    Shape:
+        ``(B, Cin, D, H, W) -> (B, Cout, Dout, Hout, Wout)`` with the sizes of ``F.conv3d``.
+
+    Example:
+        >>> x, w = torch.randn(1, 2, 32, 32, 32), torch.randn(4, 2, 9, 9, 9)
+        >>> fft_conv3d(x, w, padding="same").shape
+        torch.Size([1, 4, 32, 32, 32])
+    """
+    return _fft_conv(
+        input, weight, bias, stride, padding, dilation, groups, padding_mode, 3,
         cache, nonfinite, memory_budget, exact_zeros,
     )

@@ -259,7 +259,7 @@ def estimate_costs(
     """Estimated seconds of each applicable method.
 
     Args:
-        input_shape: ``(B, Cin, *S)`` with one or two spatial dims (``(Cin, *S)`` is read as
+        input_shape: ``(B, Cin, *S)`` with one, two or three spatial dims (``(Cin, *S)`` is read as
             one image).
         weight_shape: ``(Cout, Cin/groups, *k)``; a bare kernel ``(*k)`` means one shared kernel
             applied to every channel (depthwise).
@@ -270,7 +270,8 @@ def estimate_costs(
         device: the computation's device; picks the constant set (``cpu`` or ``cuda``).
         separable: whether the kernel is rank 1 (then ``"separable"`` is estimated too).
         full: ``full`` output (padding ``k-1`` on both sides) instead of ``same``.
-        padding: explicit padding (int, tuple, ``"same"``, ``"valid"``); overrides ``full``.
+        padding: explicit padding (int, tuple, ``"same"``, ``"valid"``, ``"causal"`` (1-D: all
+            ``dilation * (k-1)`` before)); overrides ``full``.
 
     Returns:
         ``{"direct": s, "fft": s}`` and ``"separable"`` when ``separable`` is true.
@@ -312,6 +313,8 @@ def estimate_costs(
         pads = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kd]
     elif padding == "valid":
         pads = [(0, 0)] * nd
+    elif padding == "causal":
+        pads = [(k - 1, 0) for k in kd]
     else:
         pads = [(p, p) for p in _tuple(padding, nd, "padding")]
     dense = tuple(max(1, s + pb + pa - k + 1) for s, (pb, pa), k in zip(spatial, pads, kd))
