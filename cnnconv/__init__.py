@@ -2,7 +2,7 @@
 
 Hand-designed kernels (:mod:`cnnconv.kernels`), a functional API that applies them
 (:mod:`cnnconv.functional`), fixed-kernel filter layers (:mod:`cnnconv.filters`), an FFT
-convolution engine with drop-in ``nn.Conv1d``/``nn.Conv2d`` layers (:mod:`cnnconv.fft`,
+convolution engine with drop-in ``nn.Conv1d``/``nn.Conv2d``/``nn.Conv3d`` layers (:mod:`cnnconv.fft`,
 :mod:`cnnconv.conv`), learnable and parametric layers with constraints
 (:mod:`cnnconv.learnable`, :mod:`cnnconv.constraints`, :mod:`cnnconv.parametric`), edge
 detection (:mod:`cnnconv.edges`) and kernel inspection (:mod:`cnnconv.inspect`).
@@ -31,6 +31,7 @@ _LAZY_NAMES = {
     "Sharpen": "filters",
     "FFTConv1d": "conv",
     "FFTConv2d": "conv",
+    "FFTConv3d": "conv",
     "convert": "conv",
     "convert_back": "conv",
     "ConvertReport": "conv",
@@ -71,6 +72,7 @@ _LAZY_NAMES = {
     "convolve3d": "functional3d",
     "fft_conv1d": "fft",
     "fft_conv2d": "fft",
+    "fft_conv3d": "fft",
     "get_kernel": "kernels",
     "list_kernels": "kernels",
     "unregister_kernel": "kernels",
