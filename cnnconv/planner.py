@@ -49,13 +49,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Sequence
 
 import torch
+
+from cnnconv._io import atomic_write
 
 __all__ = [
     "DEFAULT_CONSTANTS",
@@ -548,9 +549,6 @@ def calibrate(path=None, quick: bool = False, device=None) -> dict:
     except (OSError, ValueError):
         data = {}
     data[dev.type] = consts
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".calibration-", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1)
-    os.replace(tmp, p)
+    atomic_write(p, json.dumps(data, indent=1))
     _loaded.clear()
     return consts
