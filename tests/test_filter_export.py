@@ -10,7 +10,9 @@ import warnings
 import pytest
 import torch
 
+from cnnconv import edges as E
 from cnnconv import filters as L
+from cnnconv import filters3d as L3
 from cnnconv import functional as CF
 from cnnconv import kernels as K
 
@@ -153,3 +155,26 @@ def test_traced_graph_matches_float64_oracle():
     xp = torch.cat((xp[..., :1, :], xp, xp[..., -1:, :]), -2).double()
     ref = torch.nn.functional.conv2d(xp, K.sobel_x(dtype=torch.float64).expand(3, 1, 3, 3), groups=3)
     torch.testing.assert_close(program.module()(x).double(), ref, rtol=1e-5, atol=1e-5)
+
+
+OTHER_LAYERS = {
+    "filter3d": (lambda: L3.Filter3d(torch.rand(3, 3, 3)), (2, 3, 8, 9, 10)),
+    "gaussian3d": (lambda: L3.GaussianBlur3d(1.0), (2, 3, 8, 9, 10)),
+    "box3d": (lambda: L3.BoxBlur3d(3), (2, 3, 8, 9, 10)),
+    "sobel3d": (lambda: L3.Sobel3d(), (2, 3, 8, 9, 10)),
+    "laplacian3d": (lambda: L3.Laplacian3d(), (2, 3, 8, 9, 10)),
+    "gradient_filter": (lambda: E.GradientFilter(in_channels=3), (2, 3, 20, 21)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_LAYERS))
+def test_3d_and_edge_layers_export_and_trace(name):
+    make, shape = OTHER_LAYERS[name]
+    layer = make()
+    x, x2 = torch.rand(shape), torch.randn(shape)
+    ref = layer(x2)
+    torch.testing.assert_close(torch.export.export(layer, (x,)).module()(x2), ref, rtol=1e-4, atol=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(layer, x)
+    torch.testing.assert_close(traced(x2), ref, rtol=1e-4, atol=1e-4)
