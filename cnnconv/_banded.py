@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from ._padding import _indices, fill_border, fills_from_interior
+from ._padding import _indices, fill_border, fills_from_interior, tracing
 
 # Elements per band buffer: about 2 MiB in float32, so the five working buffers of a band sit
 # in the last-level cache and stay well below the size of the output.
@@ -90,14 +90,14 @@ def _taps(src, terms, out: torch.Tensor) -> torch.Tensor:
 
 
 def usable(x4: torch.Tensor) -> bool:
-    """Whether the banded engine may run: CPU, float32/float64, no autograd graph wanted, not
-    inside a ``torch.compile`` trace (it reads the kernel's values)."""
+    """Whether the banded engine may run: CPU, float32/float64, no autograd graph wanted, no
+    graph being captured (it reads the kernel's values and writes in place)."""
     return (
         x4.device.type == "cpu"
         and x4.dtype in (torch.float32, torch.float64)
         and x4.numel() > 0
         and not (torch.is_grad_enabled() and x4.requires_grad)
-        and not torch.compiler.is_compiling()
+        and not tracing()
     )
 
 

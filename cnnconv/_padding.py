@@ -32,11 +32,22 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-__all__ = ["BORDERS", "MODES", "ANCHORS", "check_border", "check_mode", "output_padding", "pad"]
+__all__ = ["BORDERS", "MODES", "ANCHORS", "check_border", "check_mode", "output_padding", "pad", "tracing"]
 
 BORDERS = frozenset({"zeros", "reflect", "replicate", "circular", "symmetric"})
 MODES = frozenset({"full", "same", "valid"})
 ANCHORS = frozenset({"scipy", "torch"})
+
+
+def tracing() -> bool:
+    """Whether a graph is being captured (``torch.compile``, ``torch.export``, ONNX export,
+    ``torch.jit.trace``). The filters then compute with plain out-of-place torch ops: no
+    reusable buffers, no in-place fills, no decisions read from tensor values.
+
+    ``torch.onnx.export`` traces with one of the other two (``dynamo=True``: torch.export;
+    the legacy exporter: ``torch.jit.trace``), so they cover it without importing torch.onnx.
+    """
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 def check_border(border) -> str:
@@ -64,6 +75,8 @@ def _pair(kernel_size) -> tuple[int, int]:
         kh, kw = kernel_size
     else:
         kh = kw = kernel_size
+    if torch.jit.is_tracing():  # sizes read from tensors under jit.trace are 0-dim tensors
+        kh, kw = (int(k) if isinstance(k, torch.Tensor) and k.ndim == 0 and not k.is_floating_point() else k for k in (kh, kw))
     for k in (kh, kw):
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise ValueError(f"kernel_size must be positive integers, got {kernel_size!r}")
@@ -150,13 +163,14 @@ def pad(x: torch.Tensor, pads, border: str = "zeros") -> torch.Tensor:
     if h == 0 or w == 0:
         raise ValueError(f"cannot pad an empty plane with border {border!r}, got shape {tuple(x.shape)}")
     fits = fills_from_interior(border, top, bottom, h) and fills_from_interior(border, left, right, w)
-    if fits and border == "symmetric" and x.numel() > 0:  # not a mode of F.pad
+    if fits and border == "symmetric" and x.numel() > 0 and not tracing():  # not a mode of F.pad
+        # (a captured graph gathers the rows and columns instead: nothing written in place)
         y = x.new_empty((*x.shape[:-2], h + top + bottom, w + left + right))
         y[..., top : top + h, left : left + w].copy_(x)
         fill_border(y.narrow(-2, top, h), y.ndim - 1, left, right, w, border)
         fill_border(y, y.ndim - 2, top, bottom, h, border)
         return y
-    if fits and x.numel() > 0:
+    if fits and x.numel() > 0 and border != "symmetric":
         # All planes as the channels of one image: F.pad is several times faster on
         # (1, N, H, W) than on (B, C, H, W) on the CPU.
         # A (1, N, H, W) channels_last tensor is passed as it is, so the result keeps that layout.

@@ -350,8 +350,10 @@ class GradientFilter(nn.Module):
         in_channels: channels of the input; the same pair is applied to each channel.
         in_channels: channels of the input.
         color: how channel gradients combine: ``"max"``, ``"sum"`` or ``"mean"`` (module docs).
-        border: padding mode, ``"replicate"`` (default, as kornia), ``"reflect"``, ``"zeros"``,
-            ``"circular"``, ``"symmetric"``; output has the input's size (even kernels anchor at ``k // 2``).
+        border: padding mode, ``"reflect"`` (default, the default of every fixed filter: see
+            :mod:`cnnconv.functional`), ``"replicate"`` (kornia's ``spatial_gradient``),
+            ``"zeros"``, ``"circular"``, ``"symmetric"``; output has the input's size (even
+            kernels anchor at ``k // 2``).
 
     Shape:
         - Input: ``(B, in_channels, H, W)``
@@ -373,7 +375,7 @@ class GradientFilter(nn.Module):
         kernel_size=None,
         in_channels: int = 1,
         color: str = "max",
-        border: str = "replicate",
+        border: str = "reflect",
         eps: float = 1e-12,
         device=None,
         dtype=None,
@@ -469,7 +471,7 @@ def edge_map(
     use_hysteresis: bool = True,
     connectivity: int = 8,
     color: str = "max",
-    border: str = "replicate",
+    border: str = "reflect",
 ) -> torch.Tensor:
     """Thin binary edge map: optional Gaussian smoothing, gradient, NMS, thresholds.
 

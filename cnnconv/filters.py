@@ -5,7 +5,12 @@ keeps its kernels in non-persistent buffers (they follow ``.to()`` and stay out 
 ``state_dict``; nothing is trained) and its ``forward`` is one call into
 :mod:`cnnconv.functional`, which decides how the filter is computed
 (:func:`cnnconv.functional.filter2d`). A kernel buffer changed in place is followed: what was
-derived from it (separable factors, the choice of engine) is derived again.
+derived from it (separable factors, the choice of engine) is derived again. Every layer pads
+with ``border="reflect"`` unless told otherwise.
+
+The layers can be captured as graphs: ``torch.export.export``, ``torch.onnx.export`` (both
+exporters), ``torch.compile(fullgraph=True)`` and ``torch.jit.trace`` record the border padding
+and one or two depthwise convolutions (see :func:`cnnconv.functional.filter2d`).
 
 Example:
     >>> import torch
@@ -24,7 +29,7 @@ from torch import nn
 
 from . import functional as CF
 from . import kernels as K
-from ._padding import check_border, check_mode
+from ._padding import check_border, check_mode, tracing
 
 __all__ = ["Filter2d", "BoxBlur", "GaussianBlur", "Sobel", "Prewitt", "Scharr", "Laplacian", "Sharpen"]
 
@@ -62,8 +67,8 @@ class _FixedFilter(nn.Module):
     def _follow_kernel(self) -> None:
         """Call ``_plan(kernel)`` when the ``kernel`` buffer is not the tensor last planned
         for or was changed in place since (its version counter moved; inference tensors
-        have none, so they are planned for at every call). Skipped in compiled graphs."""
-        if torch.compiler.is_compiling():
+        have none, so they are planned for at every call). Skipped while a graph is captured."""
+        if tracing():
             return
         kernel = self.kernel
         version = None if kernel.is_inference() else kernel._version
@@ -90,7 +95,8 @@ class Filter2d(_FixedFilter):
             registered kernel name (``"sobel_x"``, ``"log"``...; see
             :func:`cnnconv.kernels.list_kernels`) built with ``kernel_kwargs``.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
+        border: ``"reflect"`` (default, as every fixed filter: see :mod:`cnnconv.functional`),
+            ``"zeros"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         method: ``"auto"``, ``"direct"``, ``"separable"``, ``"fft"`` or ``"box"``.
         **kernel_kwargs: builder arguments when ``kernel`` is a name (e.g. ``sigma=2.0``).
 
@@ -104,7 +110,7 @@ class Filter2d(_FixedFilter):
         torch.Size([1, 3, 16, 16])
     """
 
-    def __init__(self, kernel, mode: str = "same", border: str = "zeros", *, method: str = "auto", **kernel_kwargs) -> None:
+    def __init__(self, kernel, mode: str = "same", border: str = "reflect", *, method: str = "auto", **kernel_kwargs) -> None:
         super().__init__(mode, border, method)
         kernel_name = None
         if isinstance(kernel, str):

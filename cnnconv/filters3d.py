@@ -55,7 +55,8 @@ class Filter3d(_FixedFilter3d):
     Args:
         kernel: tensor ``(kd, kh, kw)`` shared by all channels or ``(C, kd, kh, kw)`` per channel.
         mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: see :func:`cnnconv.functional3d.filter3d`.
+        border: ``"reflect"`` (default) or another border name, see
+            :func:`cnnconv.functional3d.filter3d`.
         method: ``"auto"``, ``"direct"`` or ``"separable"`` (which needs a rank-1 kernel).
 
     Shape:
@@ -68,7 +69,7 @@ class Filter3d(_FixedFilter3d):
         torch.Size([1, 3, 8, 8, 8])
     """
 
-    def __init__(self, kernel, mode: str = "same", border: str = "zeros", *, method: str = "auto") -> None:
+    def __init__(self, kernel, mode: str = "same", border: str = "reflect", *, method: str = "auto") -> None:
         super().__init__(mode, border, method)
         if not isinstance(kernel, torch.Tensor):
             kernel = torch.as_tensor(kernel, dtype=torch.get_default_dtype())

@@ -16,6 +16,13 @@ Conventions:
   beyond its edges (scipy.ndimage ``constant``/``mirror``/``nearest``/``wrap``/``reflect``;
   OpenCV ``BORDER_CONSTANT``/``BORDER_REFLECT_101``/``BORDER_REPLICATE``/``BORDER_WRAP``/
   ``BORDER_REFLECT``).
+* One default border, ``"reflect"``, for every filter (:func:`filter2d`, the blurs, the
+  gradients, :func:`laplacian`, :func:`sharpen`, :func:`spatial_gradient`) and every layer: it
+  is OpenCV's default (``BORDER_REFLECT_101``) and kornia's, it invents no edge at the image
+  border (zeros darken it and a gradient then sees a step there) and, unlike ``replicate``,
+  keeps the border pixel's neighbourhood as varied as the interior's. The scipy-named
+  functions (:func:`correlate2d`, :func:`convolve2d`, :func:`correlate1d`,
+  :func:`convolve1d`) take scipy.signal's defaults instead: ``mode="full"``, zeros.
 
 :func:`filter2d` is the one function that decides how a filter is computed; every public
 function and every layer of :mod:`cnnconv.filters` goes through it.
@@ -32,7 +39,7 @@ import torch.nn.functional as F
 
 from . import _banded
 from . import kernels as K
-from ._padding import check_border, check_mode, fill_border, fills_from_interior, output_padding, pad
+from ._padding import check_border, check_mode, fill_border, fills_from_interior, output_padding, pad, tracing
 
 __all__ = [
     "METHODS",
@@ -145,7 +152,7 @@ def _check_choice(value, name: str, choices) -> str:
 def _depthwise_weight(kernel: torch.Tensor, channels: int) -> torch.Tensor:
     """``(kh, kw)`` or ``(C, kh, kw)`` -> ``(C, 1, kh, kw)`` contiguous."""
     if kernel.ndim == 2:
-        kernel = kernel.expand(channels, *kernel.shape)
+        kernel = kernel.expand(channels, -1, -1)
     return kernel.unsqueeze(1).contiguous()
 
 
@@ -291,8 +298,8 @@ def _separable_valid(x: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor) -> tor
 def _all_finite(x: torch.Tensor) -> bool:
     """Whether ``x`` holds no NaN or inf, from one sum (about 100x cheaper than
     ``isfinite(x).all()`` on the CPU). A sum that overflows says no: callers then take their
-    exact path, which is only slower."""
-    return torch.compiler.is_compiling() or bool(torch.isfinite(x.sum()))
+    exact path, which is only slower. Eager only (it reads a value)."""
+    return bool(torch.isfinite(x.sum()))
 
 
 def _window_sums(y: torch.Tensor, k: int, dim: int) -> torch.Tensor:
@@ -439,8 +446,6 @@ def _choose(x4, kernel_shape, channels, box, separable, mode) -> str:
         return "separable" if separable and min(kh, kw) > 1 and kh * kw > 9 else "direct"
     if separable and max(kh, kw) <= _SEPARABLE_MAX_LENGTH:
         return "separable"
-    if torch.compiler.is_compiling():  # keep traced graphs free of the planner's Python
-        return _own_rule(kh, kw, box, separable)
     try:
         from .planner import choose_method
     except ImportError:
@@ -462,6 +467,21 @@ def _choose(x4, kernel_shape, channels, box, separable, mode) -> str:
     return method if method in ("direct", "separable", "fft") else _own_rule(kh, kw, box, separable)
 
 
+def _graph_valid(x: torch.Tensor, kernel, factors, method: str) -> torch.Tensor:
+    """Valid correlation of a padded batch in plain graph ops, for a graph being captured (see
+    :func:`cnnconv._padding.tracing`): the two 1-D depthwise convolutions of ``factors`` (for
+    ``method="box"`` without them: the kernel's first column and a row of ones, trusting the
+    kernel to be constant), or one depthwise convolution with the kernel."""
+    c = int(x.shape[1])  # a constant of the graph: ONNX's Conv needs the weight's shape
+    if factors is None and method == "box":
+        factors = (kernel[..., :, 0], torch.ones_like(kernel[..., 0, :]))
+    if factors is None or (kernel is not None and method in ("direct", "fft")):
+        return F.conv2d(x, _depthwise_weight(kernel, c), groups=c)
+    ky, kx = factors
+    y = F.conv2d(x, _depthwise_weight(ky.unsqueeze(-1), c), groups=c)
+    return F.conv2d(y, _depthwise_weight(kx.unsqueeze(-2), c), groups=c)
+
+
 # --------------------------------------------------------------------------- dispatch
 
 
@@ -469,7 +489,7 @@ def filter2d(
     input: torch.Tensor,
     kernel: torch.Tensor | None,
     mode: str = "same",
-    border: str = "zeros",
+    border: str = "reflect",
     *,
     method: str = "auto",
     factors=None,
@@ -488,12 +508,19 @@ def filter2d(
     for large ones. Kernels
     that require grad are applied as given (direct or FFT) so the gradient reaches them.
 
+    While a graph is captured (``torch.compile``, ``torch.export``, ONNX export,
+    ``torch.jit.trace``) every method is computed in plain ops: the border padding, then two
+    1-D depthwise ``F.conv2d`` for ``factors`` (or a box kernel), else one with the kernel.
+    The result is the same filter up to float rounding; layers pass their factors, so the
+    graph holds the separable pair.
+
     Args:
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)`` floating point tensor.
         kernel: ``(kh, kw)`` shared by all channels or ``(C, kh, kw)`` per channel. May be
             ``None`` when ``factors`` is given.
         mode: ``"full"``, ``"same"`` or ``"valid"`` (scipy.signal output sizes).
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
+        border: ``"reflect"`` (default, see the module notes), ``"zeros"``, ``"replicate"``,
+            ``"circular"`` or ``"symmetric"``.
         method: ``"auto"``, ``"direct"``, ``"separable"``, ``"fft"`` or ``"box"``.
         factors: optional ``(ky, kx)`` with ``kernel = outer(ky, kx)``: ``(kh,)``, ``(kw,)`` or
             per channel ``(C, kh)``, ``(C, kw)``.
@@ -529,14 +556,14 @@ def filter2d(
         kx = _check_kernel(factors[1], x4, "factors[1]", ndims=(1, 2))
         if ky.ndim != kx.ndim:
             raise ValueError(f"factors must both be shared or both per-channel, got shapes {tuple(ky.shape)} and {tuple(kx.shape)}")
-        kh, kw = ky.shape[-1], kx.shape[-1]
+        kh, kw = int(ky.shape[-1]), int(kx.shape[-1])
     elif kernel is None:
         raise TypeError("kernel must be a torch.Tensor when factors is not given, got None")
     if kernel is not None:
         kernel = _check_kernel(kernel, x4)
         if factors is not None and (kh, kw) != tuple(kernel.shape[-2:]):
             raise ValueError(f"factors have lengths {(kh, kw)} but the kernel is {tuple(kernel.shape[-2:])}")
-        kh, kw = kernel.shape[-2:]
+        kh, kw = int(kernel.shape[-2]), int(kernel.shape[-1])
     if mode == "valid" and (kh > h or kw > w):
         raise ValueError(
             f"kernel of size {(kh, kw)} is larger than the input {(h, w)} in valid mode"
@@ -547,6 +574,9 @@ def filter2d(
     if x4.numel() == 0:
         out = x4.new_zeros(b, c, max(ho, 0), max(wo, 0))
         return _from_batch(out, ndim)
+    if tracing():
+        out = _graph_valid(pad(x4, pads, border), kernel, None if factors is None else (ky, kx), method)
+        return _from_batch(_standard_layout(out, x4), ndim)
     learn = any(t is not None and t.requires_grad for t in (kernel, *(factors or ())))
     if kernel is None:
         # Factors only (the 2-D kernel is built only for an engine that needs it): taps that
@@ -558,13 +588,10 @@ def filter2d(
         if method == "box":
             kernel = ky[..., :, None] * kx[..., None, :]
 
-    # Structure detection reads the kernel's values: skipped for kernels being learned and
-    # inside torch.compile graphs (layers pass their factors or method instead).
-    detect = not learn and not torch.compiler.is_compiling()
+    # Structure detection reads the kernel's values: skipped for kernels being learned.
+    detect = not learn
     box_scale = None
-    if method == "box" and torch.compiler.is_compiling():  # trust the caller: one scale per channel
-        box_scale = kernel[..., 0, 0] if kernel.ndim == 3 else kernel[0, 0]
-    elif method == "box" or (method == "auto" and detect and factors is None):
+    if method == "box" or (method == "auto" and detect and factors is None):
         box_scale = _box_scale(kernel)
     if method == "box" and box_scale is None:
         raise ValueError("method='box' needs a constant kernel, got a kernel with differing entries")
@@ -624,7 +651,7 @@ def _padding_anchor(anchor, flipped: bool, two_d: bool = True) -> str:
 def correlate2d(
     input: torch.Tensor,
     kernel: torch.Tensor,
-    mode: str = "same",
+    mode: str = "full",
     border: str = "zeros",
     *,
     method: str = "auto",
@@ -632,8 +659,9 @@ def correlate2d(
 ) -> torch.Tensor:
     """2-D correlation (no kernel flip, PyTorch's convention) of every channel.
 
-    Agrees with ``scipy.signal.correlate2d`` (``border="zeros"``) in every mode, and with
-    ``scipy.ndimage.correlate`` / ``cv2.filter2D`` for each border in ``same`` mode. In
+    Agrees with ``scipy.signal.correlate2d`` (``border="zeros"``) in every mode, with its
+    defaults (``mode="full"``, zeros), and with ``scipy.ndimage.correlate`` /
+    ``cv2.filter2D`` for each border in ``same`` mode. In
     ``valid`` mode a kernel at least as large as the input in both dimensions swaps the roles
     of the two, as in scipy.signal (output ``(kh - H + 1, kw - W + 1)``); this also holds for
     :func:`convolve2d`, :func:`correlate1d` and :func:`convolve1d`.
@@ -657,7 +685,7 @@ def correlate2d(
 
     Example:
         >>> x = torch.arange(9.0).reshape(3, 3)
-        >>> correlate2d(x, K.sobel_x(), border="replicate")[1, 1].item()
+        >>> correlate2d(x, K.sobel_x(), "same", border="replicate")[1, 1].item()
         8.0
     """
     return _signal_filter(input, kernel, mode, border, method, _padding_anchor(anchor, False))
@@ -666,7 +694,7 @@ def correlate2d(
 def convolve2d(
     input: torch.Tensor,
     kernel: torch.Tensor,
-    mode: str = "same",
+    mode: str = "full",
     border: str = "zeros",
     *,
     method: str = "auto",
@@ -674,8 +702,9 @@ def convolve2d(
 ) -> torch.Tensor:
     """2-D convolution: correlation with the kernel flipped in both axes.
 
-    Agrees with ``scipy.signal.convolve2d`` (``border="zeros"``) in every mode, and with
-    ``scipy.ndimage.convolve`` for each border in ``same`` mode.
+    Agrees with ``scipy.signal.convolve2d`` (``border="zeros"``) in every mode, with its
+    defaults (``mode="full"``, zeros), and with ``scipy.ndimage.convolve`` for each border in
+    ``same`` mode.
 
     Args:
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
@@ -691,7 +720,7 @@ def convolve2d(
 
     Example:
         >>> x = torch.arange(9.0).reshape(3, 3)
-        >>> convolve2d(x, K.sobel_x(), border="replicate")[1, 1].item()
+        >>> convolve2d(x, K.sobel_x(), "same", border="replicate")[1, 1].item()
         -8.0
     """
     if isinstance(kernel, torch.Tensor) and kernel.ndim >= 2:
@@ -741,13 +770,14 @@ def _filter1d(input, kernel, mode, border, method, anchor, flip):
 def correlate1d(
     input: torch.Tensor,
     kernel: torch.Tensor,
-    mode: str = "same",
+    mode: str = "full",
     border: str = "zeros",
     *,
     method: str = "auto",
     anchor: str = "signal",
 ) -> torch.Tensor:
-    """1-D correlation along the last axis (``numpy.correlate`` / ``scipy.signal.correlate``).
+    """1-D correlation along the last axis (``numpy.correlate`` / ``scipy.signal.correlate``,
+    whose defaults it takes: ``mode="full"``, zeros).
 
     Args:
         input: ``(L,)``, ``(C, L)`` or ``(B, C, L)``.
@@ -773,13 +803,14 @@ def correlate1d(
 def convolve1d(
     input: torch.Tensor,
     kernel: torch.Tensor,
-    mode: str = "same",
+    mode: str = "full",
     border: str = "zeros",
     *,
     method: str = "auto",
     anchor: str = "signal",
 ) -> torch.Tensor:
-    """1-D convolution (kernel flipped) along the last axis; matches ``numpy.convolve``.
+    """1-D convolution (kernel flipped) along the last axis; matches ``numpy.convolve`` and
+    ``scipy.signal.convolve`` (whose defaults it takes: ``mode="full"``, zeros).
 
     Args:
         input: ``(L,)``, ``(C, L)`` or ``(B, C, L)``.
@@ -819,7 +850,7 @@ def separable_correlate2d(
     Example:
         >>> x = torch.rand(3, 20, 20)
         >>> y = separable_correlate2d(x, K.gaussian1d(1.0), K.gaussian1d(1.0))
-        >>> torch.allclose(y, correlate2d(x, K.gaussian(1.0), method="direct"), atol=1e-6)
+        >>> torch.allclose(y, correlate2d(x, K.gaussian(1.0), "same", method="direct"), atol=1e-6)
         True
     """
     return filter2d(input, None, mode, border, method="separable", factors=(ky, kx))
@@ -1015,7 +1046,8 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
     _check_method(method)
     gx = gy = None
     fresh = False
-    small = _small_pair_ok(input, smooth, diff, mode, border, _banded.MAX_TAPS)
+    # A graph being captured gets the two filter2d calls (plain convolutions, nothing in place).
+    small = not tracing() and _small_pair_ok(input, smooth, diff, mode, border, _banded.MAX_TAPS)
     x4 = _to_batch(input)
     # The banded engine skips zero taps, so a NaN or inf would not reach every output that a
     # convolution gives it to: inputs with one take the convolution paths.
@@ -1053,6 +1085,8 @@ def _combine(gx, gy, output: str, eps: float, fresh: bool) -> torch.Tensor:
         value = torch.hypot(gx, gy) if output == "magnitude" else torch.atan2(gy, gx)
         return torch.where(flat, torch.zeros_like(value), value)
     if output == "magnitude":
+        if tracing():  # ONNX has no hypot
+            return torch.sqrt(gx * gx + gy * gy)
         if fresh:  # no autograd, gx and gy are ours: sqrt(gx^2 + gy^2) in place, no allocation
             return gx.square_().addcmul_(gy, gy).sqrt_()
         return torch.hypot(gx, gy)
@@ -1149,11 +1183,14 @@ def spatial_gradient(
     input: torch.Tensor,
     operator: str = "sobel",
     normalized: bool = True,
-    border: str = "replicate",
+    border: str = "reflect",
     *,
     method: str = "auto",
 ) -> torch.Tensor:
     """First derivatives stacked as ``(..., C, 2, H, W)`` (x then y), like kornia's.
+
+    ``border="replicate"`` gives kornia's ``spatial_gradient`` exactly; the default is
+    ``"reflect"``, that of every fixed filter.
 
     Args:
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.

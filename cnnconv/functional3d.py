@@ -9,7 +9,9 @@ Conventions (those of :mod:`cnnconv.functional`, with one more axis):
   filters put kernel element ``k // 2`` on the output voxel (scipy.ndimage).
 * ``border``: any name :func:`cnnconv._padding.check_border` accepts, applied to each axis in
   turn (scipy.ndimage ``constant``/``mirror``/``nearest``/``wrap`` for
-  ``zeros``/``reflect``/``replicate``/``circular``).
+  ``zeros``/``reflect``/``replicate``/``circular``). Every filter and layer defaults to
+  ``"reflect"``, as in 2-D; :func:`correlate3d` / :func:`convolve3d` take scipy.signal's
+  defaults (``mode="full"``, zeros).
 * Derivative outputs are ordered x (W, last axis), y (H), z (D), as in kornia's
   ``spatial_gradient3d``.
 
@@ -248,7 +250,7 @@ def filter3d(
     input: torch.Tensor,
     kernel: torch.Tensor | None,
     mode: str = "same",
-    border: str = "zeros",
+    border: str = "reflect",
     *,
     method: str = "auto",
     factors=None,
@@ -268,8 +270,8 @@ def filter3d(
             be ``None`` when ``factors`` is given (the 3-D kernel is then only built for the
             direct method).
         mode: ``"full"``, ``"same"`` or ``"valid"`` (scipy.signal output sizes).
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or any other name
-            :func:`cnnconv._padding.check_border` accepts.
+        border: ``"reflect"`` (default), ``"zeros"``, ``"replicate"``, ``"circular"`` or any
+            other name :func:`cnnconv._padding.check_border` accepts.
         method: ``"auto"``, ``"direct"`` or ``"separable"``.
         factors: optional ``(kz, ky, kx)`` with ``kernel = kz x ky x kx``: ``(kd,)``, ``(kh,)``,
             ``(kw,)`` or per channel ``(C, k)`` each.
@@ -342,7 +344,7 @@ def filter3d(
 def correlate3d(
     input: torch.Tensor,
     kernel: torch.Tensor,
-    mode: str = "same",
+    mode: str = "full",
     border: str = "zeros",
     *,
     method: str = "auto",
@@ -350,8 +352,9 @@ def correlate3d(
 ) -> torch.Tensor:
     """3-D correlation (no kernel flip, PyTorch's convention) of every channel.
 
-    Agrees with ``scipy.signal.correlate`` on volumes (``border="zeros"``) in every mode, and
-    with ``scipy.ndimage.correlate`` for each border in ``same`` mode.
+    Agrees with ``scipy.signal.correlate`` on volumes (``border="zeros"``) in every mode, with
+    its defaults (``mode="full"``, zeros), and with ``scipy.ndimage.correlate`` for each border
+    in ``same`` mode.
 
     Args:
         input: ``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)``.
@@ -369,7 +372,7 @@ def correlate3d(
     Example:
         >>> x = torch.arange(27.0).reshape(3, 3, 3)
         >>> k = torch.zeros(3, 3, 3); k[2, 1, 1] = 1.0
-        >>> correlate3d(x, k)[0, 1, 1].item()
+        >>> correlate3d(x, k, "same")[0, 1, 1].item()
         13.0
     """
     return filter3d(input, kernel, mode, border, method=method, anchor=CF._padding_anchor(anchor, False, two_d=False))
@@ -378,7 +381,7 @@ def correlate3d(
 def convolve3d(
     input: torch.Tensor,
     kernel: torch.Tensor,
-    mode: str = "same",
+    mode: str = "full",
     border: str = "zeros",
     *,
     method: str = "auto",
@@ -404,7 +407,7 @@ def convolve3d(
     Example:
         >>> x = torch.arange(27.0).reshape(3, 3, 3)
         >>> k = torch.zeros(3, 3, 3); k[2, 1, 1] = 1.0
-        >>> convolve3d(x, k)[1, 1, 1].item()
+        >>> convolve3d(x, k, "same")[1, 1, 1].item()
         4.0
     """
     if isinstance(kernel, torch.Tensor) and kernel.ndim >= 3:
@@ -591,14 +594,15 @@ def spatial_gradient3d(
     input: torch.Tensor,
     operator: str = "diff",
     normalized: bool = True,
-    border: str = "replicate",
+    border: str = "reflect",
     *,
     method: str = "auto",
 ) -> torch.Tensor:
     """First derivatives stacked as ``(..., C, 3, D, H, W)`` (x, y, z), like kornia's.
 
-    The defaults equal ``kornia.filters.spatial_gradient3d(input)`` (central differences
-    ``0.5 * (x[i+1] - x[i-1])``, replicated border).
+    With ``border="replicate"`` it equals ``kornia.filters.spatial_gradient3d(input)``
+    (central differences ``0.5 * (x[i+1] - x[i-1])``); the default border is ``"reflect"``,
+    that of every fixed filter.
 
     Args:
         input: ``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)``.

@@ -11,7 +11,7 @@ from cnnconv import functional as CF
 from cnnconv import kernels as K
 
 LAYERS = [
-    (lambda: L.Filter2d(K.laplacian(8), border="reflect"), lambda x: CF.correlate2d(x, K.laplacian(8, dtype=x.dtype), border="reflect")),
+    (lambda: L.Filter2d(K.laplacian(8), border="reflect"), lambda x: CF.correlate2d(x, K.laplacian(8, dtype=x.dtype), "same", border="reflect")),
     (lambda: L.BoxBlur(5), lambda x: CF.box_blur2d(x, 5)),
     (lambda: L.GaussianBlur(1.2, border="replicate"), lambda x: CF.gaussian_blur2d(x, 1.2, border="replicate")),
     (lambda: L.Sobel("xy"), lambda x: CF.sobel(x, "xy")),
@@ -80,7 +80,7 @@ def test_reprs_list_every_argument():
     assert repr(L.Laplacian(8, True)) == "Laplacian(neighbours=8, normalized=True, border='reflect', mode='same', method='auto')"
     assert repr(L.Sharpen("circular")) == "Sharpen(border='circular', mode='same', method='auto')"
     assert repr(L.Filter2d("gaussian", sigma=1.0)) == (
-        "Filter2d(kernel='gaussian', kernel_shape=(9, 9), sigma=1.0, border='zeros', mode='same', method='auto')"
+        "Filter2d(kernel='gaussian', kernel_shape=(9, 9), sigma=1.0, border='reflect', mode='same', method='auto')"
     )
     assert repr(L.Filter2d(torch.ones(2, 3, 3), "valid", "reflect", method="direct")) == (
         "Filter2d(kernel=tensor, kernel_shape=(2, 3, 3), border='reflect', mode='valid', method='direct')"

@@ -102,7 +102,7 @@ def test_separable_factors3d_of_an_integer_kernel_are_floating_point():
     assert kz.dtype == ky.dtype == kx.dtype == torch.get_default_dtype()
     torch.testing.assert_close(kz[:, None, None] * ky[:, None] * kx, k.to(kz.dtype), rtol=0, atol=0)
     x = torch.randn(1, 1, 5, 6, 7, dtype=torch.float64)
-    torch.testing.assert_close(F3.filter3d(x, k, method="separable"), _reference(x, k.double()))
+    torch.testing.assert_close(F3.filter3d(x, k, border="zeros", method="separable"), _reference(x, k.double()))
 
 
 def test_non_finite_kernel_is_never_separable():
@@ -125,13 +125,13 @@ def test_correlate_convolve3d_match_ndimage(border, size):
     kn = k.numpy()[None, None]
     mode = NDIMAGE_BORDER[border]
     for method in ("direct", "auto"):
-        y = F3.correlate3d(x, k, border=border, anchor="ndimage", method=method)
+        y = F3.correlate3d(x, k, "same", border=border, anchor="ndimage", method=method)
         np.testing.assert_allclose(y.numpy(), ndi.correlate(x.numpy(), kn, mode=mode), rtol=1e-12, atol=1e-12)
-        y = F3.convolve3d(x, k, border=border, anchor="ndimage", method=method)
+        y = F3.convolve3d(x, k, "same", border=border, anchor="ndimage", method=method)
         np.testing.assert_allclose(y.numpy(), ndi.convolve(x.numpy(), kn, mode=mode), rtol=1e-12, atol=1e-12)
     # per-channel kernels
     kc = torch.randn(3, *size, dtype=torch.float64)
-    y = F3.correlate3d(x, kc, border=border, anchor="ndimage")
+    y = F3.correlate3d(x, kc, "same", border=border, anchor="ndimage")
     for ch in range(3):
         np.testing.assert_allclose(y[:, ch].numpy(), ndi.correlate(x[:, ch].numpy(), kc[ch].numpy()[None], mode=mode), rtol=1e-12, atol=1e-12)
 
@@ -176,7 +176,7 @@ def test_kornia_filter3d_agrees_for_odd_kernels():
         ref = kornia.filters.filter3d(x, k[None], border_type=kb)
         torch.testing.assert_close(F3.filter3d(x, k, border=border), ref)
         ref = kornia.filters.filter3d(x, k[None], border_type=kb, behaviour="conv")
-        torch.testing.assert_close(F3.convolve3d(x, k, border=border), ref)
+        torch.testing.assert_close(F3.convolve3d(x, k, "same", border=border), ref)
     # even kernels: kornia anchors element (k - 1) // 2 on the output voxel
     k = torch.randn(2, 4, 3, dtype=torch.float64)
     ref = kornia.filters.filter3d(x, k[None], border_type="reflect")
@@ -253,8 +253,8 @@ def test_sobel3d_sign_and_axes():
 def test_spatial_gradient3d_matches_kornia():
     kornia = pytest.importorskip("kornia")
     x = torch.randn(2, 3, 5, 6, 7, dtype=torch.float64)
-    torch.testing.assert_close(F3.spatial_gradient3d(x), kornia.filters.spatial_gradient3d(x))
-    torch.testing.assert_close(F3.spatial_gradient3d(x.float(), method="direct"), kornia.filters.spatial_gradient3d(x.float()))
+    torch.testing.assert_close(F3.spatial_gradient3d(x, border="replicate"), kornia.filters.spatial_gradient3d(x))
+    torch.testing.assert_close(F3.spatial_gradient3d(x.float(), border="replicate", method="direct"), kornia.filters.spatial_gradient3d(x.float()))
 
 
 def test_spatial_gradient3d_operators_match_ndimage():
@@ -263,7 +263,7 @@ def test_spatial_gradient3d_operators_match_ndimage():
     assert g.shape == (3, 4, 5, 6)
     for i, axis in enumerate((-1, -2, -3)):
         np.testing.assert_allclose(g[i].numpy(), ndi.sobel(x.numpy(), axis=axis, mode="mirror"), rtol=1e-10, atol=1e-10)
-    g = F3.spatial_gradient3d(x, "prewitt", normalized=True)
+    g = F3.spatial_gradient3d(x, "prewitt", normalized=True, border="replicate")
     np.testing.assert_allclose(g[1].numpy(), ndi.prewitt(x.numpy(), axis=-2, mode="nearest") / 18, rtol=1e-10, atol=1e-12)
 
 
@@ -487,7 +487,7 @@ def test_layer_kernels_and_repr():
     assert float(lap.kernel.sum()) == 0.0 and float(lap.kernel[1, 1, 1]) == -6.0 and int((lap.kernel != 0).sum()) == 7
     assert repr(lap) == "Laplacian3d(neighbours=6, normalized=False, border='reflect', mode='same', method='auto')"
     f = L.Filter3d(torch.rand(2, 3, 4))
-    assert repr(f) == "Filter3d(kernel_shape=(2, 3, 4), border='zeros', mode='same', method='auto')"
+    assert repr(f) == "Filter3d(kernel_shape=(2, 3, 4), border='reflect', mode='same', method='auto')"
 
 
 def test_filter3d_layer_detects_structure_once():

@@ -132,9 +132,9 @@ def test_1d_matches_numpy_and_scipy(mode, k, rng):
 def test_1d_borders_match_ndimage(border, rng):
     x = rng.standard_normal((3, 25))
     w = rng.standard_normal(4)
-    y = CF.correlate1d(torch.from_numpy(x), torch.from_numpy(w), border=border, anchor="ndimage").numpy()
+    y = CF.correlate1d(torch.from_numpy(x), torch.from_numpy(w), "same", border=border, anchor="ndimage").numpy()
     np.testing.assert_allclose(y, ndi.correlate1d(x, w, axis=-1, mode=NDI_MODE[border]), atol=1e-12)
-    y = CF.convolve1d(torch.from_numpy(x), torch.from_numpy(w), border=border, anchor="ndimage").numpy()
+    y = CF.convolve1d(torch.from_numpy(x), torch.from_numpy(w), "same", border=border, anchor="ndimage").numpy()
     np.testing.assert_allclose(y, ndi.convolve1d(x, w, axis=-1, mode=NDI_MODE[border]), atol=1e-12)
 
 
@@ -147,8 +147,8 @@ def test_borders_match_ndimage(border, ksize, rng):
     x = rng.standard_normal((2, 3, 12, 14))
     k = rng.standard_normal(ksize)
     xt, kt = torch.from_numpy(x), torch.from_numpy(k)
-    corr = CF.correlate2d(xt, kt, border=border, anchor="ndimage").numpy()
-    conv = CF.convolve2d(xt, kt, border=border, anchor="ndimage").numpy()
+    corr = CF.correlate2d(xt, kt, "same", border=border, anchor="ndimage").numpy()
+    conv = CF.convolve2d(xt, kt, "same", border=border, anchor="ndimage").numpy()
     np.testing.assert_allclose(corr, ndi.correlate(x, k[None, None], mode=NDI_MODE[border]), atol=1e-12)
     np.testing.assert_allclose(conv, ndi.convolve(x, k[None, None], mode=NDI_MODE[border]), atol=1e-12)
 
@@ -176,7 +176,7 @@ def test_shapes_grayscale_colour_and_per_channel(rng):
     x = rng.standard_normal((2, 3, 10, 12))
     k = rng.standard_normal((3, 3))
     for inp in (x[0, 0], x[0], x):
-        y = CF.correlate2d(torch.from_numpy(inp), torch.from_numpy(k))
+        y = CF.correlate2d(torch.from_numpy(inp), torch.from_numpy(k), "same")
         assert y.shape == inp.shape
         np.testing.assert_allclose(y.numpy(), oracle(inp, k, "same", "zeros"), atol=1e-12)
     kc = rng.standard_normal((3, 5, 3))
@@ -203,7 +203,7 @@ def test_auto_detects_structure_and_keeps_kernel_gradients(rng):
     for k in (K.box(7, dtype=torch.float64), K.gaussian(1.0, dtype=torch.float64), torch.from_numpy(rng.standard_normal((5, 5)))):
         torch.testing.assert_close(CF.filter2d(x, k, border="reflect"), CF.filter2d(x, k, border="reflect", method="direct"))
     k = torch.from_numpy(np.outer(rng.standard_normal(3), rng.standard_normal(3))).requires_grad_()
-    CF.correlate2d(x, k).sum().backward()
+    CF.correlate2d(x, k, "same").sum().backward()
     ref = F.conv2d(F.pad(x, (1, 1, 1, 1)), k.detach().expand(2, 1, 3, 3), groups=2)
     assert k.grad is not None and k.grad.shape == (3, 3)
     kk = k.detach().clone().requires_grad_()
@@ -320,10 +320,10 @@ def test_gradients_and_laplacian_match_kornia(rng):
         ours = CF.sobel(x, normalized=normalized, border="replicate", eps=1e-6)
         torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
     ref = kornia.filters.spatial_gradient(x, mode="sobel", normalized=True)
-    torch.testing.assert_close(CF.spatial_gradient(x), ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(CF.spatial_gradient(x, border="replicate"), ref, rtol=1e-5, atol=1e-6)
     for normalized in (False, True):
         ref = kornia.filters.spatial_gradient(x, mode="diff", normalized=normalized)
-        torch.testing.assert_close(CF.spatial_gradient(x, "diff", normalized), ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(CF.spatial_gradient(x, "diff", normalized, "replicate"), ref, rtol=1e-5, atol=1e-6)
     ref = kornia.filters.laplacian(x, 3, border_type="reflect", normalized=False)
     torch.testing.assert_close(CF.laplacian(x, 8), ref, rtol=1e-5, atol=1e-5)
     ref = kornia.filters.box_blur(x, (5, 7), border_type="reflect")

@@ -127,6 +127,16 @@ def _claim_inspect(ns, out):
     assert Path("kernels.png").is_file() and Path("kernels.png").stat().st_size > 0
 
 
+def _claim_coming_from(ns, out):
+    assert out == ["kornia, scipy and OpenCV agree"]  # every assert of the block held
+    assert ns["x"].dtype == torch.float64
+
+
+def _claim_export(ns, out):
+    assert out == ["FFTConv2d", "Conv2d"]
+    assert not any(type(m).__name__.startswith("FFTConv") for m in ns["net"].modules())
+
+
 CLAIMS = {
     "kernels.separable_factors(kernels.sobel_x())": _claim_kernels,
     "convolve2d(ramp, k": _claim_correlate,
@@ -138,6 +148,8 @@ CLAIMS = {
     "LearnableGaussianBlur(1, sigma=1.0": _claim_sigma,
     "GradientFilter(\"sobel\")": _claim_edges,
     "extract_kernels(\"edge.pt\")": _claim_inspect,
+    "kornia, scipy and OpenCV agree": _claim_coming_from,
+    "program = torch.export.export(net, (x,))": _claim_export,
 }
 
 
@@ -292,3 +304,11 @@ def test_links_resolve():
     assert "docs/architecture.md" in local
     missing = [link for link in local if not (ROOT / link).exists()]
     assert not missing, f"README links to missing files: {missing}"
+
+
+def test_coming_from_section_follows_the_border_table():
+    sections = re.findall(r"^## (.+)$", TEXT, re.M)
+    assert sections.index("Coming from kornia, scipy or OpenCV") == sections.index("Conventions") + 1
+    section = TEXT.split("## Coming from kornia, scipy or OpenCV", 1)[1].split("\n## ", 1)[0]
+    for name in ("BORDER_REFLECT_101", "border_type", "mirror", "symm", "normalized=False", "convert_back(model)"):
+        assert name in section, name

@@ -57,7 +57,7 @@ FILTERS = [
     ("laplacian", lambda x, **kw: CF.laplacian(x, 8, **kw), lambda: K.laplacian(8, dtype=D)),
     ("sharpen", lambda x, **kw: CF.sharpen(x, **kw), lambda: K.sharpen(dtype=D)),
     ("filter2d", lambda x, **kw: CF.filter2d(x, _RANDOM_KERNEL, **kw), lambda: _RANDOM_KERNEL),
-    ("correlate2d", lambda x, **kw: CF.correlate2d(x, _RANDOM_KERNEL, anchor="ndimage", **kw), lambda: _RANDOM_KERNEL),
+    ("correlate2d", lambda x, **kw: CF.correlate2d(x, _RANDOM_KERNEL, "same", anchor="ndimage", **kw), lambda: _RANDOM_KERNEL),
 ]
 _RANDOM_KERNEL = torch.randn(4, 5, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
 
