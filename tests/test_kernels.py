@@ -118,7 +118,7 @@ def test_laplacians():
     np.testing.assert_allclose(lap8.numpy(), kornia.filters.get_laplacian_kernel2d(3).double().numpy())
     img = np.random.default_rng(0).random((12, 14))
     ref = cv2.Laplacian(img, cv2.CV_64F, ksize=1, borderType=cv2.BORDER_REFLECT_101)
-    ours = CF.correlate2d(torch.from_numpy(img), lap4, border="reflect").numpy()
+    ours = CF.correlate2d(torch.from_numpy(img), lap4, "same", border="reflect").numpy()
     np.testing.assert_allclose(ours, ref, atol=1e-12)
     log = K.laplacian_of_gaussian(1.4, dtype=torch.float64)
     assert abs(float(log.sum())) < 1e-12 and float(log[log.shape[0] // 2, log.shape[1] // 2]) < 0
@@ -138,7 +138,7 @@ def test_sharpen_unsharp_identity_box():
     centre[4, 4] = 1.0
     assert torch.allclose(u, 1.7 * centre - 0.7 * g)
     img = torch.rand(10, 11, dtype=torch.float64)
-    assert torch.equal(CF.correlate2d(img, ident), img)
+    assert torch.equal(CF.correlate2d(img, ident, "same"), img)
     assert torch.allclose(K.box((2, 3), dtype=torch.float64), torch.full((2, 3), 1 / 6, dtype=torch.float64))
     assert torch.equal(K.box(3, normalized=False), torch.ones(3, 3))
 
