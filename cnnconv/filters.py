@@ -65,16 +65,23 @@ class _FixedFilter(nn.Module):
         self.__dict__.setdefault("_setting_values", {}).update(values)
 
     def _follow_kernel(self) -> None:
-        """Call ``_plan(kernel)`` when the ``kernel`` buffer is not the tensor last planned
-        for or was changed in place since (its version counter moved; inference tensors
-        have none, so they are planned for at every call). Skipped while a graph is captured."""
+        """Call ``_plan(kernel)`` when the ``kernel`` buffer's values differ from those last
+        planned for. The values are compared with a kept copy (``torch.equal``, one pass over a
+        small kernel), because writes through ``.data``, numpy or a reused address move no
+        version counter. Skipped while a graph is captured."""
         if tracing():
             return
         kernel = self.kernel
-        version = None if kernel.is_inference() else kernel._version
-        if self._planned_for is not kernel or version is None or version != self._planned_version:
+        seen = self._planned_for
+        if (
+            seen is None
+            or seen.shape != kernel.shape
+            or seen.dtype != kernel.dtype
+            or seen.device != kernel.device
+            or not torch.equal(seen, kernel)
+        ):
             self._plan(kernel)
-            self._planned_for, self._planned_version = kernel, version
+            self._planned_for = kernel.detach().clone()
 
     def _set_buffer(self, name: str, value: torch.Tensor) -> None:
         """Refill a kernel buffer, keeping the device and dtype it was moved to."""
@@ -130,7 +137,7 @@ class Filter2d(_FixedFilter):
         self.register_buffer("ky", None, persistent=False)
         self.register_buffer("kx", None, persistent=False)
         # Find the kernel's structure once, here, instead of at every call.
-        self._planned_for = self._planned_version = None
+        self._planned_for = None
         self._follow_kernel()
 
     kernel_name = _Setting()
@@ -185,7 +192,7 @@ class BoxBlur(_FixedFilter):
 
     def reset_parameters(self) -> None:
         self._set_buffer("kernel", K.box(self.kernel_size, normalized=self.normalized))
-        self._planned_for = self._planned_version = None
+        self._planned_for = None
         self._follow_kernel()
 
     def _plan(self, kernel: torch.Tensor) -> None:

@@ -145,7 +145,15 @@ def test_separable_factors_rejects_non_finite_kernels():
     _same_nonfinite(CF.filter2d(x, k, border="reflect"), _conv_ref(x, k))
 
 
-@pytest.mark.parametrize("change", [lambda k: k.mul_(2), lambda k: k.copy_(torch.randn_like(k)), lambda k: k[0].fill_(3.0)])
+def _numpy_write(k):
+    k.numpy()[...] *= 2  # a write no version counter sees
+
+
+def _data_assign(layer):
+    layer.kernel.data = layer.kernel.data * 2  # may even land at the freed address
+
+
+@pytest.mark.parametrize("change", [lambda k: k.mul_(2), lambda k: k.copy_(torch.randn_like(k)), lambda k: k[0].fill_(3.0), _numpy_write])
 @pytest.mark.parametrize("make", [lambda: L.Filter2d(K.gaussian(1.0), border="reflect"), lambda: L.Filter2d(K.box(19), border="reflect"), lambda: L.Filter2d(torch.randn(3, 3), border="reflect")])
 def test_filter2d_layer_follows_in_place_kernel_changes(change, make):
     layer = make()
@@ -153,6 +161,15 @@ def test_filter2d_layer_follows_in_place_kernel_changes(change, make):
     layer(x.float())
     change(layer.kernel)
     torch.testing.assert_close(layer(x.float()).double(), _conv_ref(x, layer.kernel), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("make", [lambda: L.Filter2d(K.gaussian(1.0), border="reflect"), lambda: L.BoxBlur(21)])
+def test_fixed_layers_follow_data_assignment(make):
+    layer = make()
+    x = torch.rand(1, 2, 30, 30)
+    layer(x)
+    _data_assign(layer)
+    torch.testing.assert_close(layer(x).double(), _conv_ref(x, layer.kernel), rtol=1e-4, atol=1e-4)
 
 
 def test_box_layer_follows_in_place_kernel_changes():
