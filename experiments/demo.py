@@ -14,18 +14,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from experiments.edges_noise import EdgesNoiseConfig, headline_table, main as edges_main
-
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+from .common import config_file
+from .edges_noise import EdgesNoiseConfig, headline_table, main as edges_main
 
 
 def main(argv=None) -> Path:
     """Run the demo; returns the run folder. ``--config`` defaults to ``configs/demo.yaml``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--config" not in argv and not any(a.startswith("--config=") for a in argv) and "--resume" not in argv:
-        if not DEMO_CONFIG.is_file():
-            raise FileNotFoundError(f"demo config not found: {DEMO_CONFIG}")
-        argv = ["--config", str(DEMO_CONFIG), *argv]
+        argv = ["--config", str(config_file("demo")), *argv]
     run_dir = edges_main(argv, name="demo", config_cls=EdgesNoiseConfig)
     report = run_dir / "report.md"
     if report.is_file():
@@ -33,7 +30,8 @@ def main(argv=None) -> Path:
 
         rows = json.loads((run_dir / "results.json").read_text())["rows"]
         print()
-        print("ODS (mean ± std over seeds):")
+        seeds = len({r["seed"] for r in rows})
+        print("ODS (mean ± std over seeds):" if seeds > 1 else "ODS (one seed):")
         print(headline_table(rows))
         print()
         print(f"Report: {report.resolve()}")
