@@ -69,3 +69,17 @@ def test_meter_on_a_terminal_is_one_bar():
     meter.close()
     text = out.getvalue()
     assert "run:" in text and "6/6" in text and "steps (" not in text
+
+
+def test_slow_benchmark_timing_says_it_still_runs(capsys):
+    import time
+
+    from experiments.bench_fft import heartbeat
+
+    with heartbeat("a slow call", every=0.05):
+        time.sleep(0.3)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "bench_fft: timing a slow call (slow; --skip-slow-direct skips it)"
+    still = [line for line in err[1:] if re.fullmatch(r"bench_fft: still timing a slow call, "
+                                                      r"\d+ s so far", line)]
+    assert len(still) >= 2 and len(still) == len(err) - 1
