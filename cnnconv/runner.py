@@ -20,15 +20,15 @@ import sys
 __all__ = ["EXPERIMENTS", "experiments_package", "add_run_parser", "run_command", "main"]
 
 EXPERIMENTS: dict[str, str] = {
-    "demo": "quick edges under noise (1 seed, 2 noise levels; about 1.5-3 min on a 2-core CPU)",
-    "edges_noise": "learned vs hand-designed edge detectors under noise "
-                   "(about 17-20 min on a 2-core CPU)",
-    "kernel_recovery": "a single layer regressing Sobel responses becomes Sobel",
-    "cnn_kernels": "first-layer kernels of a small CNN, matched to the hand-designed bank",
-    "large_kernels": "learn 31x31 blurs through the FFT and time FFTConv2d vs nn.Conv2d",
-    "fft_benchmark": "the FFT benchmark into a run folder with a report",
+    "demo": "quick edges under noise: 1 seed, 2 noise levels (about 1.5 min)",
+    "edges_noise": "learned vs hand-designed edge detectors under noise (about 17-20 min)",
+    "kernel_recovery": "a single layer regressing Sobel responses becomes Sobel (about 5 min)",
+    "cnn_kernels": "first-layer kernels of a small CNN vs the hand-designed bank (about 8 min)",
+    "large_kernels": "31x31 blurs learned through the FFT, FFTConv2d vs nn.Conv2d (about 3 min)",
+    "fft_benchmark": "the FFT benchmark into a run folder with a report (several minutes)",
 }
-"""The experiments ``cnnconv run`` knows, with a one-line description each."""
+"""The experiments ``cnnconv run`` knows, each with a line and its duration on a 2-core CPU
+(each experiment's ``--help`` says more)."""
 
 
 def experiments_package() -> str:

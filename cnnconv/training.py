@@ -1283,6 +1283,7 @@ class ProgressMeter:
         self.total, self.desc, self.every, self.disable = int(total), desc, float(every), disable
         self.stream = stream if stream is not None else sys.stderr
         self.done = self._skipped = 0
+        self._printed = -1  # the count of the last line printed
         self._t0 = self._last = time.monotonic()
         self._bar = None
         if not disable and self.stream.isatty():
@@ -1319,13 +1320,13 @@ class ProgressMeter:
                 f"elapsed {_clock(elapsed)}, ETA {eta}")
 
     def _print(self) -> None:
-        self._last = time.monotonic()
+        self._last, self._printed = time.monotonic(), self.done
         print(self.line(), file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-        elif not self.disable:
+        elif not self.disable and self._printed != self.done:
             self._print()
 
 

@@ -8,7 +8,10 @@ k x k (the outer rings of the 5x5 and 7x7 kernels must vanish). Training is Adam
 L-BFGS; the report shows the error against Sobel over training, the energy left outside the
 central 3x3 and the learned kernels beside Sobel.
 
-Run: ``python -m experiments.kernel_recovery --config configs/kernel_recovery.yaml``
+Run: ``cnnconv run kernel_recovery [--set key=value ...]`` (in a clone also
+``python -m experiments.kernel_recovery --config configs/kernel_recovery.yaml``).
+
+Duration on a 2-core CPU: about 5 min (estimated: a run with a tenth of the steps took 29 s of CPU time).
 """
 
 from __future__ import annotations

@@ -14,7 +14,10 @@ better conditioned (natural images have most of their energy at low frequencies)
 gradient-domain kernel estimation of blind deblurring. L-BFGS then converges in tens of
 iterations. All batches are drawn before training, so the timings cover training only.
 
-Run: ``python -m experiments.large_kernels --config configs/large_kernels.yaml``
+Run: ``cnnconv run large_kernels [--set key=value ...]`` (in a clone also
+``python -m experiments.large_kernels --config configs/large_kernels.yaml``).
+
+Duration on a 2-core CPU: about 3 min (163 s of CPU time; 12 min wall-clock on a busy machine).
 """
 
 from __future__ import annotations

@@ -60,6 +60,15 @@ def test_run_unknown_experiment_and_help(capsys):
     assert runner.run_command(_parser().parse_args(["run", "demo", "--set", "steps=x"])) == 2
 
 
+@pytest.mark.parametrize("name", list(runner.EXPERIMENTS))
+def test_every_experiment_help_states_its_duration(name, capsys):
+    assert runner.run_command(_parser().parse_args(["run", name, "--help"])) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"Duration on a 2-core CPU: (about \d|several minutes)", out), out[:500]
+    assert f"usage: python -m experiments.{name}" in out
+    assert "num_threads" in out or name == "fft_benchmark"  # fft_benchmark: `threads`
+
+
 def test_config_defaults_come_from_the_yaml(tmp_path):
     # The YAML file is the only source of the defaults: a class built from an edited copy
     # takes its values, and a copy that misses or adds a key is refused.
