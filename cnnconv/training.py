@@ -93,6 +93,7 @@ __all__ = [
     "check_range",
     "check_names",
     "load_config",
+    "yaml_defaults",
     "config_to_dict",
     "config_help",
     "parse_override",
@@ -116,8 +117,10 @@ __all__ = [
     "MetricsLogger",
     "read_metrics",
     "progress",
+    "ProgressMeter",
     "FitResult",
     "Run",
+    "run_record",
     "experiment_main",
 ]
 
@@ -129,13 +132,14 @@ _EXTRA_HINT = "pip install 'cnnconv[experiments]'"
 # --------------------------------------------------------------------------------------------
 
 
-def param(default: Any, help: str = "") -> Any:
+def param(default: Any = dataclasses.MISSING, help: str = "") -> Any:
     """A dataclass field with a default and a help string shown by ``--help``.
 
     Mutable defaults (lists, dicts) are copied for each instance.
 
     Args:
-        default: Default value.
+        default: Default value; omitted in a class decorated with :func:`yaml_defaults`, which
+            takes the defaults from a YAML file.
         help: One-line description.
 
     Returns:
@@ -150,6 +154,8 @@ def param(default: Any, help: str = "") -> Any:
         [3, 5]
     """
     meta = {"help": help}
+    if default is dataclasses.MISSING:
+        return dataclasses.field(metadata=meta)
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     if dataclasses.is_dataclass(default) and not isinstance(default, type):
@@ -431,6 +437,72 @@ def _set_path(raw: dict, path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
+def _read_config_file(path: str | os.PathLike) -> dict:
+    """The top-level mapping of a YAML config file (``{}`` for an empty file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"config file {path} cannot be read: {exc}") from None
+    loaded = _yaml_load(text, f"config file {path}")
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise TypeError(f"config file {path} must hold a mapping at the top level, "
+                        f"got {type(loaded).__name__}")
+    return loaded
+
+
+def yaml_defaults(path: str | os.PathLike) -> Callable[[type], type]:
+    """Class decorator (placed under ``@dataclass``): the fields' defaults come from a YAML file.
+
+    The file is then the single source of the defaults: it must give every field of the class
+    and nothing else, each value checked against the field's type, and ``--help`` shows them.
+    Fields are declared with :func:`param` without a default.
+
+    Args:
+        path: The YAML file (e.g. an experiment's shipped config).
+
+    Returns:
+        The decorator.
+
+    Raises:
+        ValueError: the file misses a field or names an unknown key (when the class is made).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from dataclasses import dataclass
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "c.yaml"
+        >>> _ = f.write_text("steps: 10\\nlr: 1\\n")
+        >>> @dataclass
+        ... @yaml_defaults(f)
+        ... class C:
+        ...     steps: int = param(help="optimizer steps")
+        ...     lr: float = param(help="learning rate")
+        >>> C()
+        C(steps=10, lr=1.0)
+    """
+
+    def apply(cls: type) -> type:
+        raw = _read_config_file(path)
+        names = [n for n in cls.__dict__.get("__annotations__", {})]
+        unknown = [k for k in raw if k not in names]
+        missing = [n for n in names if n not in raw]
+        if unknown or missing:
+            raise ValueError(f"config file {path} must give exactly the fields of "
+                             f"{cls.__name__}: unknown {unknown}, missing {missing}")
+        hints = typing.get_type_hints(cls)
+        for name in names:
+            f = cls.__dict__.get(name)
+            help = f.metadata.get("help", "") if isinstance(f, dataclasses.Field) else ""
+            setattr(cls, name, param(_coerce(raw[name], hints[name], name), help))
+        return cls
+
+    return apply
+
+
 def load_config(cls: type, path: str | os.PathLike | None = None,
                 overrides: Sequence[str] = ()) -> Any:
     """Build a validated config dataclass from defaults, a YAML file and ``key=value`` overrides.
@@ -470,22 +542,7 @@ def load_config(cls: type, path: str | os.PathLike | None = None,
         raise TypeError(f"cls must be a dataclass type, got {cls!r}")
     if isinstance(overrides, str):
         raise TypeError(f"overrides must be a list of 'key=value' strings, got {overrides!r}")
-    raw: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"config file {path} cannot be read: {exc}") from None
-        loaded = _yaml_load(text, f"config file {path}")
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise TypeError(f"config file {path} must hold a mapping at the top level, "
-                            f"got {type(loaded).__name__}")
-        raw = loaded
+    raw = _read_config_file(path) if path is not None else {}
     for text in overrides:
         key_path, value = parse_override(text)
         _set_path(raw, key_path, value)
@@ -1190,6 +1247,89 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
                 leave=False)
 
 
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class ProgressMeter:
+    """Progress of a whole run: one bar on a terminal, else a plain line at a steady rate.
+
+    Without a terminal (``nohup``, CI, ``| tee``) a line ``desc: done/total (pct), elapsed
+    H:MM:SS, ETA H:MM:SS`` goes to ``stream`` every ``every`` seconds and when it closes. The
+    ETA comes from the rate of the work done in this process (work skipped on a resume does not
+    count).
+
+    Args:
+        total: Units of work in the run.
+        desc: Label.
+        every: Seconds between lines without a terminal.
+        disable: Show nothing.
+        stream: Where to write (default ``sys.stderr``).
+
+    Example:
+        >>> import io
+        >>> out = io.StringIO()
+        >>> meter = ProgressMeter(4, "demo", every=0.0, stream=out)
+        >>> meter.update(2)
+        >>> out.getvalue().split(",")[0]
+        'demo: 2/4 steps (50%)'
+    """
+
+    def __init__(self, total: int, desc: str, *, every: float = 20.0, disable: bool = False,
+                 stream=None):
+        if not every >= 0:
+            raise ValueError(f"every must be a non-negative number of seconds, got {every!r}")
+        self.total, self.desc, self.every, self.disable = int(total), desc, float(every), disable
+        self.stream = stream if stream is not None else sys.stderr
+        self.done = self._skipped = 0
+        self._printed = -1  # the count of the last line printed
+        self._t0 = self._last = time.monotonic()
+        self._bar = None
+        if not disable and self.stream.isatty():
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                pass
+            else:
+                self._bar = tqdm(total=self.total, desc=desc, file=self.stream, dynamic_ncols=True)
+
+    def skip(self, n: int) -> None:
+        """Count ``n`` units done earlier (a resumed run's finished work)."""
+        self.done += n
+        self._skipped += n
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def update(self, n: int = 1) -> None:
+        """Count ``n`` units done now."""
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+        elif not self.disable and time.monotonic() - self._last >= self.every:
+            self._print()
+
+    def line(self) -> str:
+        """The progress line."""
+        elapsed = time.monotonic() - self._t0
+        fresh = self.done - self._skipped
+        eta = (_clock(elapsed / fresh * max(self.total - self.done, 0)) if fresh > 0
+               else "unknown")
+        share = f"{self.done / self.total:.0%}" if self.total else "-"
+        return (f"{self.desc}: {self.done}/{self.total} steps ({share}), "
+                f"elapsed {_clock(elapsed)}, ETA {eta}")
+
+    def _print(self) -> None:
+        self._last, self._printed = time.monotonic(), self.done
+        print(self.line(), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif not self.disable and self._printed != self.done:
+            self._print()
+
+
 def _summary_writer(log_dir: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -1228,11 +1368,12 @@ class Run:
         resume: Continue from checkpoints found in ``dir/checkpoints``.
         quiet: No progress bars.
         tensorboard: Also log scalars to ``dir/tensorboard``.
+        progress_every: Seconds between progress lines when stderr is not a terminal.
     """
 
     def __init__(self, cfg: Any, dir: str | os.PathLike, device: torch.device | str = "cpu", *,
                  dist: DistInfo | None = None, resume: bool = False, quiet: bool = False,
-                 tensorboard: bool = False):
+                 tensorboard: bool = False, progress_every: float = 20.0):
         self.cfg = cfg
         self.dir = Path(dir)
         self.device = torch.device(device)
@@ -1241,8 +1382,11 @@ class Run:
         self.quiet = quiet
         self.checkpoint_dir = self.dir / "checkpoints"
         self.seed = int(getattr(cfg, "seed", 0))
+        self.progress_every = progress_every
         self._metrics = None
         self._tb = None
+        self._plan: ProgressMeter | None = None  # counts the steps of every fit
+        self._outer = False  # a progress() loop is the run's progress
         if self.is_main:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
             self._metrics = MetricsLogger(self.dir / "metrics.csv")
@@ -1311,11 +1455,28 @@ class Run:
     def checkpoint_path(self, tag: str) -> Path:
         return self.checkpoint_dir / f"{tag}.pt"
 
-    def progress(self, iterable: Iterable | None = None, **kwargs):
-        """A progress bar on rank 0 of an interactive terminal unless ``--quiet``."""
-        if self.quiet or not self.is_main:
-            kwargs["disable"] = True
-        return progress(iterable, **kwargs)
+    def meter(self, total: int, desc: str) -> ProgressMeter:
+        """A :class:`ProgressMeter`, silent off rank 0 and with ``--quiet``."""
+        return ProgressMeter(total, desc, every=self.progress_every,
+                             disable=self.quiet or not self.is_main)
+
+    def plan(self, total_steps: int, desc: str | None = None) -> None:
+        """Announce the steps of all the run's :meth:`fit` phases: one progress with an ETA for
+        the whole run instead of one per phase."""
+        self._plan = self.meter(total_steps, desc or self.dir.parent.name)
+
+    def progress(self, iterable: Iterable, *, total: int | None = None, desc: str = ""):
+        """Iterate ``iterable`` showing it as the run's progress (the phases inside stay
+        silent)."""
+        meter = self.meter(len(iterable) if total is None else total, desc)
+        self._outer = True
+        try:
+            for item in iterable:
+                yield item
+                meter.update(1)
+        finally:
+            self._outer = False
+            meter.close()
 
     # -- training --------------------------------------------------------------------------------
     def fit(self, model: nn.Module, optimizer: torch.optim.Optimizer | None,
@@ -1383,8 +1544,12 @@ class Run:
 
         if start == 0:
             evaluate(0)
-        bar = self.progress(total=steps, initial=start, desc=desc or tag)
-        for i in bar:
+        meter = self._plan
+        if meter is None:
+            meter = self.meter(steps, desc or tag)
+            meter.disable |= self._outer
+        meter.skip(start)
+        for i in range(start, steps):
             t0 = time.perf_counter()
             out = step_fn(i)
             if self.device.type == "cuda":
@@ -1393,21 +1558,23 @@ class Run:
             done = i + 1
             if out:
                 self.log(tag, done, **out)
-                if hasattr(bar, "set_postfix") and "loss" in out:
-                    bar.set_postfix(loss=f"{float(out['loss']):.4g}")
+            meter.update(1)
             if eval_every and done % eval_every == 0 and done != steps:
                 evaluate(done)
             if done == steps:
                 evaluate(done)
             if done == steps or (checkpoint_every and done % checkpoint_every == 0):
                 save(done)
-        if hasattr(bar, "close"):
-            bar.close()
+        if meter is not self._plan:
+            meter.close()
         if start == steps and not ckpt_path.is_file():
             save(steps)  # zero-step phase: still leave a checkpoint
         return FitResult(start_step=start, steps=steps, seconds=elapsed, resumed=resumed)
 
     def close(self) -> None:
+        if self._plan is not None:
+            self._plan.close()
+            self._plan = None
         if self._metrics is not None:
             self._metrics.close()
         if self._tb is not None:
@@ -1426,6 +1593,52 @@ def _resume_dir(path: str) -> Path:
     if not (p / "config.yaml").is_file():
         raise FileNotFoundError(f"--resume {path}: not a run folder (no config.yaml in {p})")
     return p
+
+
+def _git_commit(folder: Path) -> str | None:
+    """The commit checked out in the clone holding ``folder`` (``+dirty`` when edited), or None."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def run_record(argv: Sequence[str], device: torch.device, source: str | os.PathLike) -> dict:
+    """What a run folder records about how it was made (written to ``run_info.yaml``).
+
+    Args:
+        argv: The command line arguments.
+        device: The training device.
+        source: A file of the experiment; its clone's git commit is recorded (None when
+            installed).
+
+    Returns:
+        ``command`` (this process's), ``arguments`` (the experiment's), ``versions`` (python, torch, numpy, cnnconv), ``git_commit``, ``device``,
+        ``threads``, ``started`` (UTC).
+    """
+    import platform
+
+    import cnnconv
+
+    return {
+        "command": [sys.executable, *sys.argv],
+        "arguments": list(argv),
+        "versions": {"python": platform.python_version(), "torch": str(torch.__version__),
+                     "numpy": np.__version__, "cnnconv": cnnconv.__version__},
+        "git_commit": _git_commit(Path(source).resolve().parent),
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})"
+                                 if device.type == "cuda" else ""),
+        "threads": torch.get_num_threads(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], Any],
@@ -1464,8 +1677,10 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
         module = sys.modules.get(getattr(run_fn, "__module__", ""), None)
         description = (module.__doc__ or "").strip() if module else ""
     epilog = "config fields (set with --set key=value):\n" + "\n".join(config_help(config_cls))
+    package = getattr(run_fn, "__module__", "").rpartition(".")[0]
+    prog = f"cnnconv run {name}" if package.startswith("cnnconv.") else f"python -m {package}.{name}"
     parser = argparse.ArgumentParser(
-        prog=f"python -m experiments.{name}", description=description, epilog=epilog,
+        prog=prog, description=description, epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", metavar="FILE", help="YAML config (default: built-in)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
@@ -1482,7 +1697,13 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
     parser.add_argument("--tensorboard", action="store_true",
                         help="also log scalars to RUN/tensorboard (needs tensorboard)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--progress-every", type=float, default=20.0, metavar="SECONDS",
+                        help="seconds between progress lines when stderr is not a terminal "
+                             "(default: 20)")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    if not args.progress_every >= 0:
+        parser.error(f"--progress-every must be >= 0 seconds, got {args.progress_every}")
     if args.resume:
         if args.name or args.overwrite:
             parser.error("--resume continues an existing run folder; drop --name/--overwrite")
@@ -1521,6 +1742,7 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
     except ValueError as exc:
         fail(exc)
     lock = None
+    threads = torch.get_num_threads()
     try:
         run_dir_or_error: Any = None
         if info.is_main:
@@ -1544,12 +1766,21 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
         if isinstance(run_dir_or_error, str):
             fail(run_dir_or_error)
         run_dir = Path(run_dir_or_error)
+        if getattr(cfg, "num_threads", 0) and device.type == "cpu":
+            torch.set_num_threads(cfg.num_threads)  # put back when the run ends
+        if info.is_main:
+            record = run_record(argv, device, sys.modules[run_fn.__module__].__file__)
+            info_path = run_dir / "run_info.yaml"
+            # A resumed run keeps how it was started and adds how it was resumed.
+            runs = _read_config_file(info_path).get("runs", []) if args.resume and \
+                info_path.is_file() else []
+            atomic_write_text(info_path, _yaml_dump({"runs": [*runs, record]}))
         seed = int(getattr(cfg, "seed", 0))
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
         random.seed(seed)
         run = Run(cfg, run_dir, device, dist=info, resume=bool(args.resume), quiet=args.quiet,
-                  tensorboard=args.tensorboard)
+                  tensorboard=args.tensorboard, progress_every=args.progress_every)
         try:
             run_fn(cfg, run)
         except CheckpointError as exc:
@@ -1564,4 +1795,5 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
     finally:
         if lock is not None:
             lock.release()
+        torch.set_num_threads(threads)
         cleanup_distributed()

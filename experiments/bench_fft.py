@@ -23,11 +23,13 @@ Sections:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -67,6 +69,29 @@ def once(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def heartbeat(label: str, every: float = 15.0):
+    """Say on stderr that a slow timing started, then every ``every`` seconds that it still runs
+    (one call of a direct convolution can take minutes and shows nothing otherwise)."""
+    t0 = time.monotonic()
+    print(f"bench_fft: timing {label} (slow; --skip-slow-direct skips it)", file=sys.stderr,
+          flush=True)
+    done = threading.Event()
+
+    def beat():
+        while not done.wait(every):
+            print(f"bench_fft: still timing {label}, {time.monotonic() - t0:.0f} s so far",
+                  file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def table(title: str, header: list[str], rows: list[list]) -> None:
@@ -191,7 +216,8 @@ def section_seed(args) -> dict:
     if args.skip_slow_direct:
         res["torch F.conv1d (direct)"] = float("nan")
     else:
-        res["torch F.conv1d (direct)"] = once(lambda: F.conv1d(x, w, padding=n - 1))
+        with heartbeat(f"F.conv1d on {n:,} samples once"):
+            res["torch F.conv1d (direct)"] = once(lambda: F.conv1d(x, w, padding=n - 1))
     ours = res["cnnconv fft_conv1d"]
     rows = [[k, ms(v), v / ours] for k, v in res.items()]
     table(
@@ -308,8 +334,13 @@ def section_cases2d(args) -> None:
         t = {}
         t["cnnconv fft"] = timeit(lambda: fft_conv2d(x, w, padding="same", groups=3))
         skip_direct = args.skip_slow_direct and k > 31
-        t["F.conv2d"] = float("nan") if skip_direct else timeit(
-            lambda: F.conv2d(x, w, padding="same", groups=3), repeat=1, budget=1.0)
+        if skip_direct:
+            t["F.conv2d"] = float("nan")
+        else:
+            slow = heartbeat(f"F.conv2d with a {k}x{k} kernel") if k > 31 else contextlib.nullcontext()
+            with slow:
+                t["F.conv2d"] = timeit(lambda: F.conv2d(x, w, padding="same", groups=3),
+                                       repeat=1, budget=1.0)
         t["fft-conv-pytorch"] = (
             timeit(lambda: fcp(x, w, padding=k // 2, groups=3)) if fcp else float("nan")
         )

@@ -26,7 +26,27 @@ from typing import Any, Iterable, Mapping, Sequence
 from cnnconv._io import atomic_write
 from cnnconv.training import atomic_write_text
 
-__all__ = ["fmt", "Report", "write_csv", "save_figure", "line_plot", "require"]
+__all__ = ["config_file", "fmt", "Report", "write_csv", "save_figure", "line_plot", "require"]
+
+
+def config_file(name: str) -> Path:
+    """The shipped default config ``<name>.yaml`` of an experiment.
+
+    In a clone the configs are the repository's ``configs/`` folder; an installed package ships
+    that same folder as ``cnnconv.experiments.configs``.
+
+    Raises:
+        FileNotFoundError: no such config.
+    """
+    if __package__.startswith("cnnconv."):
+        from importlib.resources import files
+
+        path = Path(str(files(f"{__package__}.configs") / f"{name}.yaml"))
+    else:
+        path = Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no shipped config named {name!r} (looked for {path})")
+    return path
 
 
 def require(module: str):

@@ -2,13 +2,15 @@
 
 Compare cnnconv.metrics with pyEdgeEval 0.2.8 (the BSDS correspondPixels C++ through Cython)
 and with an exact maximum matching from networkx."""
-import sys, time
+import argparse, sys, time
+NEEDS = "Needs pyEdgeEval 0.2.8 (pip install pyedgeeval==0.2.8) and networkx (in the dev extra)."
+argparse.ArgumentParser(prog="python -m experiments.compare_bsds_reference", epilog=NEEDS,
+                        description=__doc__.split("\n", 2)[2]).parse_args()
 try:
     import pyEdgeEval  # noqa: F401  (the BSDS C++ correspondPixels, through Cython)
+    import networkx  # noqa: F401
 except ImportError as exc:
-    raise SystemExit(
-        "this comparison needs the BSDS reference matcher: pip install pyedgeeval==0.2.8"
-    ) from exc
+    raise SystemExit(f"this comparison cannot run without {exc.name}. {NEEDS}") from exc
 import numpy as np, networkx as nx
 from pyEdgeEval._lib import correspond_pixels
 from pyEdgeEval.common.binary_label.evaluate_boundaries import evaluate_boundaries_threshold

@@ -10,7 +10,10 @@ The benchmark keeps no checkpoint: ``--resume`` runs it again from the start. It
 (speed-ups) as bar charts and embeds the benchmark's own figures. The machine it ran on
 (torch version, threads, CPU/GPU) heads the report, because timings mean little without it.
 
-Run: ``python -m experiments.fft_benchmark --config configs/fft_benchmark.yaml``
+Run: ``cnnconv run fft_benchmark [--set key=value ...]`` (in a clone also
+``python -m experiments.fft_benchmark --config configs/fft_benchmark.yaml``).
+
+Duration on a 2-core CPU: several minutes, not yet measured end to end; the single direct F.conv1d of the seed section alone takes 40-113 s (``--set skip_slow_direct=true`` skips it).
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ from pathlib import Path
 import torch
 
 from cnnconv.training import (MAX_SEED, Run, atomic_write_text, check_names, check_range,
-                               experiment_main, param)
-from experiments.common import Report, require, save_figure, write_csv
+                               experiment_main, param, yaml_defaults)
+from .common import Report, config_file, require, save_figure, write_csv
 
 NAME = "fft_benchmark"
-REPO = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[len(__package__.split("."))]
+"""The folder holding this package (the clone, or site-packages when installed)."""
 
 
 SECTIONS = ("seed", "sweep1d", "sweep2d", "cases2d", "memory", "auto")  # bench_fft's sections
@@ -64,16 +68,17 @@ def _check_args(args: list[str]) -> None:
 
 
 @dataclass
+@yaml_defaults(config_file(NAME))
 class FFTBenchmarkConfig:
-    seed: int = param(0, "random seed (the benchmark seeds itself; kept for the run record)")
-    sections: list[str] = param(list(SECTIONS), "benchmark sections to run")
-    quick: bool = param(False, "smaller sweeps and grids (bench_fft --quick)")
-    skip_slow_direct: bool = param(False, "skip the slowest direct timings (about a minute)")
-    threads: int = param(0, "torch/OMP/MKL threads for the benchmark (0: leave as is)")
-    args: list[str] = param([], "further benchmark options: --seed-n, --direct-max-n, "
+    seed: int = param(help="random seed (the benchmark seeds itself; kept for the run record)")
+    sections: list[str] = param(help="benchmark sections to run")
+    quick: bool = param(help="smaller sweeps and grids (bench_fft --quick)")
+    skip_slow_direct: bool = param(help="skip the slowest direct timings (about a minute)")
+    threads: int = param(help="torch/OMP/MKL threads for the benchmark (0: leave as is)")
+    args: list[str] = param(help="further benchmark options: --seed-n, --direct-max-n, "
                                 "--auto-max-direct with their values")
-    module: str = param("experiments.bench_fft", f"benchmark module, one of {list(BENCHMARKS)}")
-    timeout: float = param(3600.0, "seconds before the benchmark is stopped")
+    module: str = param(help=f"benchmark module, one of {list(BENCHMARKS)}")
+    timeout: float = param(help="seconds before the benchmark is stopped")
 
     def __post_init__(self):
         check_names("module", [self.module], BENCHMARKS)
@@ -85,7 +90,10 @@ class FFTBenchmarkConfig:
 
     def command(self, figures: Path) -> list[str]:
         """The benchmark's command line, writing its figures to ``figures``."""
-        cmd = [sys.executable, "-m", self.module, "--sections", ",".join(self.sections),
+        # Modules are named as in a clone; run them from this package (also when installed).
+        package, dot, rest = self.module.partition(".")
+        module = f"{__package__}.{rest}" if package == "experiments" and dot else self.module
+        cmd = [sys.executable, "-m", module, "--sections", ",".join(self.sections),
                "--out", str(figures)]
         if self.quick:
             cmd.append("--quick")
@@ -141,7 +149,7 @@ def run(cfg: FFTBenchmarkConfig, run: Run) -> dict:
     if not run.is_main:
         return {}
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
     if cfg.threads:
         env.update(OMP_NUM_THREADS=str(cfg.threads), MKL_NUM_THREADS=str(cfg.threads))
@@ -151,7 +159,7 @@ def run(cfg: FFTBenchmarkConfig, run: Run) -> dict:
     cmd = cfg.command(figures)
     t0 = time.perf_counter()
     # Stream the output (the full benchmark takes minutes) while keeping all of it.
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines = []
     try:

@@ -2,6 +2,8 @@
 
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -217,3 +219,67 @@ def test_fft_benchmark_resumes_a_run_killed_while_writing_its_report(tmp_path, m
     assert fft_benchmark.main(["--resume", str(run_dir), "--quiet", "--device", "cpu"]) == run_dir
     assert "figures/sweep.png" in _check_report(run_dir)
     assert (run_dir / "table1.csv").read_text() == table
+
+
+# --------------------------------------------------------------------------- optional packages, benchmarks
+
+
+def _python(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+HIDE = "import sys; sys.modules.update({{m: None for m in {mods!r}}}); import runpy; " \
+       "sys.argv = ['x', *sys.argv[1:]]; runpy.run_module({module!r}, run_name='__main__')"
+
+
+def test_bench_filters_names_the_dev_extra_for_kornia_and_opencv():
+    proc = _python(HIDE.format(mods=["kornia"], module="experiments.bench_filters"), "--quick")
+    assert proc.returncode != 0
+    assert "kornia is missing" in proc.stderr and "pip install 'cnnconv[dev]'" in proc.stderr
+    assert "cnnconv[experiments]" not in proc.stderr
+
+
+def test_compare_bsds_reference_help_needs_no_optional_package():
+    hide = HIDE.format(mods=["pyEdgeEval", "networkx"], module="experiments.compare_bsds_reference")
+    proc = _python(hide, "--help")
+    assert proc.returncode == 0 and "usage: python -m experiments.compare_bsds_reference" in proc.stdout
+    assert "pip install pyedgeeval==0.2.8" in proc.stdout
+    proc = _python(hide)
+    assert proc.returncode == 1 and "cannot run without pyEdgeEval" in proc.stderr
+
+
+def test_tensorboard_option_names_the_package(tmp_path, capsys):
+    import sys as _sys
+
+    saved = _sys.modules.get("torch.utils.tensorboard")
+    _sys.modules["torch.utils.tensorboard"] = None  # as if tensorboard were not installed
+    try:
+        with pytest.raises(SystemExit):
+            kernel_recovery.main(["--out", str(tmp_path), "--tensorboard"])
+    finally:
+        if saved is None:
+            del _sys.modules["torch.utils.tensorboard"]
+        else:
+            _sys.modules["torch.utils.tensorboard"] = saved
+    assert "pip install tensorboard" in capsys.readouterr().err
+
+
+def test_bench_filters_busy_machine_is_not_judged():
+    from experiments.bench_filters import busy
+
+    assert busy(1.5, 2) is None
+    text = busy(8.86, 2)
+    assert "busy (load average 8.9 on 2 cores)" in text and "not judged" in text
+
+
+@pytest.mark.slow
+def test_bench_filters_quick_states_targets_for_the_default_size_only(capsys):
+    from experiments import bench_filters
+
+    assert bench_filters.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "(1, 3, 128, 128)" in out
+    assert "targets are stated for --size 512 --batch 4 only" in out
+    assert "FAIL" not in out and "PASS" not in out and "targets not met" not in out
+    assert out.count("not judged (kornia >=") == 7

@@ -1,0 +1,1 @@
+"""The experiments' default configs, one ``<name>.yaml`` per experiment (shipped with cnnconv)."""
