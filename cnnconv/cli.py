@@ -677,7 +677,13 @@ def _add_calibrate(subparsers) -> None:
 
 # --------------------------------------------------------------------------- entry point
 
-COMMANDS: list[Callable] = [_add_inspect, _add_kernels, _add_calibrate]
+def _add_run(subparsers) -> None:
+    from cnnconv.runner import add_run_parser
+
+    add_run_parser(subparsers)
+
+
+COMMANDS: list[Callable] = [_add_inspect, _add_kernels, _add_calibrate, _add_run]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -204,9 +204,9 @@ def run(cfg: FFTBenchmarkConfig, run: Run) -> dict:
             values = [_number(r[col]) if col < len(r) else None for r in rows]
             if sum(v is not None for v in values) < 1:
                 continue
-            labels = [" / ".join(r[:min(col, 2)]) or str(j) for j, r in enumerate(rows)]
+            labels, xlabel = _bar_labels(header, rows)
             path = run.dir / f"{name}_{re.sub(r'[^A-Za-z0-9]+', '_', header[col]).strip('_')}.png"
-            _bar_chart(labels, values, header[col], title or name, path)
+            _bar_chart(labels, values, header[col], title or name, path, xlabel=xlabel)
             rep.image(path, f"{header[col]}, table {n}", run.dir)
     pngs = sorted(figures.glob("*.png")) if figures.is_dir() else []
     if pngs:
