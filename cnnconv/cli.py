@@ -683,7 +683,13 @@ def _add_run(subparsers) -> None:
     add_run_parser(subparsers)
 
 
-COMMANDS: list[Callable] = [_add_inspect, _add_kernels, _add_calibrate, _add_run]
+def _add_bench(subparsers) -> None:
+    from cnnconv.runner import add_bench_parser
+
+    add_bench_parser(subparsers)
+
+
+COMMANDS: list[Callable] = [_add_inspect, _add_kernels, _add_calibrate, _add_run, _add_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,8 @@ import argparse
 import importlib
 import sys
 
-__all__ = ["EXPERIMENTS", "experiments_package", "add_run_parser", "run_command", "main"]
+__all__ = ["EXPERIMENTS", "BENCHMARKS", "experiments_package", "add_run_parser", "run_command",
+           "add_bench_parser", "bench_command", "main"]
 
 EXPERIMENTS: dict[str, str] = {
     "demo": "quick edges under noise: 1 seed, 2 noise levels (about 1.5 min)",
@@ -29,6 +30,17 @@ EXPERIMENTS: dict[str, str] = {
 }
 """The experiments ``cnnconv run`` knows, each with a line and its duration on a 2-core CPU
 (each experiment's ``--help`` says more)."""
+
+
+BENCHMARKS: dict[str, str] = {
+    "filters": "fixed filters against kornia, OpenCV, scipy and torchvision (about 1 min; --quick about 25 s)",
+    "fft": "FFT convolution against direct, scipy and fft-conv-pytorch (several minutes; --quick shorter)",
+    "fft3d": "3-D FFT convolution against F.conv3d and fft-conv-pytorch (about 2 min)",
+    "longconv": "causal long convolutions against a naive torch.fft version and F.conv1d (about 3 min)",
+    "overhead": "converted torchvision models with method='auto' against the originals (about 1 min)",
+}
+"""The benchmarks ``cnnconv bench`` runs (``bench_<name>`` modules of the experiments package;
+the comparison libraries come with the ``dev`` extra)."""
 
 
 def experiments_package() -> str:
@@ -80,6 +92,43 @@ def run_command(args: argparse.Namespace) -> int:
     except SystemExit as exc:  # --help, or a bad option or config value (already printed)
         return exc.code if isinstance(exc.code, int) else 1
     return 0
+
+
+def add_bench_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``bench`` command on ``subparsers``."""
+    p = subparsers.add_parser(
+        "bench", help="print the benchmark tables (ratios measured in one run)",
+        description="Run one of cnnconv's benchmarks. Arguments after its name go to the "
+                    "benchmark (e.g. --quick for filters and fft; --help for all of them).",
+        epilog="benchmarks:\n" + "\n".join(f"  {k:<10} {v}" for k, v in BENCHMARKS.items())
+               + "\n\nexample:\n  cnnconv bench filters --quick",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    p.add_argument("benchmark", nargs="?", metavar="NAME", help="benchmark to run")
+    p.add_argument("options", nargs=argparse.REMAINDER, metavar="...",
+                   help="the benchmark's own options")
+    p.set_defaults(func=bench_command)
+    return p
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    """Run ``args.benchmark`` with ``args.options`` (or list the benchmarks); exit status.
+
+    Raises:
+        ValueError: an unknown benchmark name.
+    """
+    if args.list or args.benchmark is None:
+        for name, text in BENCHMARKS.items():
+            print(f"{name:<10} {text}")
+        return 0 if args.list else 2
+    if args.benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {args.benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
+    module = importlib.import_module(f"{experiments_package()}.bench_{args.benchmark}")
+    try:
+        status = module.main(list(args.options))
+    except SystemExit as exc:  # --help, or a bad option (already printed)
+        return exc.code if isinstance(exc.code, int) else 1
+    return status if isinstance(status, int) else 0
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,7 @@
 """Tests of the command line's usability: version, calibrate summary and progress, kernel plots,
 help texts, compact JSON, absolute paths and device errors."""
 
+import importlib
 import io
 import json
 import os
@@ -335,3 +336,22 @@ def test_inspect_plot_draws_at_most_64_kernels(tmp_path, capsys, monkeypatch):
     assert drawn == [64]
     err = capsys.readouterr().err
     assert "cnnconv: note: --plot draws the first 64 of 70 kernels" in err
+
+
+def test_bench_lists_runs_and_refuses(capsys, monkeypatch):
+    from cnnconv import runner
+
+    assert cli.main(["bench", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in runner.BENCHMARKS)
+    assert cli.main(["bench", "nope"]) == 2
+    assert "unknown benchmark 'nope'" in capsys.readouterr().err
+    # the options after the name reach the benchmark's own parser
+    seen = []
+    module = importlib.import_module(f"{runner.experiments_package()}.bench_filters")
+    monkeypatch.setattr(module, "main", lambda argv: seen.append(argv) or 0)
+    assert cli.main(["bench", "filters", "--quick"]) == 0
+    assert seen == [["--quick"]]
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["bench", "--help"])
+    assert exit_.value.code == 0 and "cnnconv bench filters --quick" in capsys.readouterr().out
