@@ -73,25 +73,31 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _dispatch(name, options, listed: bool, table: dict[str, str], kind: str, prefix: str) -> int:
+    """List ``table`` (no name, or ``--list``), or run module ``<package>.<prefix><name>``'s
+    ``main(options)``; its exit status."""
+    if listed or name is None:
+        width = max(map(len, table)) + 2
+        for key, text in table.items():
+            print(f"{key:<{width}}{text}")
+        return 0 if listed else 2
+    if name not in table:
+        raise ValueError(f"unknown {kind} {name!r}; choose one of {', '.join(table)}")
+    module = importlib.import_module(f"{experiments_package()}.{prefix}{name}")
+    try:
+        status = module.main(list(options))
+    except SystemExit as exc:  # --help, or a bad option or config value (already printed)
+        return exc.code if isinstance(exc.code, int) else 1
+    return status if isinstance(status, int) else 0
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run ``args.experiment`` with ``args.options`` (or list the experiments); exit status.
 
     Raises:
         ValueError: an unknown experiment name.
     """
-    if args.list or args.experiment is None:
-        for name, text in EXPERIMENTS.items():
-            print(f"{name:<16} {text}")
-        return 0 if args.list else 2
-    if args.experiment not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {args.experiment!r}; "
-                         f"choose one of {', '.join(EXPERIMENTS)}")
-    module = importlib.import_module(f"{experiments_package()}.{args.experiment}")
-    try:
-        module.main(list(args.options))
-    except SystemExit as exc:  # --help, or a bad option or config value (already printed)
-        return exc.code if isinstance(exc.code, int) else 1
-    return 0
+    return _dispatch(args.experiment, args.options, args.list, EXPERIMENTS, "experiment", "")
 
 
 def add_bench_parser(subparsers) -> argparse.ArgumentParser:
@@ -117,18 +123,7 @@ def bench_command(args: argparse.Namespace) -> int:
     Raises:
         ValueError: an unknown benchmark name.
     """
-    if args.list or args.benchmark is None:
-        for name, text in BENCHMARKS.items():
-            print(f"{name:<10} {text}")
-        return 0 if args.list else 2
-    if args.benchmark not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {args.benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
-    module = importlib.import_module(f"{experiments_package()}.bench_{args.benchmark}")
-    try:
-        status = module.main(list(args.options))
-    except SystemExit as exc:  # --help, or a bad option (already printed)
-        return exc.code if isinstance(exc.code, int) else 1
-    return status if isinstance(status, int) else 0
+    return _dispatch(args.benchmark, args.options, args.list, BENCHMARKS, "benchmark", "bench_")
 
 
 def main(argv=None) -> int:
