@@ -74,7 +74,7 @@ class FFTBenchmarkConfig:
     sections: list[str] = param(help="benchmark sections to run")
     quick: bool = param(help="smaller sweeps and grids (bench_fft --quick)")
     skip_slow_direct: bool = param(help="skip the slowest direct timings (about a minute)")
-    threads: int = param(help="torch/OMP/MKL threads for the benchmark (0: leave as is)")
+    num_threads: int = param(help="torch/OMP/MKL threads for the benchmark (0: leave as is)")
     args: list[str] = param(help="further benchmark options: --seed-n, --direct-max-n, "
                                 "--auto-max-direct with their values")
     module: str = param(help=f"benchmark module, one of {list(BENCHMARKS)}")
@@ -84,7 +84,7 @@ class FFTBenchmarkConfig:
         check_names("module", [self.module], BENCHMARKS)
         check_names("sections", self.sections, SECTIONS)
         check_range("seed", self.seed, 0, MAX_SEED)
-        check_range("threads", self.threads, 0, 1024)
+        check_range("num_threads", self.num_threads, 0, 1024)
         check_range("timeout", self.timeout, 0, strict=True)
         _check_args(self.args)
 
@@ -99,8 +99,8 @@ class FFTBenchmarkConfig:
             cmd.append("--quick")
         if self.skip_slow_direct:
             cmd.append("--skip-slow-direct")
-        if self.threads:
-            cmd += ["--threads", str(self.threads)]
+        if self.num_threads:
+            cmd += ["--threads", str(self.num_threads)]
         return cmd + list(self.args)
 
 
@@ -151,8 +151,8 @@ def run(cfg: FFTBenchmarkConfig, run: Run) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
-    if cfg.threads:
-        env.update(OMP_NUM_THREADS=str(cfg.threads), MKL_NUM_THREADS=str(cfg.threads))
+    if cfg.num_threads:
+        env.update(OMP_NUM_THREADS=str(cfg.num_threads), MKL_NUM_THREADS=str(cfg.num_threads))
     figures = run.dir / "figures"
     if run.resume and figures.is_dir():
         shutil.rmtree(figures)  # the benchmark runs again and makes its figures afresh
@@ -188,7 +188,7 @@ def run(cfg: FFTBenchmarkConfig, run: Run) -> dict:
     shown = " ".join(["python"] + [os.path.relpath(c, run.dir) if c == str(figures) else c
                                    for c in cmd[1:]])
     rep.paragraph(f"`{shown}` ran in {seconds:.1f} s"
-                  f"{f' with {cfg.threads} threads' if cfg.threads else ''}. Times come from one "
+                  f"{f' with {cfg.num_threads} threads' if cfg.num_threads else ''}. Times come from one "
                   "run on this machine: compare the ratios within a table, not absolute times "
                   "across machines. The full output is in `bench_output.txt`.")
     rep.section("Machine")

@@ -197,7 +197,7 @@ def test_fft_benchmark_wraps_a_benchmark_module(tmp_path, monkeypatch):
     run_dir = fft_benchmark.main([
         "--out", str(tmp_path / "runs"), "--name", "smoke", "--device", "cpu", "--quiet",
         "--set", "module=fake_bench", "--set", "sections=[seed, cases2d]",
-        "--set", "quick=true", "--set", "threads=1"])
+        "--set", "quick=true", "--set", "num_threads=1"])
     text = _check_report(run_dir)
     assert "## dense 16->16, fwd+bwd" in text and "| 31 | 1040.0 | 109.0 | 9.54 |" in text
     assert "figures/sweep.png" in text
@@ -283,3 +283,15 @@ def test_bench_filters_quick_states_targets_for_the_default_size_only(capsys):
     assert "targets are stated for --size 512 --batch 4 only" in out
     assert "FAIL" not in out and "PASS" not in out and "targets not met" not in out
     assert out.count("not judged (kornia >=") == 7
+
+
+def test_every_experiment_has_a_num_threads_setting():
+    import dataclasses
+
+    from experiments import cnn_kernels, edges_noise, fft_benchmark, kernel_recovery, large_kernels
+
+    for cls in (cnn_kernels.CNNKernelsConfig, edges_noise.EdgesNoiseConfig, fft_benchmark.FFTBenchmarkConfig,
+                kernel_recovery.KernelRecoveryConfig, large_kernels.LargeKernelsConfig):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        assert "num_threads" in fields, cls.__name__
+        assert fields["num_threads"].type in (int, "int"), cls.__name__
