@@ -131,14 +131,16 @@ def test_autocast_bfloat16_forward_backward(model_case, method):
     assert _rel(results["converted"][1], results["original"][1]) < 0.25
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("method", ["auto", "fft"])
-def test_weights_made_under_inference_mode(method):
+def test_weights_made_under_inference_mode(name, method):
     """Weights created under inference mode (inference tensors) work as in nn.Conv2d."""
+    build, shape = MODELS[name]
     with torch.inference_mode():
         torch.manual_seed(1)
-        model = replk_net().eval()
+        model = build().eval()
         conv = _convert(model, method)
-        x = torch.randn(2, 3, 48, 48)
+        x = torch.randn(shape)
         y_ref, y = model(x), conv(x)
         y_again = conv(x)  # a second call goes through the eval-mode spectrum cache
     assert _rel(y, y_ref) < 1e-4
