@@ -65,8 +65,12 @@ def test_every_experiment_help_states_its_duration(name, capsys):
     assert runner.run_command(_parser().parse_args(["run", name, "--help"])) == 0
     out = capsys.readouterr().out
     assert re.search(r"Duration on a 2-core CPU: (about \d|several minutes)", out), out[:500]
-    assert f"usage: python -m experiments.{name}" in out
-    assert "num_threads" in out or name == "fft_benchmark"  # fft_benchmark: `threads`
+    # the usage line names how the experiment is reached: installed (also editable) or a clone
+    if runner.experiments_package() == "cnnconv.experiments":
+        assert f"usage: cnnconv run {name}" in out
+    else:
+        assert f"usage: python -m experiments.{name}" in out
+    assert "num_threads" in out
 
 
 def test_config_defaults_come_from_the_yaml(tmp_path):
