@@ -1,7 +1,8 @@
 """Small models used by the experiments.
 
 - :class:`EdgeDetector`: one learnable convolution with two outputs, the x and y derivatives,
-  optionally initialised from a hand-designed pair and constrained (zero-sum, antisymmetric...).
+  optionally initialised from a hand-designed pair and constrained (zero-sum, antisymmetric...),
+  optionally a pixel-difference convolution (:class:`cnnconv.pdc.PixelDifferenceConv2d`).
 - :class:`SmallCNN`: a small classifier whose first convolution (the attribute ``first``, a
   :class:`cnnconv.learnable.LearnableConv2d`) is hand-designed and frozen, hand-designed and
   trainable, or random.
@@ -17,6 +18,7 @@ from torch import nn
 from cnnconv.constraints import constrain
 from cnnconv.edges import gradient_direction, gradient_kernels, gradient_magnitude, thin_edges
 from cnnconv.learnable import LearnableConv2d
+from cnnconv.pdc import PDC_TYPES, PixelDifferenceConv2d, reparameterize_pdc
 
 __all__ = ["EdgeDetector", "SmallCNN", "DEFAULT_BANK", "FIRST_LAYER_MODES"]
 
@@ -61,6 +63,12 @@ class EdgeDetector(nn.Module):
         padding_mode: border handling (default ``"replicate"``, as :class:`GradientFilter`).
         method: convolution engine, ``"auto"`` / ``"direct"`` / ``"fft"``.
         bias: learn a bias (default off: a derivative has none).
+        pdc: ``None`` (a vanilla convolution) or a pixel-difference type ``"cd"`` / ``"ad"`` /
+            ``"rd"`` of :class:`cnnconv.pdc.PixelDifferenceConv2d` (``ad`` and ``rd``: 3x3 only;
+            ``rd`` applies 5x5 equivalent kernels). A hand-designed pair must be reachable
+            exactly by the type (Sobel: ``cd`` and ``ad``); :meth:`reparameterize` turns the
+            trained layer into a plain convolution.
+        theta: the pixel-difference ``theta`` (1: pure pixel difference).
 
     Shape:
         - Input: ``(B, in_channels, H, W)``
@@ -86,6 +94,8 @@ class EdgeDetector(nn.Module):
         padding_mode: str = "replicate",
         method: str = "auto",
         bias: bool = False,
+        pdc: str | None = None,
+        theta: float = 1.0,
         eps: float = 1e-12,
         device=None,
         dtype=None,
@@ -96,8 +106,16 @@ class EdgeDetector(nn.Module):
         self.kernel_size = kernel_size
         self.in_channels = in_channels
         self.eps = float(eps)
+        if pdc is not None and pdc not in PDC_TYPES[1:]:
+            raise ValueError(f"pdc must be None or one of {', '.join(PDC_TYPES[1:])}, got {pdc!r}")
         self.init = init if isinstance(init, str) else "tensor"
-        if isinstance(init, str) and init == "random":
+        self.pdc = pdc
+        if isinstance(init, str) and init == "random" and pdc is not None:
+            self.conv = PixelDifferenceConv2d(
+                in_channels, 2, kernel_size, padding="same", bias=bias, pdc=pdc, theta=theta,
+                padding_mode=padding_mode, device=device, dtype=dtype, method=method,
+            )
+        elif isinstance(init, str) and init == "random":
             self.conv = LearnableConv2d(
                 in_channels, 2, kernel_size, padding="same", bias=bias, padding_mode=padding_mode,
                 device=device, dtype=dtype, method=method,
@@ -113,10 +131,14 @@ class EdgeDetector(nn.Module):
                     f"init {self.init!r} has {pair.shape[-2]}x{pair.shape[-1]} kernels, larger than "
                     f"kernel_size={kernel_size}"
                 )
-            self.conv = LearnableConv2d.from_kernels(
+            build, extra = (
+                (LearnableConv2d.from_kernels, {}) if pdc is None
+                else (PixelDifferenceConv2d.from_kernels, {"pdc": pdc, "theta": theta})
+            )
+            self.conv = build(
                 list(pair.unbind(0)), in_channels, noise=noise, bias=bias, padding="same",
                 padding_mode=padding_mode, generator=generator, kernel_size=kernel_size,
-                method=method, device=device, dtype=dtype,
+                method=method, device=device, dtype=dtype, **extra,
             )
         if constraint is not None:
             if not isinstance(constraint, (str, Sequence)):
@@ -127,11 +149,22 @@ class EdgeDetector(nn.Module):
 
     @property
     def weight(self) -> torch.Tensor:
-        """The current (constrained) kernels ``(2, in_channels, k, k)``."""
+        """The current (constrained) kernels ``(2, in_channels, k, k)`` (for a pixel-difference
+        layer its equivalent kernels, 5x5 for ``rd``)."""
+        if isinstance(self.conv, PixelDifferenceConv2d):
+            return self.conv.equivalent_weight()
         return self.conv.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
+
+    def reparameterize(self) -> "EdgeDetector":
+        """Replace a pixel-difference layer (in place) by a plain ``nn.Conv2d`` with the same outputs.
+
+        Returns:
+            The detector (unchanged without ``pdc``).
+        """
+        return reparameterize_pdc(self)
 
     def magnitude(self, x: torch.Tensor) -> torch.Tensor:
         """Differentiable gradient magnitude ``(B, 1, H, W)``."""
@@ -146,7 +179,8 @@ class EdgeDetector(nn.Module):
         return thin_edges(self(x), eps=self.eps)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, init={self.init!r}, constraint={self.constraint!r}"
+        return (f"kernel_size={self.kernel_size}, init={self.init!r}, constraint={self.constraint!r}, "
+                f"pdc={self.pdc!r}")
 
 
 class SmallCNN(nn.Module):

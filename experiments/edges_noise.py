@@ -75,6 +75,7 @@ __all__ = [
 MIN_SEEDS = 3
 """Seeds a win/tie/lose verdict needs: fewer support no significance claim."""
 _INITS = ("random", "sobel")
+_PDC_TYPES = ("cd", "ad", "rd")
 _HAND = ("sobel", "prewitt", "scharr")
 
 
@@ -92,6 +93,8 @@ class EdgesNoiseConfig:
     kernel_sizes: list[int] = param(help="sizes k of the learnable k x k gradient kernels")
     inits: list[str] = param(help="initialisations of the learnable kernels")
     zero_sum: list[bool] = param(help="train without and/or with the zero-sum constraint")
+    pdc_types: list[str] = param(help="also train 3x3 pixel-difference detectors of these types (cd, ad, rd), "
+                                  "one per init; rd has no exact Sobel start")
     parametric: bool = param(help="also train the derivative of Gaussian with a learnable sigma")
     sigma_init: float = param(help="initial sigma of the learnable derivative of Gaussian")
     hand_designed: list[str] = param(help="fixed 3x3 detectors")
@@ -130,6 +133,13 @@ class EdgesNoiseConfig:
         for init in self.inits:
             if init not in _INITS:
                 raise ValueError(f"inits must be among {list(_INITS)}, got {self.inits!r}")
+        for pdc in self.pdc_types:
+            if pdc not in _PDC_TYPES:
+                raise ValueError(f"pdc_types must be among {list(_PDC_TYPES)}, got {self.pdc_types!r}")
+            if pdc == "rd" and any(init != "random" for init in self.inits):
+                raise ValueError(f"pdc_types 'rd' cannot start from a hand-designed pair, got inits={self.inits!r}")
+        if self.pdc_types and not self.inits:
+            raise ValueError("inits must not be empty when pdc_types is given")
         for name in self.hand_designed:
             if name not in _HAND:
                 raise ValueError(f"hand_designed must be among {list(_HAND)}, got {self.hand_designed!r}")
@@ -353,7 +363,7 @@ def _best(summary_at_noise: dict, predicate: Callable[[str, dict], bool]) -> str
 
 
 def _is_learned(_d: str, e: dict) -> bool:
-    return e["family"] in ("learned", "parametric")
+    return e["family"] in ("learned", "parametric", "pdc")
 
 
 def _is_hand(_d: str, e: dict) -> bool:
@@ -443,15 +453,16 @@ def orientation_errors(direction: torch.Tensor, scenes: dict) -> float:
     return orientation_error(direction.detach().cpu(), scenes["orientation"].cpu(), scenes["boundary"].cpu()).mean
 
 
-def make_learned(kernel_size: int, init: str, zero_sum: bool) -> nn.Module:
-    """A learnable 1 -> 2 channel gradient layer (x and y): :class:`cnnconv.models.EdgeDetector`.
+def make_learned(kernel_size: int, init: str, zero_sum: bool, pdc: str | None = None) -> nn.Module:
+    """A learnable 1 -> 2 channel gradient layer (x and y): :class:`cnnconv.models.EdgeDetector`,
+    a pixel-difference one with ``pdc``.
 
     Reflect border, like the fixed detectors, so every detector sees the same image borders.
     """
     from cnnconv.models import EdgeDetector
 
     return EdgeDetector(kernel_size, init=init, constraint="zero_sum" if zero_sum else None,
-                        padding_mode="reflect", method="direct")
+                        padding_mode="reflect", method="direct", pdc=pdc)
 
 
 def make_parametric(sigma: float, max_sigma: float) -> nn.Module:
@@ -666,6 +677,11 @@ def _learned_variants(cfg: EdgesNoiseConfig) -> list[tuple[str, dict]]:
     return out
 
 
+def _pdc_variants(cfg: EdgesNoiseConfig) -> list[tuple[str, dict]]:
+    return [(f"pdc-{pdc}-3x3-{init}", {"kernel_size": 3, "init": init, "zero_sum": False, "pdc": pdc})
+            for pdc in cfg.pdc_types for init in cfg.inits]
+
+
 def run_unit(cfg: EdgesNoiseConfig, run: Run, seed: int, noise_index: int) -> dict:
     """Train and evaluate every detector for one seed and one noise level.
 
@@ -717,12 +733,13 @@ def run_unit(cfg: EdgesNoiseConfig, run: Run, seed: int, noise_index: int) -> di
     mask = train["boundary"]
 
     variants = [(name, "learned", info) for name, info in _learned_variants(cfg)]
+    variants += [(name, "pdc", info) for name, info in _pdc_variants(cfg)]
     if cfg.parametric:
         variants.append(("dog-learned-sigma", "parametric", {}))
     for v, (name, family, info) in enumerate(variants):
         torch.manual_seed(10_000 * seed + 100 * noise_index + v)
-        if family == "learned":
-            layer = make_learned(info["kernel_size"], info["init"], info["zero_sum"])
+        if family in ("learned", "pdc"):
+            layer = make_learned(**info)
         else:
             layer = make_parametric(cfg.sigma_init, max([*cfg.sigma_grid, 2.0 * cfg.sigma_init, 3.0]))
         head = LogisticEdgeHead(layer)
@@ -739,8 +756,8 @@ def run_unit(cfg: EdgesNoiseConfig, run: Run, seed: int, noise_index: int) -> di
             kx, ky = learned_kernels(head.layer).detach().cpu().double().unbind(0)
             weights = torch.stack(apply_alignment(kx, ky, angle, reflect))
         extra = {"train_loss": trained["loss"], "train_seconds": trained["seconds"]}
-        if family == "learned":
-            extra.update(info)
+        if family in ("learned", "pdc"):
+            extra.update({key: info[key] for key in ("kernel_size", "init", "zero_sum")})
             extra["fitted_sigma"] = fitted_sigma(weights[0])
         else:
             extra["learned_sigma"] = learned_sigma(head.layer)

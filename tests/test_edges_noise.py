@@ -285,3 +285,30 @@ def test_compare_and_verdicts():
     assert out["learnable sigma vs best DoG of the grid"]["verdict"] == "lose"
     ok, text = en.acceptance(en.verdicts(rows))
     assert ok is True and text.startswith("met")
+
+
+def test_pdc_detectors_train_and_are_recorded(tmp_path):
+    base = [t for t in TINY if not t.startswith(("seeds", "noise_levels", "kernel_sizes", "inits", "steps"))]
+    base += ["seeds=[0]", "noise_levels=[0.3]", "kernel_sizes=[]", "inits=[random]",
+             "pdc_types=[cd, rd]", "parametric=false"]
+    losses = {}
+    for steps in (1, 40):
+        run_dir = en.main([*_sets(base), "--set", f"steps={steps}", "--out", str(tmp_path),
+                           "--name", f"pdc{steps}", "--quiet", "--device", "cpu"])
+        rows = {r["detector"]: r for r in _read_csv(run_dir / "results.csv") if r["family"] == "pdc"}
+        assert sorted(rows) == ["pdc-cd-3x3-random", "pdc-rd-3x3-random"]
+        for name, row in rows.items():
+            assert 0 < float(row["ods"]) <= 1
+            losses.setdefault(name, []).append(float(row["train_loss"]))
+    kernels_json = json.loads((run_dir / "results.json").read_text())
+    assert "pdc" in json.dumps(kernels_json)
+    for name, (first, last) in losses.items():
+        assert last < 0.95 * first, (name, first, last)
+
+
+def test_pdc_config_errors():
+    with pytest.raises(ValueError, match="pdc_types must be among"):
+        en.EdgesNoiseConfig(pdc_types=["xx"])
+    with pytest.raises(ValueError, match="pdc_types 'rd' cannot start from a hand-designed pair"):
+        en.EdgesNoiseConfig(pdc_types=["rd"], inits=["sobel"])
+    assert en.EdgesNoiseConfig().pdc_types == []

@@ -149,3 +149,39 @@ def test_small_cnn_errors_and_repr():
     assert "first_layer='hand'" in repr(SmallCNN(3, first_layer="hand"))
     rgb = SmallCNN(3, in_channels=3, first_layer="learnable_hand")
     assert rgb.first.weight.shape == (8, 3, 3, 3)
+
+
+@pytest.mark.parametrize("pdc", ["cd", "ad", "rd"])
+def test_pdc_edge_detector_reparameterize_keeps_outputs(pdc):
+    from cnnconv.pdc import PixelDifferenceConv2d
+
+    torch.manual_seed(3)
+    det = EdgeDetector(3, pdc=pdc, padding_mode="reflect", dtype=D)
+    with torch.no_grad():
+        det.conv.weight.copy_(torch.randn_like(det.conv.weight))
+    assert isinstance(det.conv, PixelDifferenceConv2d)
+    x = _rand(2, 1, 17, 19, seed=4, dtype=D)
+    before = det(x)
+    # Oracle: float64 F.conv2d of the reflect-padded input with the equivalent kernels.
+    w = det.weight.detach()
+    p = w.shape[-1] // 2
+    ref = F.conv2d(F.pad(x, (p, p, p, p), mode="reflect"), w)
+    torch.testing.assert_close(before, ref, atol=1e-12, rtol=0)
+    assert det.reparameterize() is det
+    assert type(det.conv) is torch.nn.Conv2d
+    torch.testing.assert_close(det(x), before, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("pdc", ["cd", "ad"])
+def test_pdc_edge_detector_sobel_init_matches_kornia(pdc):
+    det = EdgeDetector(3, init="sobel", pdc=pdc, dtype=D)
+    x = _rand(1, 1, 12, 12, seed=5, dtype=D)
+    ref = kornia.filters.spatial_gradient(x, mode="sobel", normalized=True)[:, 0]
+    torch.testing.assert_close(det(x), ref, atol=1e-10, rtol=0)
+
+
+def test_pdc_edge_detector_errors():
+    with pytest.raises(ValueError, match="pdc must be None or one of cd, ad, rd, got 'xd'"):
+        EdgeDetector(3, pdc="xd")
+    with pytest.raises(ValueError, match="reachable by pdc='rd'"):
+        EdgeDetector(3, init="sobel", pdc="rd")
