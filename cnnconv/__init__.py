@@ -5,7 +5,8 @@ Hand-designed kernels (:mod:`cnnconv.kernels`), a functional API that applies th
 convolution engine with drop-in ``nn.Conv1d``/``nn.Conv2d``/``nn.Conv3d`` layers (:mod:`cnnconv.fft`,
 :mod:`cnnconv.conv`), learnable and parametric layers with constraints
 (:mod:`cnnconv.learnable`, :mod:`cnnconv.constraints`, :mod:`cnnconv.parametric`), edge
-detection (:mod:`cnnconv.edges`) and kernel inspection (:mod:`cnnconv.inspect`).
+detection (:mod:`cnnconv.edges`) and kernel inspection (:mod:`cnnconv.analysis`), edge evaluation (:mod:`cnnconv.evaluation`) and
+the run machinery of the experiments (:mod:`cnnconv.training`).
 
 Submodules and their public names are imported on first use, so ``import cnnconv`` stays cheap
 and optional dependencies are only needed by the parts that use them.
@@ -55,11 +56,11 @@ _LAZY_NAMES = {
     "non_max_suppression": "edges",
     "hysteresis": "edges",
     "edge_map": "edges",
-    "extract_kernels": "inspect",
-    "describe_kernel": "inspect",
-    "match_kernel": "inspect",
-    "fit_kernel": "inspect",
-    "KernelFit": "inspect",
+    "extract_kernels": "analysis",
+    "describe_kernel": "analysis",
+    "match_kernel": "analysis",
+    "fit_kernel": "analysis",
+    "KernelFit": "analysis",
     "EdgeDetector": "models",
     "SmallCNN": "models",
     # functional entry points
@@ -80,7 +81,7 @@ _LAZY_NAMES = {
 
 _SUBMODULES = {
     "kernels", "functional", "filters", "planner", "fft", "conv", "learnable", "constraints",
-    "parametric", "edges", "models", "inspect", "plotting", "data", "metrics", "training", "cli",
+    "parametric", "edges", "models", "analysis", "evaluation", "training", "cli",
     "pdc", "longconv", "functional3d", "filters3d",
 }
 

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnconv._padding import BORDERS, output_padding, pad
+from cnnconv.engines.padding import BORDERS, output_padding, pad
 
 __all__ = [
     "GradientFilter",

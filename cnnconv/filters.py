@@ -29,7 +29,7 @@ from torch import nn
 
 from . import functional as CF
 from . import kernels as K
-from ._padding import check_border, check_mode, tracing
+from cnnconv.engines.padding import check_border, check_mode, tracing
 
 __all__ = ["Filter2d", "BoxBlur", "GaussianBlur", "Sobel", "Prewitt", "Scharr", "Laplacian", "Sharpen"]
 

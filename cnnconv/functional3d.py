@@ -7,7 +7,7 @@ Conventions (those of :mod:`cnnconv.functional`, with one more axis):
   channels, a kernel ``(C, kd, kh, kw)`` gives one kernel per channel.
 * ``mode="full"|"same"|"valid"`` with scipy.signal's output sizes; :func:`filter3d` and the
   filters put kernel element ``k // 2`` on the output voxel (scipy.ndimage).
-* ``border``: any name :func:`cnnconv._padding.check_border` accepts, applied to each axis in
+* ``border``: any name :func:`cnnconv.engines.padding.check_border` accepts, applied to each axis in
   turn (scipy.ndimage ``constant``/``mirror``/``nearest``/``wrap`` for
   ``zeros``/``reflect``/``replicate``/``circular``). Every filter and layer defaults to
   ``"reflect"``, as in 2-D; :func:`correlate3d` / :func:`convolve3d` take scipy.signal's
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from . import functional as CF
 from . import kernels as K
-from ._padding import check_border, check_mode, output_padding, pad
+from cnnconv.engines.padding import check_border, check_mode, output_padding, pad
 
 __all__ = [
     "METHODS3D",
@@ -131,13 +131,13 @@ def _check_truncate(truncate) -> float:
 def pad3d(x: torch.Tensor, pads, border: str = "zeros") -> torch.Tensor:
     """Pad the last three dimensions of ``x`` with a border mode.
 
-    Each axis is padded on its own with :func:`cnnconv._padding.pad` (depth through a
+    Each axis is padded on its own with :func:`cnnconv.engines.padding.pad` (depth through a
     transposed view), so every border it supports works here, wide margins included.
 
     Args:
         x: tensor with at least three dimensions ``(..., D, H, W)``.
         pads: ``(front, back, top, bottom, left, right)``, non-negative.
-        border: a border name of :func:`cnnconv._padding.check_border`.
+        border: a border name of :func:`cnnconv.engines.padding.check_border`.
 
     Returns:
         Tensor ``(..., D + front + back, H + top + bottom, W + left + right)``.
@@ -271,12 +271,12 @@ def filter3d(
             direct method).
         mode: ``"full"``, ``"same"`` or ``"valid"`` (scipy.signal output sizes).
         border: ``"reflect"`` (default), ``"zeros"``, ``"replicate"``, ``"circular"`` or any
-            other name :func:`cnnconv._padding.check_border` accepts.
+            other name :func:`cnnconv.engines.padding.check_border` accepts.
         method: ``"auto"``, ``"direct"`` or ``"separable"``.
         factors: optional ``(kz, ky, kx)`` with ``kernel = kz x ky x kx``: ``(kd,)``, ``(kh,)``,
             ``(kw,)`` or per channel ``(C, k)`` each.
         anchor: where an even kernel sits in ``same`` mode: ``"scipy"`` (element ``k // 2`` on
-            the output voxel) or ``"torch"`` (``(k - 1) // 2``). See :mod:`cnnconv._padding`.
+            the output voxel) or ``"torch"`` (``(k - 1) // 2``). See :mod:`cnnconv.engines.padding`.
 
     Returns:
         Contiguous tensor with the input's number of dimensions; each spatial size is

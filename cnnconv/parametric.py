@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnconv._padding import BORDERS, pad
+from cnnconv.engines.padding import BORDERS, pad
 
 __all__ = [
     "gaussian_kernel1d",

@@ -31,7 +31,7 @@ The layer is learnable like :class:`cnnconv.learnable.LearnableConv2d`: it is a
 equivalent convolution), :meth:`PixelDifferenceConv2d.from_kernels` starts it from
 hand-designed kernels (the raw weight is solved so that the *equivalent* kernel is the given
 one), :func:`cnnconv.constraints.constrain` constrains its raw weight, and
-:func:`cnnconv.inspect.extract_kernels` reports its equivalent kernel.
+:func:`cnnconv.analysis.extract_kernels` reports its equivalent kernel.
 
 Example:
     >>> layer = PixelDifferenceConv2d(3, 8, pdc="cd")

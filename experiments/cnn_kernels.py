@@ -3,7 +3,7 @@
 A ``SmallCNN`` classifies synthetic images by the orientation of their structure: straight
 step edges and sinusoidal gratings at 0, 45, 90 or 135 degrees (+- a jitter), with random
 position, phase, frequency, contrast and additive Gaussian noise. After training, every
-first-layer kernel is inspected automatically (``cnnconv.inspect.describe_kernel`` and
+first-layer kernel is inspected automatically (``cnnconv.analysis.describe_kernel`` and
 ``match_kernel``): the report lists the hand-designed kernel each one resembles most (with the
 similarity, the transform and any fitted sigma), the same for the untrained kernels as a
 baseline, and the test accuracy.
@@ -83,7 +83,7 @@ def oriented_batch(cfg: CNNKernelsConfig, n: int, g: torch.Generator
     """``n`` images ``(n, 1, s, s)`` and labels: edges/gratings whose normal is at class angle.
 
     Class ``c`` has its intensity change along ``c * 180 / num_classes`` degrees (from +x
-    towards +y, i.e. rightwards then downwards), the convention of ``cnnconv.inspect``.
+    towards +y, i.e. rightwards then downwards), the convention of ``cnnconv.analysis``.
     """
     s = cfg.image_size
     labels = torch.randint(cfg.num_classes, (n,), generator=g)
@@ -117,7 +117,7 @@ def build_model(cfg: CNNKernelsConfig) -> torch.nn.Module:
 
 def first_layer(model: torch.nn.Module) -> torch.Tensor:
     """The first convolution's weight ``(out, in, k, k)``, found by ``extract_kernels``."""
-    from cnnconv.inspect import extract_kernels
+    from cnnconv.analysis import extract_kernels
     from cnnconv.training import unwrap_model
 
     return extract_kernels(unwrap_model(model), layer="first")[0].weight.detach().cpu()
@@ -125,7 +125,7 @@ def first_layer(model: torch.nn.Module) -> torch.Tensor:
 
 def inspect_kernels(weight: torch.Tensor, top: int) -> list[dict]:
     """One row per ``(out, in)`` kernel: description and the best hand-designed matches."""
-    from cnnconv.inspect import describe_kernel, match_kernel
+    from cnnconv.analysis import describe_kernel, match_kernel
 
     rows = []
     for o in range(weight.shape[0]):
@@ -196,7 +196,7 @@ def run(cfg: CNNKernelsConfig, run: Run) -> dict:
 
 
 def write_report(cfg, run: Run, initial, trained, test_acc, seconds) -> dict:
-    from cnnconv.plotting import plot_kernels, plot_side_by_side
+    from cnnconv.analysis.plotting import plot_kernels, plot_side_by_side
 
     rd = run.dir
     rows = inspect_kernels(trained, cfg.top_matches)
@@ -249,7 +249,7 @@ def write_report(cfg, run: Run, initial, trained, test_acc, seconds) -> dict:
         f"{run.device}). "
         "Each first-layer kernel is then matched against the hand-designed bank of "
         "`cnnconv.kernels` (cosine similarity under scale, sign, 90-degree rotations and flips, "
-        "sigma fitted for the Gaussian families) by `cnnconv.inspect.match_kernel`.")
+        "sigma fitted for the Gaussian families) by `cnnconv.analysis.match_kernel`.")
     rep.section("Summary")
     rep.table([
         {"quantity": "test accuracy", "value": test_acc},

@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from cnnconv._io import atomic_write
+from cnnconv._utils.io import atomic_write
 from cnnconv.training import atomic_write_text
 
 __all__ = ["config_file", "fmt", "Report", "write_csv", "save_figure", "line_plot", "require"]

@@ -1,6 +1,6 @@
 """Run: python -m experiments.compare_bsds_reference
 
-Compare cnnconv.metrics with pyEdgeEval 0.2.8 (the BSDS correspondPixels C++ through Cython)
+Compare cnnconv.evaluation.metrics with pyEdgeEval 0.2.8 (the BSDS correspondPixels C++ through Cython)
 and with an exact maximum matching from networkx."""
 import argparse, sys, time
 NEEDS = "Needs pyEdgeEval 0.2.8 (pip install pyedgeeval==0.2.8) and networkx (in the dev extra)."
@@ -16,8 +16,8 @@ from pyEdgeEval._lib import correspond_pixels
 from pyEdgeEval.common.binary_label.evaluate_boundaries import evaluate_boundaries_threshold
 from pyEdgeEval.preprocess import binary_thin
 from pyEdgeEval.preprocess.thin.thin import _thin_iter_1_lut, _thin_iter_2_lut, binary_image_to_lut_indices
-from cnnconv.metrics import match_boundaries, boundary_counts, thin_boundaries, resolve_max_dist, summarize_counts
-from cnnconv.data import make_scene
+from cnnconv.evaluation.metrics import match_boundaries, boundary_counts, thin_boundaries, resolve_max_dist, summarize_counts
+from cnnconv.evaluation.data import make_scene
 
 def nx_max_matching(a, b, radius):
     g = nx.Graph(); P = list(map(tuple, np.argwhere(a))); G = list(map(tuple, np.argwhere(b)))

@@ -19,7 +19,7 @@ Protocol (the same for every detector):
    same non-maximum suppression (:func:`cnnconv.edges.non_max_suppression`) along the gradient
    direction, is divided by its largest value over the test set (one monotone map per detector,
    so the ranking of pixels and the dataset-wide ODS threshold are unchanged) and is evaluated by
-   :func:`cnnconv.metrics.evaluate_boundaries` on the same thresholds: ODS, OIS, AP, R50.
+   :func:`cnnconv.evaluation.metrics.evaluate_boundaries` on the same thresholds: ODS, OIS, AP, R50.
 4. Canny (scikit-image) is binary: it is swept over its high threshold on the same grid (low =
    ``canny_low_ratio`` * high, thresholds as fractions of the test set's largest smoothed Sobel
    magnitude). Canny's output shrinks monotonically as both thresholds rise, so the sweep is
@@ -27,7 +27,7 @@ Protocol (the same for every detector):
    exactly Canny's output when thresholded at any grid value. Canny thins with its own
    non-maximum suppression and hysteresis, so our NMS is not applied again.
 5. Orientation error (degrees, on the true boundary pixels) comes from
-   :func:`cnnconv.metrics.orientation_error` on ``atan2(gy, gx)``; Canny has none.
+   :func:`cnnconv.evaluation.metrics.orientation_error` on ``atan2(gy, gx)``; Canny has none.
 
 Run::
 
@@ -414,12 +414,12 @@ def verdicts(rows: list[dict], tolerance: float = 0.005) -> list[dict]:
 
 def make_scenes(n: int, size: int, noise: float, seed: int, device) -> dict:
     """``n`` synthetic scenes as tensors: ``image``, ``clean`` ``(n, 1, H, W)``, ``boundary``
-    (bool) and ``orientation`` ``(n, H, W)``, from :class:`cnnconv.data.SyntheticScenes`.
+    (bool) and ``orientation`` ``(n, H, W)``, from :class:`cnnconv.evaluation.data.SyntheticScenes`.
 
     The noise is a fraction of each scene's edge contrast; for one seed the scenes and the
     standard-normal noise field are the same at every noise level, only its scale changes.
     """
-    from cnnconv.data import SyntheticScenes
+    from cnnconv.evaluation.data import SyntheticScenes
 
     items = [s for s in SyntheticScenes(n, size, seed=seed, noise=noise)]
     out = {key: torch.stack([s[key] for s in items]).to(device) for key in ("image", "clean", "boundary", "orientation")}
@@ -436,7 +436,7 @@ def thin(magnitude: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
 
 def boundary_scores(scores: torch.Tensor | np.ndarray, boundaries, thresholds, max_dist: float) -> dict:
     """ODS, OIS, AP, R50 (and the P-R curve) of score maps in ``[0, 1]``."""
-    from cnnconv.metrics import evaluate_boundaries
+    from cnnconv.evaluation.metrics import evaluate_boundaries
 
     if isinstance(scores, torch.Tensor):
         scores = scores.detach().cpu()
@@ -448,7 +448,7 @@ def boundary_scores(scores: torch.Tensor | np.ndarray, boundaries, thresholds, m
 
 def orientation_errors(direction: torch.Tensor, scenes: dict) -> float:
     """Mean orientation error (degrees) on the true boundary pixels."""
-    from cnnconv.metrics import orientation_error
+    from cnnconv.evaluation.metrics import orientation_error
 
     return orientation_error(direction.detach().cpu(), scenes["orientation"].cpu(), scenes["boundary"].cpu()).mean
 
@@ -526,7 +526,7 @@ def fitted_sigma(kernel: torch.Tensor) -> float | None:
     Returns:
         The fitted sigma, or ``None`` for an all-zero kernel.
     """
-    from cnnconv.inspect import match_kernel
+    from cnnconv.analysis import match_kernel
 
     matches = match_kernel(kernel, bank=["gaussian_dx"], top=1)
     return float(matches[0].sigma) if matches and matches[0].sigma is not None else None
@@ -1218,7 +1218,7 @@ def write_report(cfg: EdgesNoiseConfig, rows: list[dict], run_dir: Path, figures
         "",
         "Sigma of the best derivative of Gaussian of the grid, the learned sigma of the parametric "
         "layer, and the sigma of the derivative of Gaussian that best fits each best learned "
-        "kernel's x-component (`cnnconv.inspect.match_kernel`, least squares over sigma).",
+        "kernel's x-component (`cnnconv.analysis.match_kernel`, least squares over sigma).",
         "",
         _table(["noise", "best DoG sigma (grid)", "learnable sigma", "fitted sigma, best 3x3",
                 "fitted sigma, best 5x5", "fitted sigma, best 7x7"], sig_rows),
@@ -1257,7 +1257,7 @@ def write_report(cfg: EdgesNoiseConfig, rows: list[dict], run_dir: Path, figures
     parts += [
         "## Protocol",
         "",
-        "- Scenes: `cnnconv.data` synthetic piecewise-constant scenes with exact boundaries and "
+        "- Scenes: `cnnconv.evaluation.data` synthetic piecewise-constant scenes with exact boundaries and "
         "orientations; training and test scenes come from disjoint seeds; the same clean scenes are "
         "used at every noise level.",
         "- Learned detectors: class-balanced BCE (HED) on `sigmoid(a * |grad| + b)`, `a` and `b` "
@@ -1265,7 +1265,7 @@ def write_report(cfg: EdgesNoiseConfig, rows: list[dict], run_dir: Path, figures
         "(rotation/reflection) on the clean training scenes.",
         "- Every linear detector: `|grad|`, the same non-maximum suppression along `atan2(gy, gx)`, "
         "division by its largest value over the test set, the same threshold sweep "
-        "(`>= t`, thinning, one-to-one matching) in `cnnconv.metrics.evaluate_boundaries`.",
+        "(`>= t`, thinning, one-to-one matching) in `cnnconv.evaluation.metrics.evaluate_boundaries`.",
         "- Canny (scikit-image, mirror border) is swept over its high threshold on the same grid, "
         f"low = {cfg.canny_low_ratio:g} x high, as fractions of the largest smoothed Sobel "
         "magnitude over the test set; it thins with its own non-maximum suppression and "

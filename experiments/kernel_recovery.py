@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from cnnconv.data import PHOTOGRAPHS
+from cnnconv.evaluation.data import PHOTOGRAPHS
 from cnnconv.training import (MAX_BATCH_SIZE, MAX_SEED, Run, check_names, check_range,
                               experiment_main, param, yaml_defaults)
 from .common import Report, config_file, line_plot, save_figure, write_csv
@@ -79,7 +79,7 @@ class KernelRecoveryConfig:
 
 def load_photographs(names: list[str]) -> list[torch.Tensor]:
     """Grayscale float64 photographs in [0, 1], shape ``(H, W)`` (bundled with scikit-image)."""
-    from cnnconv.data import bundled_photographs
+    from cnnconv.evaluation.data import bundled_photographs
 
     return [p[0].to(torch.float64) for p in bundled_photographs(list(names), gray=True).values()]
 
@@ -141,8 +141,8 @@ def relative_error(w: torch.Tensor) -> float:
 
 
 def aligned_error(w: torch.Tensor) -> float:
-    """Kernel recovery error after the best sign/rotation alignment (cnnconv.metrics)."""
-    from cnnconv.metrics import kernel_recovery_error
+    """Kernel recovery error after the best sign/rotation alignment (cnnconv.evaluation.metrics)."""
+    from cnnconv.evaluation.metrics import kernel_recovery_error
 
     return kernel_recovery_error(w.detach().cpu()[:, 0], sobel_pair()[:, 0]).error
 
@@ -228,7 +228,7 @@ def run(cfg: KernelRecoveryConfig, run: Run) -> dict:
 
 
 def write_report(cfg, run: Run, results, curves, learned) -> dict:
-    from cnnconv.plotting import plot_side_by_side
+    from cnnconv.analysis.plotting import plot_side_by_side
 
     rd = run.dir
     write_csv(rd / "results.csv", results)
@@ -279,7 +279,7 @@ def write_report(cfg, run: Run, results, curves, learned) -> dict:
               ["check", "measured", "pass"])
     rep.section("Results")
     rep.paragraph("`rel_error` = ||learned - Sobel|| / ||Sobel|| with no alignment; "
-                  "`aligned_error` = the same after the best sign/rotation (cnnconv.metrics); "
+                  "`aligned_error` = the same after the best sign/rotation (cnnconv.evaluation.metrics); "
                   "`outer_energy` = share of the kernel's energy outside the central 3x3; "
                   "`ring_energy` = share on the outermost ring.")
     rep.table(results, ["data", "k", "rel_error", "aligned_error", "outer_energy", "ring_energy",

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnconv.data import PHOTOGRAPHS
+from cnnconv.evaluation.data import PHOTOGRAPHS
 from cnnconv.training import (MAX_BATCH_SIZE, MAX_SEED, Run, check_names, check_range,
                               experiment_main, param, yaml_defaults)
 from .common import Report, config_file, require, save_figure, write_csv
@@ -219,7 +219,7 @@ def run(cfg: LargeKernelsConfig, run: Run) -> dict:
 
 
 def write_report(cfg, run: Run, rows, learned, trues) -> None:
-    from cnnconv.plotting import plot_side_by_side
+    from cnnconv.analysis.plotting import plot_side_by_side
 
     rd = run.dir
     write_csv(rd / "results.csv", rows)

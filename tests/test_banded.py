@@ -1,4 +1,4 @@
-"""The banded gradient engine (cnnconv._banded) against float64 scipy references and the
+"""The banded gradient engine (cnnconv.engines.banded) against float64 scipy references and the
 convolution engines, across bands, borders, modes and input layouts."""
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnconv import _banded
+from cnnconv.engines import banded as _banded
 from cnnconv import functional as CF
 from cnnconv import kernels as K
 

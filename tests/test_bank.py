@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cnnconv import kernels as K
-from cnnconv.inspect import MAX_FIT_SIDE, apply_transform, fit_kernel, match_kernel
+from cnnconv.analysis import MAX_FIT_SIDE, apply_transform, fit_kernel, match_kernel
 
 
 def _grid(n):

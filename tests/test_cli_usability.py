@@ -189,7 +189,7 @@ def test_progress_uses_tqdm_on_a_terminal(monkeypatch):
 
 
 def test_kernels_plot_one_and_several(tmp_path, capsys, monkeypatch):
-    import cnnconv.plotting as plotting
+    import cnnconv.analysis.plotting as plotting
 
     figures = []
     original = plotting.plot_kernels
@@ -287,7 +287,7 @@ def test_inspect_prints_absolute_paths(tmp_path, capsys, monkeypatch):
 def test_inspect_plot_shows_progress(tmp_path, monkeypatch, capsys):
     """Progress lines count the kernels while a run goes on (elapsed-time lines off a terminal)."""
     monkeypatch.setattr(cli, "PROGRESS_EVERY", 0.02)
-    import cnnconv.inspect as inspect_module
+    import cnnconv.analysis as inspect_module
 
     original = inspect_module.match_kernel
 
@@ -327,7 +327,7 @@ def test_devices_without_kernels_are_refused(spec, capsys, monkeypatch):
 
 
 def test_inspect_plot_draws_at_most_64_kernels(tmp_path, capsys, monkeypatch):
-    import cnnconv.plotting as plotting
+    import cnnconv.analysis.plotting as plotting
 
     drawn = []
     monkeypatch.setattr(plotting, "plot_side_by_side", lambda learned, *a, **kw: drawn.append(len(learned)))
@@ -339,7 +339,7 @@ def test_inspect_plot_draws_at_most_64_kernels(tmp_path, capsys, monkeypatch):
 
 
 def test_bench_lists_runs_and_refuses(capsys, monkeypatch):
-    from cnnconv import runner
+    from cnnconv.cli import runner
 
     assert cli.main(["bench", "--list"]) == 0
     listed = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Tests of cnnconv.data: synthetic scenes, bundled photographs, image folders.
+"""Tests of cnnconv.evaluation.data: synthetic scenes, bundled photographs, image folders.
 
 Oracles: loop definitions of the boundary (thinned by skimage.morphology.thin), region statistics recomputed from the image,
 F.conv2d Sobel gradients for the orientation convention, scipy.ndimage for the blur, PIL /
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from skimage.morphology import thin as sk_thin
 
-from cnnconv.data import (
+from cnnconv.evaluation.data import (
     PHOTOGRAPHS,
     ImageFolderDataset,
     PhotoCrops,

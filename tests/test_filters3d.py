@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnconv import _padding
+from cnnconv.engines import padding as _padding
 from cnnconv import filters3d as L
 from cnnconv import functional3d as F3
 

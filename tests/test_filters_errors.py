@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cnnconv import _padding as P
+from cnnconv.engines import padding as P
 from cnnconv import filters as L
 from cnnconv import functional as CF
 from cnnconv import kernels as K

@@ -17,7 +17,7 @@ from cnnconv import kernels as K
 
 def _conv_ref(x: torch.Tensor, kernel: torch.Tensor, border: str = "reflect") -> torch.Tensor:
     """Same-mode depthwise correlation by float64 F.conv2d of the padded input (kernel anchored at k // 2)."""
-    from cnnconv._padding import output_padding, pad
+    from cnnconv.engines.padding import output_padding, pad
 
     b, c, h, w = x.shape
     xp = pad(x.double(), output_padding(kernel.shape[-2:], "same"), border)

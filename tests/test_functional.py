@@ -1,4 +1,4 @@
-"""cnnconv.functional and cnnconv._padding against scipy.signal, scipy.ndimage, OpenCV, kornia,
+"""cnnconv.functional and cnnconv.engines.padding against scipy.signal, scipy.ndimage, OpenCV, kornia,
 torchvision, numpy and F.conv2d."""
 
 import cv2
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnconv import _padding as P
+from cnnconv.engines import padding as P
 from cnnconv import functional as CF
 from cnnconv import kernels as K
 

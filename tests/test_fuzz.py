@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cnnconv.functional as CF
-from cnnconv import _padding
+from cnnconv.engines import padding as _padding
 from cnnconv import kernels as K
 from cnnconv.conv import FFTConv2d
 from cnnconv.fft import fft_conv1d, fft_conv2d

@@ -1,4 +1,4 @@
-"""Tests of cnnconv.inspect: extraction, safe loading, kernel description and matching.
+"""Tests of cnnconv.analysis: extraction, safe loading, kernel description and matching.
 
 Oracles: numpy-built kernels (written here from their formulas, independent of
 cnnconv.kernels), numpy SVD / FFT, and the known properties of Sobel and Gaussian kernels.
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn.utils import parametrize
 
-from cnnconv.inspect import (
+from cnnconv.analysis import (
     TRANSFORMS,
     InspectError,
     apply_transform,

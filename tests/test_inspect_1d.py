@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnnconv.inspect import BANK_1D, apply_transform, describe_kernel, extract_kernels, match_kernel
+from cnnconv.analysis import BANK_1D, apply_transform, describe_kernel, extract_kernels, match_kernel
 
 
 def np_gaussian(sigma, n):

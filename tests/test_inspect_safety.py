@@ -17,9 +17,9 @@ import pytest
 import torch
 from torch import nn
 
-from cnnconv import inspect as inspect_mod
+from cnnconv import analysis as inspect_mod
 from cnnconv.cli import main
-from cnnconv.inspect import InspectError, extract_kernels, load_checkpoint
+from cnnconv.analysis import InspectError, extract_kernels, load_checkpoint
 
 MEMORY_LIMIT = 6 * 2**30  # address space of the subprocess: far below what materialising needs
 
@@ -262,7 +262,7 @@ def test_calibrate_with_a_corrupted_calibration_file(tmp_path, content):
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
 def test_plot_file_mode_honours_the_umask(tmp_path, umask):
-    from cnnconv import plotting
+    from cnnconv.analysis import plotting
 
     old = os.umask(umask)
     try:

@@ -66,7 +66,7 @@ def stub_figures(monkeypatch):
     """Figures cost most of a tiny run's time: write a stub PNG instead of rendering one."""
     from matplotlib.figure import Figure
 
-    import cnnconv.plotting
+    import cnnconv.analysis.plotting
 
     def savefig(self, fname, **kwargs):
         data = b"\x89PNG\r\n\x1a\nstub"
@@ -78,7 +78,7 @@ def stub_figures(monkeypatch):
     monkeypatch.setattr(Figure, "savefig", savefig)
     monkeypatch.setattr(Figure, "tight_layout", lambda self, *args, **kwargs: None)
     for name in ("plot_kernels", "plot_side_by_side"):
-        monkeypatch.setattr(cnnconv.plotting, name, lambda *args, **kwargs: Figure())
+        monkeypatch.setattr(cnnconv.analysis.plotting, name, lambda *args, **kwargs: Figure())
 
 
 def _count_events(monkeypatch, kill_at_event: int | None = None) -> list[int]:

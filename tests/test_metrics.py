@@ -1,4 +1,4 @@
-"""Tests of cnnconv.metrics: BSDS boundary evaluation, orientation error, kernel recovery error.
+"""Tests of cnnconv.evaluation.metrics: BSDS boundary evaluation, orientation error, kernel recovery error.
 
 Oracles: hand-checked small maps; an exact maximum matching from networkx and a brute-force
 augmenting-path matcher; a dense min-cost assignment from scipy.optimize.linear_sum_assignment;
@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 from skimage.morphology import thin as sk_thin
 
-from cnnconv import metrics
-from cnnconv.metrics import (
+from cnnconv.evaluation import metrics
+from cnnconv.evaluation.metrics import (
     BoundaryEvaluation,
     KernelTransform,
     boundary_counts,
@@ -93,7 +93,7 @@ def dense_min_cost(pred, gt, radius) -> tuple[int, float]:
 
 def bsds_summary_reference(image_counts, thresholds):
     """Literal loop port of the BSDS summary formulas (MATLAB semantics) and of R50 as defined in
-    cnnconv.metrics (the largest recall with precision >= 0.5)."""
+    cnnconv.evaluation.metrics (the largest recall with precision >= 0.5)."""
 
     def rpf(cr, sr, cp, sp):
         r = cr / (sr + (sr == 0))

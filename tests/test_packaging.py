@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnconv import runner
+from cnnconv.cli import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_DEMO = ["image_size=32", "n_train=2", "n_test=1", "noise_levels=[0.3]", "kernel_sizes=[5]",

@@ -389,7 +389,7 @@ def test_convert_back_leaves_pdc_layers_and_convert_skips_them():
 
 @pytest.mark.parametrize("pdc, size", [("cd", 3), ("rd", 5)])
 def test_inspection_reports_the_equivalent_kernel(pdc, size):
-    from cnnconv.inspect import extract_kernels, match_kernel
+    from cnnconv.analysis import extract_kernels, match_kernel
 
     net = nn.Sequential(nn.Conv2d(1, 1, 3), PixelDifferenceConv2d.from_kernels(["sobel_x"], pdc=pdc, exact=False, dtype=D))
     rec = extract_kernels(net)[1]

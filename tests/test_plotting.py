@@ -1,4 +1,4 @@
-"""Tests of cnnconv.plotting: figures, colour scaling, atomic and non-overwriting PNG output."""
+"""Tests of cnnconv.analysis.plotting: figures, colour scaling, atomic and non-overwriting PNG output."""
 
 import os
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnconv import plotting
+from cnnconv.analysis import plotting
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -20,7 +20,7 @@ LINE = re.compile(r"^kernel_recovery: (\d+)/(\d+) steps \(\d+%\), elapsed \d+:\d
 
 def test_kernel_recovery_without_terminal_leaves_progress_lines(tmp_path):
     # Two phases (Adam, then L-BFGS) of one kernel: one progress over all 7 steps, not per phase.
-    cmd = [sys.executable, "-m", "cnnconv.runner", "kernel_recovery",
+    cmd = [sys.executable, "-m", "cnnconv.cli.runner", "kernel_recovery",
            "--set", "kernel_sizes=[3]", "--set", "datasets=[noise]", "--set", "adam_steps=5",
            "--set", "lbfgs_steps=2", "--set", "lbfgs_iter=2", "--set", "crop=16",
            "--set", "batch_size=2", "--set", "eval_every=5", "--set", "num_threads=1",

@@ -283,7 +283,7 @@ def test_pip_extras_exist():
 
 
 def test_border_table_matches_the_code():
-    from cnnconv._padding import BORDERS
+    from cnnconv.engines.padding import BORDERS
 
     rows = re.findall(r"^\s*\|\s*`(\w+)`\s*\|\s*`(\w+)`", TEXT, re.M)
     assert {torch_name for torch_name, _ in rows} == set(BORDERS)

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnnconv import _io
+from cnnconv._utils import io as _io
 from cnnconv.training import (CheckpointError, RunFolderInUse, RunLock, atomic_write_text,
                               experiment_main, load_checkpoint, load_config, param,
                               read_metrics, save_checkpoint)

@@ -1,7 +1,7 @@
 """Tests of the edge-study data: thin scene boundaries, absolute noise, dead-leaves scenes,
 real-image boundary datasets and paired t-intervals.
 
-Oracles: the BSDS protocol of :func:`cnnconv.metrics.evaluate_boundaries` (ground truth scored
+Oracles: the BSDS protocol of :func:`cnnconv.evaluation.metrics.evaluate_boundaries` (ground truth scored
 as its own prediction gives F = 1 exactly), loop definitions of label changes, scipy.stats for
 the t-interval, and scipy.io for the BSDS file format.
 """
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from cnnconv.data import SyntheticScenes, make_dead_leaves, make_scene
+from cnnconv.evaluation.data import SyntheticScenes, make_dead_leaves, make_scene
 from cnnconv.edges import non_max_suppression
 from cnnconv.functional import sobel
-from cnnconv.metrics import evaluate_boundaries, thin_boundaries
+from cnnconv.evaluation.metrics import evaluate_boundaries, thin_boundaries
 
 THRESHOLDS = np.linspace(0.0, 1.0, 35)[1:-1]
 
@@ -226,7 +226,7 @@ def _disc_disparity(seed: int) -> np.ndarray:
 def test_occlusion_boundaries_match_the_loop_definition_and_mask_unknown_disparity():
     from skimage.morphology import thin as sk_thin
 
-    from cnnconv.datasets import occlusion_boundaries
+    from cnnconv.evaluation.datasets import occlusion_boundaries
 
     disp = _disc_disparity(31)
     disp[2:6, 3:9] = np.nan
@@ -245,7 +245,7 @@ def test_occlusion_boundaries_match_the_loop_definition_and_mask_unknown_dispari
 def test_occlusion_boundaries_fill_half_occlusions_with_the_background():
     from skimage.morphology import thin as sk_thin
 
-    from cnnconv.datasets import occlusion_boundaries
+    from cnnconv.evaluation.datasets import occlusion_boundaries
 
     full = _disc_disparity(32)
     # a half-occluded strip: background pixels left of the disc's left rim, unknown to the
@@ -266,7 +266,7 @@ def test_occlusion_boundaries_fill_half_occlusions_with_the_background():
 def test_motorcycle_occlusions_load_offline_with_their_disparity():
     import skimage.data
 
-    from cnnconv.datasets import MotorcycleOcclusions, occlusion_boundaries
+    from cnnconv.evaluation.datasets import MotorcycleOcclusions, occlusion_boundaries
 
     ds = MotorcycleOcclusions(threshold=3.0)
     assert len(ds) == 1
@@ -311,7 +311,7 @@ def test_bsds500_reads_the_official_layout_and_scores_several_annotators(tmp_pat
     from PIL import Image
     from scipy.io import loadmat
 
-    from cnnconv.datasets import BSDS500
+    from cnnconv.evaluation.datasets import BSDS500
 
     scenes = {f"{100 + i}": make_scene((48, 64), seed=(41, i), colour=True) for i in range(3)}
     annotators, predictions, expected = {}, {}, []
@@ -356,7 +356,7 @@ def test_bsds500_reads_the_official_layout_and_scores_several_annotators(tmp_pat
 
 
 def test_bsds500_errors(tmp_path):
-    from cnnconv.datasets import BSDS500
+    from cnnconv.evaluation.datasets import BSDS500
 
     with pytest.raises(ValueError, match="split.*'validation'"):
         BSDS500(tmp_path, "validation")
@@ -383,7 +383,7 @@ def test_bsds500_errors(tmp_path):
 def test_paired_t_interval_matches_scipy(n, confidence):
     from scipy import stats
 
-    from cnnconv.metrics import paired_t_interval
+    from cnnconv.evaluation.metrics import paired_t_interval
 
     rng = np.random.default_rng([n, int(confidence * 100)])
     a = rng.normal(0.8, 0.05, size=n)
@@ -404,7 +404,7 @@ def test_paired_t_interval_without_scipy_uses_the_table(monkeypatch):
 
     from scipy import stats
 
-    from cnnconv.metrics import paired_t_interval
+    from cnnconv.evaluation.metrics import paired_t_interval
 
     a = torch.tensor([0.91, 0.88, 0.93, 0.90], dtype=torch.float64)
     b = torch.tensor([0.89, 0.87, 0.90, 0.90], dtype=torch.float64)
@@ -419,7 +419,7 @@ def test_paired_t_interval_without_scipy_uses_the_table(monkeypatch):
 
 
 def test_paired_t_interval_bad_input():
-    from cnnconv.metrics import paired_t_interval
+    from cnnconv.evaluation.metrics import paired_t_interval
 
     with pytest.raises(ValueError, match="at least 2.*got 1"):
         paired_t_interval([0.5], [0.4])

@@ -11,7 +11,7 @@ from cnnconv import edges
 from cnnconv import filters as L
 from cnnconv import functional as CF
 from cnnconv import kernels as K
-from cnnconv._padding import BORDERS, pad
+from cnnconv.engines.padding import BORDERS, pad
 
 D = torch.float64
 

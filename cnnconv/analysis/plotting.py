@@ -13,7 +13,8 @@ is applied by ``F.conv2d``. Layouts use matplotlib's constrained layout: titles,
 value labels stay inside the canvas and do not overlap.
 
 Example:
-    >>> from cnnconv import kernels, plotting
+    >>> from cnnconv import kernels
+    >>> from cnnconv.analysis import plotting
     >>> fig = plotting.plot_kernels([kernels.sobel_x(), kernels.sobel_y()], titles=["x", "y"])
     >>> len(fig.axes) >= 2
     True
@@ -367,7 +368,7 @@ def plot_frequency_response(
         >>> fig.axes[0].images[0].get_array().shape
         (32, 32)
     """
-    from cnnconv.inspect import frequency_response
+    from cnnconv.analysis import frequency_response
 
     _check_share(share)
     items = _to_list(kernels, "kernels")

@@ -183,12 +183,12 @@ def _inspect_layers(args, progress: _Progress):
     """Yield per layer: (record, [(index, kernel, description, matches)], total).
 
     Every layer's shape is checked against the size limits before any kernel is read; at most
-    ``--max-kernels`` kernels per layer and :data:`cnnconv.inspect.MAX_KERNELS` in all are read,
+    ``--max-kernels`` kernels per layer and :data:`cnnconv.analysis.MAX_KERNELS` in all are read,
     each counted on ``progress``.
     """
     import torch
 
-    from cnnconv.inspect import MAX_KERNELS, describe_kernel, extract_kernels, kernel_size_error, match_kernel
+    from cnnconv.analysis import MAX_KERNELS, describe_kernel, extract_kernels, kernel_size_error, match_kernel
 
     records = extract_kernels(args.path, layer=args.layer)
     for record in records:
@@ -256,7 +256,7 @@ def _print_description(d, out) -> None:
 
 
 def _print_text(path, layers, out) -> None:
-    from cnnconv.inspect import MAX_KERNELS
+    from cnnconv.analysis import MAX_KERNELS
 
     print(_abspath(path), file=out)
     shown = 0
@@ -303,7 +303,7 @@ def _json_layers(path, layers, include_response: bool) -> dict:
 
 
 def _plot_inspected(layers, path, overwrite: bool) -> None:
-    from cnnconv.plotting import plot_side_by_side
+    from cnnconv.analysis.plotting import plot_side_by_side
 
     learned, refs, titles, ref_titles = [], [], [], []
     for record, items, _ in layers:
@@ -328,7 +328,7 @@ def _plot_inspected(layers, path, overwrite: bool) -> None:
 
 
 def _check_plot_path(path: str, overwrite: bool) -> None:
-    from cnnconv.plotting import figure_format
+    from cnnconv.analysis.plotting import figure_format
 
     try:
         figure_format(path)
@@ -347,7 +347,7 @@ def _check_plot_path(path: str, overwrite: bool) -> None:
 
 
 def _run_inspect(args) -> int:
-    from cnnconv.inspect import MAX_KERNELS
+    from cnnconv.analysis import MAX_KERNELS
 
     if args.top < 1:
         raise CommandError(f"--top must be positive, got {args.top}")
@@ -481,7 +481,7 @@ def _run_kernels(args) -> int:
             except (TypeError, ValueError):
                 built[name] = None
     if args.plot:
-        from cnnconv.plotting import plot_kernels
+        from cnnconv.analysis.plotting import plot_kernels
 
         try:  # one kernel per row, so each gets its own colour scale (bank kernels differ in amplitude)
             plot_kernels(list(built.values()), [_safe(spec) for spec in built], path=args.plot, ncols=1,
@@ -678,13 +678,13 @@ def _add_calibrate(subparsers) -> None:
 # --------------------------------------------------------------------------- entry point
 
 def _add_run(subparsers) -> None:
-    from cnnconv.runner import add_run_parser
+    from cnnconv.cli.runner import add_run_parser
 
     add_run_parser(subparsers)
 
 
 def _add_bench(subparsers) -> None:
-    from cnnconv.runner import add_bench_parser
+    from cnnconv.cli.runner import add_bench_parser
 
     add_bench_parser(subparsers)
 
@@ -727,7 +727,7 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    from cnnconv.inspect import InspectError
+    from cnnconv.analysis import InspectError
 
     try:
         return int(args.func(args) or 0)

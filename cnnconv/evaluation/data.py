@@ -10,7 +10,7 @@ Three sources:
   scikit-image wheel, with random crops and flips / 90-degree rotations.
 * :class:`ImageFolderDataset`: any folder of the user's own images.
 
-Conventions (shared with :mod:`cnnconv.metrics` and the Sobel kernels of :mod:`cnnconv.kernels`):
+Conventions (shared with :mod:`cnnconv.evaluation.metrics` and the Sobel kernels of :mod:`cnnconv.kernels`):
 
 * Images are float32 tensors ``(C, H, W)``; pixel ``(r, c)`` has its centre at ``x = c``,
   ``y = r`` (x to the right along columns, y downwards along rows).
@@ -19,7 +19,7 @@ Conventions (shared with :mod:`cnnconv.metrics` and the Sobel kernels of :mod:`c
   upper/left pixel of every 4-adjacent pair with different labels, within 0.5 pixel of the
   continuous edge, which runs between pixel centres). Along slanted edges these form 4-connected
   staircases, two pixels thick in the 8-connected sense; the boundary is their thinning by
-  :func:`cnnconv.metrics.thin_boundaries`, the thinning the metric applies to predictions, so it
+  :func:`cnnconv.evaluation.metrics.thin_boundaries`, the thinning the metric applies to predictions, so it
   is a subset of the label-change pixels that the metric leaves unchanged and the ground truth
   scored as its own prediction gets F = 1.
 * **Orientation**: the boundary normal direction in radians in ``(-pi, pi]``, in the convention of
@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .metrics import thin_boundaries
+from cnnconv.evaluation.metrics import thin_boundaries
 
 __all__ = [
     "make_scene",

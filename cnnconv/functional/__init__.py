@@ -11,7 +11,7 @@ Conventions:
   mode: :func:`correlate2d` / :func:`convolve2d` follow scipy.signal by default
   (``anchor="signal"``) or scipy.ndimage (``anchor="ndimage"``); the filters (box, Gaussian,
   Sobel...) and :func:`filter2d` put kernel element ``k // 2`` on the output pixel, as
-  scipy.ndimage and OpenCV do (see :mod:`cnnconv._padding`).
+  scipy.ndimage and OpenCV do (see :mod:`cnnconv.engines.padding`).
 * ``border="zeros"|"reflect"|"replicate"|"circular"|"symmetric"``: how the input is extended
   beyond its edges (scipy.ndimage ``constant``/``mirror``/``nearest``/``wrap``/``reflect``;
   OpenCV ``BORDER_CONSTANT``/``BORDER_REFLECT_101``/``BORDER_REPLICATE``/``BORDER_WRAP``/
@@ -37,9 +37,9 @@ import threading
 import torch
 import torch.nn.functional as F
 
-from . import _banded
-from . import kernels as K
-from ._padding import check_border, check_mode, fill_border, fills_from_interior, output_padding, pad, tracing
+from cnnconv.engines import banded as _banded
+from .. import kernels as K
+from cnnconv.engines.padding import check_border, check_mode, fill_border, fills_from_interior, output_padding, pad, tracing
 
 __all__ = [
     "METHODS",
@@ -364,7 +364,7 @@ def _box_valid(x: torch.Tensor, kh: int, kw: int, scale: torch.Tensor, own: bool
 
 
 def _fft_valid(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    from .fft import fft_conv2d as _fft_conv2d
+    from ..fft import fft_conv2d as _fft_conv2d
 
     c = x.shape[1]
     return _fft_conv2d(x, _depthwise_weight(kernel, c), groups=c)
@@ -431,7 +431,7 @@ def _own_rule(kh: int, kw: int, box: bool, separable: bool) -> str:
         return "separable"
     if kh * kw >= _FFT_MIN_TAPS:
         try:
-            from . import fft  # noqa: F401
+            from .. import fft  # noqa: F401
         except ImportError:
             return "direct"
         return "fft"
@@ -447,7 +447,7 @@ def _choose(x4, kernel_shape, channels, box, separable, mode) -> str:
     if separable and max(kh, kw) <= _SEPARABLE_MAX_LENGTH:
         return "separable"
     try:
-        from .planner import choose_method
+        from ..planner import choose_method
     except ImportError:
         return _own_rule(kh, kw, box, separable)
     try:
@@ -469,7 +469,7 @@ def _choose(x4, kernel_shape, channels, box, separable, mode) -> str:
 
 def _graph_valid(x: torch.Tensor, kernel, factors, method: str) -> torch.Tensor:
     """Valid correlation of a padded batch in plain graph ops, for a graph being captured (see
-    :func:`cnnconv._padding.tracing`): the two 1-D depthwise convolutions of ``factors`` (for
+    :func:`cnnconv.engines.padding.tracing`): the two 1-D depthwise convolutions of ``factors`` (for
     ``method="box"`` without them: the kernel's first column and a row of ones, trusting the
     kernel to be constant), or one depthwise convolution with the kernel."""
     c = int(x.shape[1])  # a constant of the graph: ONNX's Conv needs the weight's shape
@@ -526,7 +526,7 @@ def filter2d(
             per channel ``(C, kh)``, ``(C, kw)``.
         anchor: where an even kernel sits in ``same`` mode: ``"scipy"`` (kernel element
             ``k // 2`` on the output pixel, as scipy.ndimage and OpenCV) or ``"torch"``
-            (``(k - 1) // 2``, as ``F.conv2d(padding="same")``). See :mod:`cnnconv._padding`.
+            (``(k - 1) // 2``, as ``F.conv2d(padding="same")``). See :mod:`cnnconv.engines.padding`.
 
     Returns:
         Tensor with the input's number of dimensions; spatial size ``H + kh - 1`` (full),
@@ -634,7 +634,7 @@ _ANCHORS = ("signal", "ndimage")
 
 
 def _padding_anchor(anchor, flipped: bool, two_d: bool = True) -> str:
-    """Map the public ``anchor`` names to :func:`cnnconv._padding.output_padding`'s.
+    """Map the public ``anchor`` names to :func:`cnnconv.engines.padding.output_padding`'s.
 
     For even kernels in ``same`` mode: ``scipy.signal.correlate2d`` puts kernel element
     ``(k-1)//2`` on the output pixel; ``scipy.signal.correlate`` / ``numpy.correlate``,
@@ -1279,13 +1279,13 @@ def _known_small(method: str) -> str:
 
 def fft_conv1d(*args, **kwargs):
     """Re-export of :func:`cnnconv.fft.fft_conv1d` (``F.conv1d`` semantics, computed by FFT)."""
-    from .fft import fft_conv1d as _impl
+    from ..fft import fft_conv1d as _impl
 
     return _impl(*args, **kwargs)
 
 
 def fft_conv2d(*args, **kwargs):
     """Re-export of :func:`cnnconv.fft.fft_conv2d` (``F.conv2d`` semantics, computed by FFT)."""
-    from .fft import fft_conv2d as _impl
+    from ..fft import fft_conv2d as _impl
 
     return _impl(*args, **kwargs)

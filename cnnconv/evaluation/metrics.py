@@ -100,7 +100,7 @@ def _require_scipy():
         import scipy.sparse  # noqa: F401
         from scipy.sparse import csgraph  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(f"cnnconv.metrics needs scipy for boundary matching: {_EXTRA}") from exc
+        raise ImportError(f"cnnconv.evaluation.metrics needs scipy for boundary matching: {_EXTRA}") from exc
     return scipy.sparse, csgraph
 
 
@@ -830,7 +830,7 @@ def orientation_error(pred_direction: Any, true_orientation: Any, mask: Any) -> 
     either way (and a magnitude-only detector cannot know), so directions ``a`` and ``a + pi``
     count as equal: the error is ``min(d, 180 - d)`` with ``d = |a - b| mod 180`` degrees, in
     ``[0, 90]``. Angles are in radians with the convention of ``atan2(gy, gx)`` (x = columns to
-    the right, y = rows downward), as :mod:`cnnconv.data` stores them.
+    the right, y = rows downward), as :mod:`cnnconv.evaluation.data` stores them.
 
     Args:
         pred_direction: predicted normal direction in radians.

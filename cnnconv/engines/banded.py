@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from ._padding import _indices, fill_border, fills_from_interior, tracing
+from cnnconv.engines.padding import _indices, fill_border, fills_from_interior, tracing
 
 # Elements per band buffer: about 2 MiB in float32, so the five working buffers of a band sit
 # in the last-level cache and stay well below the size of the output.
@@ -176,7 +176,7 @@ def gradient(x4: torch.Tensor, smooth, diff, pads, border: str, output: str, eps
     Args:
         x4: input batch (any strides).
         smooth, diff: the 1-D factors, tensors of the same length ``k``.
-        pads: ``(top, bottom, left, right)`` from :func:`cnnconv._padding.output_padding`.
+        pads: ``(top, bottom, left, right)`` from :func:`cnnconv.engines.padding.output_padding`.
         border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
         output: ``"x"``, ``"y"``, ``"xy"``, ``"magnitude"`` or ``"direction"``.
         eps: the magnitude is ``sqrt(gx^2 + gy^2 + eps)``.

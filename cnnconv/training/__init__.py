@@ -84,7 +84,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnconv._io import atomic_write, remove_stale_temporaries
+from cnnconv._utils.io import atomic_write, remove_stale_temporaries
 
 __all__ = [
     "param",
@@ -821,7 +821,7 @@ def restore_rng_state(state: Mapping, generators: Mapping[str, Any] | None = Non
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path``, fsync it and rename it into place.
 
-    See :func:`cnnconv._io.atomic_write` (permissions follow the umask; a failure such as a full
+    See :func:`cnnconv._utils.io.atomic_write` (permissions follow the umask; a failure such as a full
     disk raises an ``OSError`` naming ``path`` and leaves the old file).
 
     Example:

@@ -56,7 +56,7 @@ from typing import Sequence
 
 import torch
 
-from cnnconv._io import atomic_write
+from cnnconv._utils.io import atomic_write
 
 __all__ = [
     "DEFAULT_CONSTANTS",

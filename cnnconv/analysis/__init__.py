@@ -37,7 +37,7 @@ Conventions:
 Example:
     >>> import torch
     >>> from cnnconv import kernels
-    >>> from cnnconv.inspect import match_kernel
+    >>> from cnnconv.analysis import match_kernel
     >>> best = match_kernel(torch.rot90(kernels.sobel_x(), 2))[0]
     >>> best.name, best.transform, round(best.similarity, 6)
     ('sobel_x', 'conv_flip', 1.0)

@@ -127,7 +127,7 @@ def bench_command(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m cnnconv.runner``: the ``run`` command on its own."""
+    """``python -m cnnconv.cli.runner``: the ``run`` command on its own."""
     parser = argparse.ArgumentParser(prog="cnnconv")
     add_run_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["run", *(sys.argv[1:] if argv is None else argv)])

@@ -1,8 +1,8 @@
-"""Real images with boundary ground truth, for scoring detectors with :mod:`cnnconv.metrics`.
+"""Real images with boundary ground truth, for scoring detectors with :mod:`cnnconv.evaluation.metrics`.
 
 Two sources, both torch Datasets whose items hold an ``image`` and a list of ``boundaries``
 (one boolean map per annotator, one pixel wide), ready for
-:func:`cnnconv.metrics.evaluate_boundaries`, which takes several ground truths per image::
+:func:`cnnconv.evaluation.metrics.evaluate_boundaries`, which takes several ground truths per image::
 
     items = [ds[i] for i in range(len(ds))]
     res = evaluate_boundaries([detector(it["image"]) for it in items],
@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import _image_tensor, _load_image_file
-from .metrics import thin_boundaries
+from cnnconv.evaluation.data import _image_tensor, _load_image_file
+from cnnconv.evaluation.metrics import thin_boundaries
 
 __all__ = ["occlusion_boundaries", "MotorcycleOcclusions", "BSDS500", "BSDS_SPLITS"]
 
@@ -63,8 +63,8 @@ def occlusion_boundaries(disparity: Any, threshold: float = 2.0, *, fill: bool =
 
     Pixel ``(r, c)`` is marked when the disparity differs by more than ``threshold`` from its
     right neighbour ``(r, c+1)`` or its lower neighbour ``(r+1, c)`` (the upper/left pixel of
-    every such pair, the convention of :mod:`cnnconv.data`), and the marks are thinned with
-    :func:`cnnconv.metrics.thin_boundaries`. Pairs where either disparity is NaN or infinite (no
+    every such pair, the convention of :mod:`cnnconv.evaluation.data`), and the marks are thinned with
+    :func:`cnnconv.evaluation.metrics.thin_boundaries`. Pairs where either disparity is NaN or infinite (no
     ground truth) are never marked.
 
     In a stereo ground truth most unknown pixels are half-occlusions: background seen by one
@@ -212,7 +212,7 @@ class BSDS500(torch.utils.data.Dataset):
     5 to 7) with fields ``Segmentation`` and ``Boundaries``; the boundaries are used as given
     (BSDS draws them one pixel wide). Images without a ``.mat`` file are skipped (the official
     ``images`` folders also hold a ``Thumbs.db``); a ``.mat`` without its image is an error.
-    The BSDS protocol is :func:`cnnconv.metrics.evaluate_boundaries` with its defaults
+    The BSDS protocol is :func:`cnnconv.evaluation.metrics.evaluate_boundaries` with its defaults
     (``max_dist=0.0075``, the 99-threshold grid), given the list of annotators' maps per image.
 
     Args:
