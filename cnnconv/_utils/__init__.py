@@ -1,0 +1,1 @@
+"""Shared helpers below every other layer: argument checks, atomic writes, optional imports."""

@@ -1,0 +1,1 @@
+"""Convolution engines below the planner: padding, banded gradients (direct, separable, box sums, workspace)."""
