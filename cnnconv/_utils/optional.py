@@ -1,7 +1,7 @@
 """Optional dependencies, imported on first use with an error that says how to install them.
 
 Example:
-    >>> require("math").sqrt(4.0)
+    >>> require("math", "square roots").sqrt(4.0)
     2.0
 """
 
