@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 ESTAMP := $(VENV)/.installed-experiments
 
-.PHONY: help venv install install-dev test demo bench clean
+.PHONY: help venv install install-dev lint typecheck doctest test demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -26,7 +26,17 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(ESTAMP)  ## create .venv and install cnnconv with the experiments extra
 install-dev: $(STAMP)  ## create .venv and install cnnconv with the dev extra
 
-test: $(STAMP)  ## run the whole test suite
+lint: $(STAMP)  ## ruff: lint and formatting of the library
+	$(PY) -m ruff check cnnconv
+	$(PY) -m ruff format --check cnnconv
+
+typecheck: $(STAMP)  ## mypy on the library (settings in pyproject.toml)
+	$(PY) -m mypy
+
+doctest: $(STAMP)  ## run every example in the library's docstrings
+	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules cnnconv
+
+test: lint typecheck doctest  ## lint, type check, doctests, then the whole test suite
 	$(PY) -m pytest -q
 
 demo: $(ESTAMP)  ## run the quick edge-learning experiment and write its report

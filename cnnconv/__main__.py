@@ -1,3 +1,6 @@
+"""``python -m cnnconv``: the command line."""
+
 from cnnconv.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    raise SystemExit(main())
