@@ -16,7 +16,7 @@ class OrientationError(NamedTuple):
 
     mean: float
     median: float
-    count: int
+    count: int  # type: ignore[assignment]  # the public field shadows tuple.count
 
 
 def orientation_error(pred_direction: Any, true_orientation: Any, mask: Any) -> OrientationError:

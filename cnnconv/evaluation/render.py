@@ -35,7 +35,7 @@ def _region_values(
     nbrs: list[list[int]] = [[] for _ in range(n_labels)]
     for i, j in pairs:
         nbrs[max(i, j)].append(int(min(i, j)))
-    best, best_worst = None, -1.0
+    attempts: list[tuple[float, np.ndarray]] = []
     for _ in range(20):
         values = np.zeros((n_labels, channels))
         worst_all = np.inf
@@ -53,9 +53,8 @@ def _region_values(
             values[k] = cand[pick]
         if worst_all >= contrast:
             return values
-        if worst_all > best_worst:
-            best, best_worst = values, worst_all
-    return best
+        attempts.append((worst_all, values))
+    return max(attempts, key=lambda a: a[0])[1]  # the first of the best
 
 
 # number of gratings summed in a "noise" texture
@@ -63,7 +62,14 @@ _NOISE_WAVES = 8
 
 
 def render_options(
-    colour: Any, texture: Any, texture_kind: Any, antialias: Any, blur: Any, noise: Any, contrast: Any, noise_mode: Any
+    colour: Any,
+    texture: Any,
+    texture_kind: Any,
+    antialias: Any,
+    blur: Any,
+    noise: Any,
+    contrast: Any,
+    noise_mode: Any,
 ) -> dict[str, Any]:
     """The checked rendering arguments of the scene generators, as the ``opts`` of :func:`compose`."""
     if not isinstance(colour, bool):
@@ -108,7 +114,8 @@ def compose(
     t_rng: np.random.Generator,
     n_rng: np.random.Generator,
 ) -> dict[str, Any]:
-    """Renders shapes (later over earlier) into the scene dict of :func:`~cnnconv.evaluation.scenes.make_scene`.
+    """Renders shapes (later over earlier) into the scene dict of
+    :func:`~cnnconv.evaluation.scenes.make_scene`.
 
     Region values come from ``v_rng``, textures from ``t_rng`` and the noise from ``n_rng``.
     """

@@ -16,8 +16,8 @@ Conventions (shared with :mod:`cnnconv.evaluation.metrics` and the Sobel kernels
   continuous edge, which runs between pixel centres). Along slanted edges these form 4-connected
   staircases, two pixels thick in the 8-connected sense; the boundary is their thinning by
   :func:`cnnconv.evaluation.thinning.thin_boundaries`, the thinning the metric applies to
-  predictions, so it is a subset of the label-change pixels that the metric leaves unchanged and the ground truth
-  scored as its own prediction gets F = 1.
+  predictions, so it is a subset of the label-change pixels that the metric leaves unchanged
+  and the ground truth scored as its own prediction gets F = 1.
 * **Orientation**: the boundary normal direction in radians in ``(-pi, pi]``, in the convention of
   ``atan2(gy, gx)`` for the correlation Sobel gradient (``gx`` positive where intensity grows to
   the right, ``gy`` positive where it grows downwards): it points from the darker to the brighter
@@ -172,7 +172,7 @@ def make_scene(
         n_shapes: the number of shapes, or a ``(low, high)`` inclusive range to draw it from.
         contrast: the smallest wanted difference between adjacent regions (in ``(0, 0.8]``).
         shapes: which shape kinds to draw, a subset of ``("polygon", "ellipse")``.
-        **options: the :class:`SceneOptions`:
+        **options: the :class:`SceneOptions`, ``rng`` to ``noise_mode`` below.
         rng: a ``numpy.random.Generator`` to draw from (give ``rng`` or ``seed``, not both).
         seed: an int or a sequence of ints (e.g. ``(seed, index)``); the same seed always gives
             the same scene. Neither: a fresh random scene.
@@ -186,7 +186,8 @@ def make_scene(
             random phases: an oriented noise-like texture with the RMS of one grating).
         antialias: ``True`` (4x4 supersampling), an integer supersampling factor, or ``False``
             (one sample per pixel, hard edges).
-        blur: optional Gaussian blur sigma in pixels, applied after rendering (defocus).
+        blur: optional Gaussian blur sigma in pixels, applied after rendering (defocus), by
+            :func:`cnnconv.functional.gaussian_blur2d` with mirror borders.
         noise: noise std as a fraction of a contrast, see ``noise_mode``.
         noise_mode: ``"relative"``: ``noise_std = noise * c``, a fraction of this scene's edge
             contrast ``c`` (the weakest edge); ``"absolute"``: ``noise_std = noise * contrast``,

@@ -16,7 +16,9 @@ import numpy as np
 __all__ = ["Ellipse", "Polygon", "Shape", "adjacent_pairs", "render_labels"]
 
 
-def _shape_frame(rng: np.random.Generator, h: int, w: int, radius: float | None) -> tuple[float, float, float]:
+def _shape_frame(
+    rng: np.random.Generator, h: int, w: int, radius: float | None
+) -> tuple[float, float, float]:
     """Size and centre of a shape: the scene default, or ``radius`` with the centre anywhere."""
     if radius is None:
         r, lo, hi = rng.uniform(0.08, 0.3) * min(h, w), 0.1, 0.9
@@ -28,7 +30,9 @@ def _shape_frame(rng: np.random.Generator, h: int, w: int, radius: float | None)
 class Ellipse:
     """A random ellipse (``disc=True``: a disc of radius ``radius``)."""
 
-    def __init__(self, rng: np.random.Generator, h: int, w: int, radius: float | None = None, disc: bool = False) -> None:
+    def __init__(
+        self, rng: np.random.Generator, h: int, w: int, radius: float | None = None, disc: bool = False
+    ) -> None:
         r, self.cx, self.cy = _shape_frame(rng, h, w, radius)
         if disc:
             self.a = self.b = r
@@ -44,12 +48,14 @@ class Ellipse:
         return dx * c + dy * s, -dx * s + dy * c
 
     def bbox(self) -> tuple[float, float, float, float]:
+        """``(x_min, x_max, y_min, y_max)`` of the shape."""
         c, s = math.cos(self.theta), math.sin(self.theta)
         hx = math.hypot(self.a * c, self.b * s)
         hy = math.hypot(self.a * s, self.b * c)
         return self.cx - hx, self.cx + hx, self.cy - hy, self.cy + hy
 
     def inside(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether each point ``(x, y)`` (broadcast together) lies inside the shape."""
         u, v = self._local(x, y)
         return (u / self.a) ** 2 + (v / self.b) ** 2 <= 1.0
 
@@ -75,9 +81,11 @@ class Polygon:
         self.vy = self.cy + rad * np.sin(ang)
 
     def bbox(self) -> tuple[float, float, float, float]:
+        """``(x_min, x_max, y_min, y_max)`` of the shape."""
         return self.vx.min(), self.vx.max(), self.vy.min(), self.vy.max()
 
     def inside(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether each point ``(x, y)`` (broadcast together) lies inside the shape."""
         # even-odd crossing test against every side
         res = np.zeros(np.broadcast(x, y).shape, dtype=bool)
         x0, y0 = self.vx, self.vy
