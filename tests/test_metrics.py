@@ -509,6 +509,25 @@ def test_bad_inputs_raise():
         evaluate_boundaries("x", [gt])
 
 
+def test_counts_and_evaluation_take_the_same_checked_keywords():
+    rng = np.random.default_rng()
+    gt = rng.uniform(size=(12, 12)) < 0.2
+    pred = rng.uniform(size=(12, 12)) * rng.integers(0, 2, size=(12, 12))
+    for fn, args in ((boundary_counts, (pred, gt)), (evaluate_boundaries, ([pred], [gt]))):
+        with pytest.raises(TypeError, match="thin must be a bool, got int"):
+            fn(*args, thin=1)
+        with pytest.raises(TypeError, match="unexpected keyword argument 'threshold'"):
+            fn(*args, threshold=9)
+        with pytest.raises(ValueError, match="matching must be one of"):
+            fn(*args, matching="greedy")
+    # the defaults: the BSDS grid, tolerance 0.0075 of the diagonal, thinning, automatic matching
+    explicit = {"thresholds": 99, "max_dist": 0.0075, "thin": True, "matching": "auto"}
+    np.testing.assert_array_equal(boundary_counts(pred, gt), boundary_counts(pred, gt, **explicit))
+    res = evaluate_boundaries([pred], [gt])
+    assert res.to_dict() == evaluate_boundaries([pred], [gt], **explicit).to_dict()
+    np.testing.assert_array_equal(res.image_counts[0], boundary_counts(pred, gt))
+
+
 # ------------------------------------------------------------------------------------------
 # Orientation error
 # ------------------------------------------------------------------------------------------
