@@ -169,6 +169,57 @@ def test_blur_equals_scipy_gaussian_filter():
     np.testing.assert_allclose(blurred["clean"][0].numpy(), ref, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "size, sigma, colour", [((40, 56), 0.6, False), (32, 2.3, True), ((8, 11), 3.0, True), (12, 7.5, False)]
+)
+def test_blur_equals_scipy_gaussian_filter_per_channel(size, sigma, colour):
+    """Every channel, including kernels wider than the image (repeated mirroring)."""
+    seed = int(np.random.default_rng().integers(2**31))
+    sharp = make_scene(size, seed=seed, colour=colour, texture=0.5)
+    blurred = make_scene(size, seed=seed, colour=colour, texture=0.5, blur=sigma)
+    clean = sharp["clean"].double().numpy()
+    ref = ndimage.gaussian_filter(clean, (0.0, sigma, sigma), mode="mirror", truncate=4.0)
+    np.testing.assert_allclose(blurred["clean"].numpy(), ref, atol=1e-6, err_msg=f"seed={seed}")
+
+
+def _numpy_blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """The separable numpy Gaussian the scenes were blurred with before (mirror borders)."""
+    radius = max(1, round(4.0 * sigma))
+    t = np.arange(-radius, radius + 1)
+    g = np.exp(-(t * t) / (2.0 * sigma * sigma))
+    g /= g.sum()
+    for axis in (1, 2):
+        pad = [(0, 0)] * 3
+        pad[axis] = (radius, radius)
+        p = np.pad(img, pad, mode="reflect")
+        out = np.zeros_like(img)
+        n = img.shape[axis]
+        for i, wgt in enumerate(g):
+            out += wgt * np.take(p, np.arange(i, i + n), axis=axis)
+        img = out
+    return img
+
+
+def test_blurred_scenes_match_the_previous_numpy_blur():
+    """Scenes change at most by float rounding: only the blur's implementation changed."""
+    from cnnconv.evaluation.data import make_dead_leaves
+
+    rng = np.random.default_rng()
+    worst = 0.0
+    for k, sigma in enumerate((0.1, 0.8, 1.5, 4.0)):
+        seed = int(rng.integers(2**31))
+        make = make_dead_leaves if k % 2 else make_scene
+        kw = {"seed": seed, "colour": k >= 2, "texture": 0.5 * (k % 2), "noise": 0.2}
+        sharp, blurred = make(48, **kw), make(48, blur=sigma, **kw)
+        ref = _numpy_blur(sharp["clean"].double().numpy(), sigma)
+        worst = max(worst, float(np.abs(blurred["clean"].double().numpy() - ref).max()))
+        for key in ("boundary", "orientation", "labels"):
+            assert torch.equal(blurred[key], sharp[key]), (key, seed)
+        noise = (blurred["image"] - blurred["clean"]) - (sharp["image"] - sharp["clean"])
+        assert noise.abs().max() <= 1e-6, seed
+    assert worst <= 1e-5
+
+
 def test_antialias_and_texture():
     hard = make_scene(64, seed=13, antialias=False)
     soft = make_scene(64, seed=13, antialias=4)
@@ -342,3 +393,39 @@ def test_image_folder_errors(tmp_path):
         ImageFolderDataset(tmp_path / "x.txt")
     with pytest.raises(TypeError, match="root must be a path, got int"):
         ImageFolderDataset(3)
+
+
+# ------------------------------------------------------------------------------------------
+# The evaluation package
+# ------------------------------------------------------------------------------------------
+
+
+def test_scene_generators_refuse_unknown_keywords():
+    from cnnconv.evaluation.data import make_dead_leaves
+
+    for make in (make_scene, make_dead_leaves):
+        with pytest.raises(TypeError, match="unexpected keyword argument 'colours'"):
+            make(16, seed=0, colours=True)
+
+
+def test_evaluation_package_reexports_every_public_name_without_optional_imports():
+    import subprocess
+    import sys
+
+    from cnnconv import evaluation
+    from cnnconv.evaluation import data, datasets, metrics
+
+    modules = (data, datasets, metrics)
+    assert sorted(evaluation.__all__) == sorted(n for m in modules for n in m.__all__)
+    for module in modules:
+        for name in module.__all__:
+            assert getattr(evaluation, name) is getattr(module, name), name
+    assert set(evaluation.__all__) <= set(dir(evaluation))
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        evaluation.nothing  # noqa: B018
+    code = (
+        "import sys, cnnconv.evaluation.data, cnnconv.evaluation.datasets, cnnconv.evaluation.metrics; "
+        "print(sorted(m for m in ('scipy', 'skimage', 'torchvision', 'PIL') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

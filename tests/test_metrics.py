@@ -1,4 +1,4 @@
-"""Tests of cnnconv.evaluation.metrics: BSDS boundary evaluation, orientation error, kernel recovery error.
+"""Tests of cnnconv.evaluation.metrics: BSDS boundary evaluation and orientation error.
 
 Oracles: hand-checked small maps; an exact maximum matching from networkx and a brute-force
 augmenting-path matcher; a dense min-cost assignment from scipy.optimize.linear_sum_assignment;
@@ -19,14 +19,11 @@ from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 from skimage.morphology import thin as sk_thin
 
-from cnnconv.evaluation import metrics
 from cnnconv.evaluation.metrics import (
     BoundaryEvaluation,
-    KernelTransform,
     boundary_counts,
     bsds_thresholds,
     evaluate_boundaries,
-    kernel_recovery_error,
     match_boundaries,
     orientation_error,
     resolve_max_dist,
@@ -339,7 +336,7 @@ def test_min_cost_both_solvers_against_global_assignment(solver, monkeypatch):
     rng = np.random.default_rng(5)
     cases = [_random_maps(rng, s, s, d, d) + (r,) for s, d, r in ((14, 0.4, 2.0), (20, 0.15, 3.0), (12, 0.6, 1.5))]
     if solver == "sparse":
-        monkeypatch.setattr(metrics, "_DENSE_PAIRS", 0)
+        monkeypatch.setattr("cnnconv.evaluation.matching._DENSE_PAIRS", 0)
     else:
         cases.append(_draw_225())
     for pred, gt, radius in cases:
@@ -512,6 +509,25 @@ def test_bad_inputs_raise():
         evaluate_boundaries("x", [gt])
 
 
+def test_counts_and_evaluation_take_the_same_checked_keywords():
+    rng = np.random.default_rng()
+    gt = rng.uniform(size=(12, 12)) < 0.2
+    pred = rng.uniform(size=(12, 12)) * rng.integers(0, 2, size=(12, 12))
+    for fn, args in ((boundary_counts, (pred, gt)), (evaluate_boundaries, ([pred], [gt]))):
+        with pytest.raises(TypeError, match="thin must be a bool, got int"):
+            fn(*args, thin=1)
+        with pytest.raises(TypeError, match="unexpected keyword argument 'threshold'"):
+            fn(*args, threshold=9)
+        with pytest.raises(ValueError, match="matching must be one of"):
+            fn(*args, matching="greedy")
+    # the defaults: the BSDS grid, tolerance 0.0075 of the diagonal, thinning, automatic matching
+    explicit = {"thresholds": 99, "max_dist": 0.0075, "thin": True, "matching": "auto"}
+    np.testing.assert_array_equal(boundary_counts(pred, gt), boundary_counts(pred, gt, **explicit))
+    res = evaluate_boundaries([pred], [gt])
+    assert res.to_dict() == evaluate_boundaries([pred], [gt], **explicit).to_dict()
+    np.testing.assert_array_equal(res.image_counts[0], boundary_counts(pred, gt))
+
+
 # ------------------------------------------------------------------------------------------
 # Orientation error
 # ------------------------------------------------------------------------------------------
@@ -550,66 +566,3 @@ def test_orientation_error_bad_inputs():
         orientation_error(np.zeros(3), np.zeros(3), np.ones(3))
     with pytest.raises(ValueError, match="same shape"):
         orientation_error(np.zeros(3), np.zeros(4), np.ones(3, dtype=bool))
-
-
-# ------------------------------------------------------------------------------------------
-# Kernel recovery error
-# ------------------------------------------------------------------------------------------
-
-
-def test_kernel_recovery_finds_every_sign_and_rotation():
-    torch.manual_seed(0)
-    ref = torch.randn(5, 5, dtype=torch.float64)
-    for rot in range(4):
-        for sign in (1, -1):
-            learned = sign * torch.rot90(ref, rot)
-            err, tf = kernel_recovery_error(learned, ref)
-            assert err == pytest.approx(0.0, abs=1e-12)
-            torch.testing.assert_close(tf.apply(learned), ref)
-    # the convolution flip is the 180-degree rotation
-    err, tf = kernel_recovery_error(ref.flip(0, 1), ref)
-    assert err == pytest.approx(0.0, abs=1e-12) and tf == KernelTransform(1, 2, False)
-
-
-def test_kernel_recovery_does_not_align_scale_and_pads_smaller_kernel():
-    sobel = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
-    assert kernel_recovery_error(2 * sobel, sobel).error == pytest.approx(1.0)
-    torch.manual_seed(1)
-    outer = torch.randn(5, 5)
-    outer[1:4, 1:4] = 0
-    learned = outer.clone()
-    learned[1:4, 1:4] = sobel
-    err, tf = kernel_recovery_error(learned, sobel)
-    assert tf == KernelTransform()
-    assert err == pytest.approx(float(outer.norm() / sobel.norm()), rel=1e-6)
-
-
-def test_kernel_recovery_against_brute_force_numpy():
-    rng = np.random.default_rng(3)
-    ref = rng.normal(size=(2, 1, 5, 5))
-    learned = rng.normal(size=(2, 1, 5, 5))
-    best = min(
-        np.linalg.norm(s * np.rot90(learned, r, axes=(-2, -1)) - ref) / np.linalg.norm(ref)
-        for s in (1, -1)
-        for r in range(4)
-    )
-    assert kernel_recovery_error(torch.tensor(learned, dtype=torch.float32), ref).error == pytest.approx(best, rel=1e-6)
-    best_m = min(
-        best,
-        min(
-            np.linalg.norm(s * np.rot90(np.swapaxes(learned, -1, -2), r, axes=(-2, -1)) - ref)
-            / np.linalg.norm(ref)
-            for s in (1, -1)
-            for r in range(4)
-        ),
-    )
-    assert kernel_recovery_error(learned, ref, allow_mirror=True).error == pytest.approx(best_m)
-
-
-def test_kernel_recovery_bad_inputs():
-    with pytest.raises(ValueError, match="must not be all zeros"):
-        kernel_recovery_error(torch.ones(3, 3), torch.zeros(3, 3))
-    with pytest.raises(ValueError, match="size difference must be even"):
-        kernel_recovery_error(torch.ones(4, 4), torch.ones(3, 3))
-    with pytest.raises(ValueError, match="at least 2 dimensions"):
-        kernel_recovery_error(torch.ones(3), torch.ones(3))

@@ -24,24 +24,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnnconv.evaluation.data import _image_tensor, _load_image_file
-from cnnconv.evaluation.metrics import thin_boundaries
+from cnnconv._utils.checks import check_positive_float
+from cnnconv._utils.optional import require
+from cnnconv.evaluation._inputs import check_index, to_numpy
+from cnnconv.evaluation.photos import _image_tensor, _load_image_file
+from cnnconv.evaluation.thinning import thin_boundaries
 
-__all__ = ["occlusion_boundaries", "MotorcycleOcclusions", "BSDS500", "BSDS_SPLITS"]
-
-_EXTRA = "pip install 'cnnconv[experiments]'"
+__all__ = ["BSDS500", "BSDS_SPLITS", "MotorcycleOcclusions", "occlusion_boundaries"]
 
 #: The splits of BSDS500 (200 train, 100 val, 200 test images).
 BSDS_SPLITS: tuple[str, ...] = ("train", "val", "test")
-
-
-def _check_threshold(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be positive and finite, got {value}")
-    return value
 
 
 def _fill_background(d: np.ndarray) -> np.ndarray:
@@ -64,7 +56,7 @@ def occlusion_boundaries(disparity: Any, threshold: float = 2.0, *, fill: bool =
     Pixel ``(r, c)`` is marked when the disparity differs by more than ``threshold`` from its
     right neighbour ``(r, c+1)`` or its lower neighbour ``(r+1, c)`` (the upper/left pixel of
     every such pair, the convention of :mod:`cnnconv.evaluation.data`), and the marks are thinned with
-    :func:`cnnconv.evaluation.metrics.thin_boundaries`. Pairs where either disparity is NaN or infinite (no
+    :func:`cnnconv.evaluation.thinning.thin_boundaries`. Pairs where either disparity is NaN or infinite (no
     ground truth) are never marked.
 
     In a stereo ground truth most unknown pixels are half-occlusions: background seen by one
@@ -91,10 +83,10 @@ def occlusion_boundaries(disparity: Any, threshold: float = 2.0, *, fill: bool =
         >>> occlusion_boundaries(d)[2].nonzero().flatten().tolist()
         [3]
     """
-    d = disparity.detach().cpu().numpy() if isinstance(disparity, torch.Tensor) else np.asarray(disparity)
+    d = to_numpy(disparity, "disparity")
     if d.ndim != 2 or not np.issubdtype(d.dtype, np.number):
         raise ValueError(f"disparity must be a numeric (H, W) map, got shape {d.shape} and dtype {d.dtype}")
-    threshold = _check_threshold(threshold, "threshold")
+    threshold = check_positive_float(threshold, "threshold")
     if not isinstance(fill, bool):
         raise TypeError(f"fill must be a bool, got {type(fill).__name__}")
     d = d.astype(np.float64)
@@ -139,17 +131,13 @@ class MotorcycleOcclusions(torch.utils.data.Dataset):
         (torch.Size([1, 500, 741]), 1)
     """
 
-    def __init__(self, *, gray: bool = True, threshold: float = 2.0, fill: bool = True):
+    def __init__(self, *, gray: bool = True, threshold: float = 2.0, fill: bool = True) -> None:
         if not isinstance(gray, bool):
             raise TypeError(f"gray must be a bool, got {type(gray).__name__}")
         self.gray = gray
-        self.threshold = _check_threshold(threshold, "threshold")
+        self.threshold = check_positive_float(threshold, "threshold")
         self.fill = fill
-        try:
-            import skimage.data
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(f"MotorcycleOcclusions needs scikit-image: {_EXTRA}") from exc
-        left, _, disparity = skimage.data.stereo_motorcycle()
+        left, _, disparity = require("skimage.data", "MotorcycleOcclusions").stereo_motorcycle()
         self.image = _image_tensor(np.asarray(left), gray)
         self.disparity = torch.from_numpy(np.asarray(disparity, dtype=np.float32))
         self.boundary = occlusion_boundaries(self.disparity, self.threshold, fill=fill)
@@ -177,10 +165,7 @@ def _read_bsds_mat(path: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
     The file holds a variable ``groundTruth``: a 1 x K cell array of structs with fields
     ``Segmentation`` (region labels, uint16) and ``Boundaries`` (logical, one pixel wide).
     """
-    try:
-        from scipy.io import loadmat
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(f"BSDS500 needs scipy to read the .mat annotations: {_EXTRA}") from exc
+    loadmat = require("scipy.io", "reading the BSDS500 .mat annotations").loadmat
     mat = loadmat(str(path), squeeze_me=False, struct_as_record=True)
     if "groundTruth" not in mat:
         found = sorted(k for k in mat if not k.startswith("__"))
@@ -238,7 +223,7 @@ class BSDS500(torch.utils.data.Dataset):
         *,
         gray: bool = True,
         segmentations: bool = False,
-    ):
+    ) -> None:
         if not isinstance(root, (str, os.PathLike)):
             raise TypeError(f"root must be a path, got {type(root).__name__}")
         if split not in BSDS_SPLITS:
@@ -267,10 +252,7 @@ class BSDS500(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        n = len(self.items)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for a dataset of length {n}")
-        name, image_path, mat_path = self.items[index % n]
+        name, image_path, mat_path = self.items[check_index(index, len(self.items))]
         image = _load_image_file(image_path, self.gray)
         boundaries, segs = _read_bsds_mat(mat_path)
         for b in boundaries:
