@@ -24,7 +24,7 @@ from cnnconv.analysis import (
     describe_kernel,
     extract_kernels,
     frequency_response,
-    load_checkpoint,
+    read_checkpoint,
     match_kernel,
 )
 
@@ -215,7 +215,7 @@ def test_malicious_checkpoint_is_refused_and_not_executed(tmp_path):
     with pytest.raises(InspectError, match="refused to load .* for safety.*not executed"):
         extract_kernels(evil)
     with pytest.raises(InspectError, match="refused"):
-        load_checkpoint(evil)
+        read_checkpoint(evil)
     assert not marker.exists()
 
     # The payload is real: an unsafe load would have run it (shown on a copy with another target).
