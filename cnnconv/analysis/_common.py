@@ -9,8 +9,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["InspectError", "MAX_KERNEL_SIDE", "MAX_KERNEL_LENGTH", "MAX_KERNELS", "MAX_WEIGHT_ELEMENTS",
-           "kernel_size_error"]
+__all__ = [
+    "MAX_KERNELS",
+    "MAX_KERNEL_LENGTH",
+    "MAX_KERNEL_SIDE",
+    "MAX_WEIGHT_ELEMENTS",
+    "InspectError",
+    "kernel_size_error",
+]
 
 
 class InspectError(ValueError):

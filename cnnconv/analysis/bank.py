@@ -158,7 +158,7 @@ def _make_bank(variants, shape, fit_sigma: bool) -> _Bank:
     rows, owners = [], []
     for vi, v in enumerate(variants):
         unit = v.kernel / v.kernel.norm()
-        for offset in _placements(*v.kernel.shape, frame):
+        for offset in _placements(v.kernel.shape[0], v.kernel.shape[1], frame):
             rows.append(_place(unit, frame, offset).reshape(-1))
             owners.append((vi, offset))
     return _Bank(variants, frame, torch.stack(rows), owners, fit_sigma)

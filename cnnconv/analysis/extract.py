@@ -22,7 +22,7 @@ from torch import nn
 
 from cnnconv.analysis._common import MAX_WEIGHT_ELEMENTS, InspectError, _describe_type
 
-__all__ = ["STATE_DICT_KEYS", "KernelRecord", "read_checkpoint", "extract_kernels"]
+__all__ = ["STATE_DICT_KEYS", "KernelRecord", "extract_kernels", "read_checkpoint"]
 
 # Keys under which checkpoints commonly keep the model's state dict, in order of preference.
 # cnnconv's own training checkpoints use "model".
@@ -268,7 +268,8 @@ def _records_from_state_dict(sd: Mapping) -> list[KernelRecord]:
         name = _module_prefix(key, _PARAMETRIZED + "0")
         other = sd.get(key[:-1] + "1") if name is not None else None
         if (
-            isinstance(other, torch.Tensor)
+            name is not None
+            and isinstance(other, torch.Tensor)
             and value.ndim == 3
             and other.ndim == 3
             and other.is_floating_point()
@@ -287,9 +288,10 @@ def _records_from_module(model: nn.Module) -> list[KernelRecord]:
     records = []
     with torch.no_grad():
         for name, module in model.named_modules():
-            if isinstance(module, parametrize.ParametrizationList) or isinstance(module, nn.ModuleDict):
+            if isinstance(module, (parametrize.ParametrizationList, nn.ModuleDict)):
                 continue
             note = None
+            weight: Any
             try:
                 if isinstance(module, PixelDifferenceConv2d):
                     weight = module.equivalent_weight()

@@ -140,7 +140,7 @@ def _coarse_chunks(family: str, shape):
 
 def _coarse_fit(family: str, target: torch.Tensor, shape) -> tuple[float, list[float]]:
     """Best coarse-grid similarity and parameters ``[theta, log sigma(, log frequency)]``."""
-    best = (-1.0, None)
+    best: tuple[float, list[float]] = (-1.0, [])
     for sigma, basis, thetas in _coarse_chunks(family, shape):
         sim, coef = _span_fit(basis, target)
         i = int(sim.argmax())

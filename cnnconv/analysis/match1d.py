@@ -81,12 +81,12 @@ def _match_1d(kernel: torch.Tensor, bank: Any, top: int) -> list[KernelMatch]:
     targets = {"identity": c, "conv_flip": c.flip(0)}
 
     if isinstance(bank, Mapping):
-        fixed = {}
+        fixed: dict[str, torch.Tensor] = {}
         for name, ref in bank.items():
             if not isinstance(name, str):
                 raise TypeError(f"bank names must be strings, got {name!r}")
             fixed[name] = _as_kernel(ref, f"bank[{name!r}]", allow_1d=True).reshape(-1).cpu()
-        families = ()
+        families: tuple[str, ...] = ()
     else:
         names = BANK_1D if bank is None else list(bank)
         unknown = [b for b in names if b not in BANK_1D]
@@ -114,12 +114,12 @@ def _match_1d(kernel: torch.Tensor, bank: Any, top: int) -> list[KernelMatch]:
                 options.append((abs(dot) / norm, dot, ti, at))
         return max(options, key=lambda o: (o[0], -_transform_priority(list(targets)[o[2]], o[1] < 0)))
 
-    found = []  # (name, params, sigma, ref, (cos, dot, transform index, start))
+    found: list[tuple[str, dict, float | None, torch.Tensor, Any]] = []  # (..., (cos, dot, transform, start))
     for name, ref in fixed.items():
         info = best_of(ref)
         if info is not None:
             found.append((name, {}, None, ref, info))
-    coarse = {}
+    coarse: dict[str, tuple] = {}
     for name in families:
         if name == "box":
             # Every width at once, from the cumulative sum (a box is even: one target suffices).
@@ -132,7 +132,7 @@ def _match_1d(kernel: torch.Tensor, bank: Any, top: int) -> list[KernelMatch]:
             ref = torch.full((w,), 1.0 / w, dtype=torch.float64)
             found.append((name, {"size": w}, None, ref, best_of(ref)))
             continue
-        cache = {}
+        cache: dict[float, tuple] = {}
 
         def score(log_value, name=name, cache=cache):
             if log_value not in cache:

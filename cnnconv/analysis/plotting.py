@@ -36,8 +36,8 @@ __all__ = [
     "FORMATS",
     "MAX_FIGURE_INCHES",
     "figure_format",
-    "plot_kernels",
     "plot_frequency_response",
+    "plot_kernels",
     "plot_side_by_side",
     "save_figure",
 ]

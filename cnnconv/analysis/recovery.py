@@ -18,7 +18,7 @@ from cnnconv.kernels.transforms import (
     transform_name,
 )
 
-__all__ = ["KernelTransform", "KernelRecovery", "kernel_recovery_error"]
+__all__ = ["KernelRecovery", "KernelTransform", "kernel_recovery_error"]
 
 
 @dataclasses.dataclass(frozen=True)

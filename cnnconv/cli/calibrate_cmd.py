@@ -64,16 +64,18 @@ def _calibration_summary(consts: dict, device: str, seconds: float, path: Any) -
     lines = [
         f"calibrated {device} in {seconds:.0f} s",
         f"  FFT              {_ns(consts['fft'])} ns per point x log2(points) of a transform",
-        f"  spectral mix     {_ns(consts['matmul'])} ns per complex multiply-add (dense), "
-        f"{_ns(consts['elementwise'])} ns per complex product (depthwise)",
+        (
+            f"  spectral mix     {_ns(consts['matmul'])} ns per complex multiply-add (dense), "
+            f"{_ns(consts['elementwise'])} ns per complex product (depthwise)"
+        ),
     ]
     for text, cin, cout, cin_g in (("64->64", 64, 64, 64), ("depthwise", 3, 3, 1)):
         rates = ", ".join(f"{_ns(rate(cin, cout, cin_g, k))} at {k}x{k}" for k in (3, 31))
         lines.append(f"  {'direct ' + text:<16} ns per multiply-add: {rates}")
     lines.append(f"  start-up         FFT {_duration(consts['t0_fft'])}, direct {_duration(consts['t0_direct'])} per call")
     if load_constants(torch.device(device).type) == consts:
-        for i, (text, *case) in enumerate(CROSSOVER_CASES):
-            k = _crossover(*case, device)
+        for i, (text, shape, cout, groups) in enumerate(CROSSOVER_CASES):
+            k = _crossover(shape, cout, groups, device)
             found = f"the planner picks the FFT from {k}x{k} kernels" if k else "direct up to 63x63 kernels"
             lines.append(f"  {'' if i else 'crossover':<16} {text}: {found}")
     else:

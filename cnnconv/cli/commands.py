@@ -5,17 +5,31 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from cnnconv.cli.calibrate_cmd import add_calibrate
 from cnnconv.cli.inspect_cmd import add_inspect
 from cnnconv.cli.kernels_cmd import add_kernels
 from cnnconv.cli.output import PROG, CommandError, safe
-from cnnconv.cli.runner import add_bench_parser, add_run_parser
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
+# runner is imported when the parser is built, not with the package: ``python -m
+# cnnconv.cli.runner`` must find it not yet imported.
+def _add_run(subparsers: Any) -> None:
+    from cnnconv.cli.runner import add_run_parser
+
+    add_run_parser(subparsers)
+
+
+def _add_bench(subparsers: Any) -> None:
+    from cnnconv.cli.runner import add_bench_parser
+
+    add_bench_parser(subparsers)
+
+
 #: One function per command, each registering it on the subparsers (``cnnconv --help`` lists them).
-COMMANDS: list[Callable] = [add_inspect, add_kernels, add_calibrate, add_run_parser, add_bench_parser]
+COMMANDS: list[Callable] = [add_inspect, add_kernels, add_calibrate, _add_run, _add_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

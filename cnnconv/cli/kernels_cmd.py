@@ -79,11 +79,13 @@ def _run_kernels(args: Any) -> int:
             plot_kernels(list(built.values()), [safe(spec) for spec in built], path=args.plot, ncols=1,
                          overwrite=args.overwrite)
     if args.json:
-        out = {}
+        out: dict[str, dict | None] = {}
         for spec, k in built.items():
-            out[spec] = None if k is None else {"shape": list(k.shape)}
-            if k is not None and args.names:
-                out[spec]["values"] = k.detach().cpu().double().tolist()
+            if k is None:
+                out[spec] = None
+            else:
+                values = {"values": k.detach().cpu().double().tolist()} if args.names else {}
+                out[spec] = {"shape": list(k.shape), **values}
         dump_json(out, args.indent)
         return 0
     width = max(len(spec) for spec in built)

@@ -21,8 +21,16 @@ from typing import Any
 
 from cnnconv.cli.output import add_command
 
-__all__ = ["EXPERIMENTS", "BENCHMARKS", "experiments_package", "add_run_parser", "run_command",
-           "add_bench_parser", "bench_command", "main"]
+__all__ = [
+    "BENCHMARKS",
+    "EXPERIMENTS",
+    "add_bench_parser",
+    "add_run_parser",
+    "bench_command",
+    "experiments_package",
+    "main",
+    "run_command",
+]
 
 EXPERIMENTS: dict[str, str] = {
     "demo": "quick edges under noise: 1 seed, 2 noise levels (about 1.5 min)",
