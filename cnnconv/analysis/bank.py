@@ -187,6 +187,15 @@ def _place(k: torch.Tensor, frame: int, offset) -> torch.Tensor:
     return out
 
 
+def _same_direction(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    """Whether two aligned references are the same kernel up to a positive scale (their unit
+    vectors within 1e-9 everywhere): a transformed copy that adds nothing to a match list."""
+    if a is None or b is None:
+        return False
+    b = b.to(a.device)
+    return float((a / a.norm().clamp_min(1e-300) - b / b.norm().clamp_min(1e-300)).abs().max()) < 1e-9
+
+
 def _rank_key(similarity: float, priority: int, fitted: bool, order: int) -> tuple[int, int, bool, int]:
     # Best similarity first; among ties the simpler transform, then a fixed kernel before a
     # fitted one (Sobel x is also a derivative of Gaussian with sigma 0.85), then bank order.

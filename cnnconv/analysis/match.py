@@ -19,6 +19,7 @@ from cnnconv.analysis.bank import (
     _placements,
     _rank_key,
     _registry_bank,
+    _same_direction,
     _transform_priority,
     _Variant,
 )
@@ -191,11 +192,8 @@ def match_kernel(k: Any, bank: Any = None, top: int = 3) -> list[KernelMatch]:
     for m in matches:
         if m.sigma is not None and m.name not in refined:
             m = finish(m.name, best[m.name][1], True)  # moved up by a removed copy: refine now
-        unit = m.aligned / m.aligned.norm().clamp_min(1e-300)
         duplicate = any(
-            (m.sigma is None) == (other.sigma is None)
-            and float((unit - other.aligned / other.aligned.norm().clamp_min(1e-300)).abs().max()) < 1e-9
-            for other in kept
+            (m.sigma is None) == (other.sigma is None) and _same_direction(m.aligned, other.aligned) for other in kept
         )
         if not duplicate:
             kept.append(m)

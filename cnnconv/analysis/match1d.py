@@ -11,7 +11,12 @@ import torch
 
 from cnnconv import kernels
 from cnnconv.analysis._common import _as_kernel, _golden, _sigma_grid
-from cnnconv.analysis.bank import KernelMatch, _rank_key, _transform_priority
+from cnnconv.analysis.bank import (
+    KernelMatch,
+    _rank_key,
+    _same_direction,
+    _transform_priority,
+)
 from cnnconv.kernels.transforms import transform_name
 
 __all__ = ["BANK_1D"]
@@ -175,8 +180,7 @@ def _match_1d(kernel: torch.Tensor, bank: Any, top: int) -> list[KernelMatch]:
         aligned = torch.zeros(n, dtype=torch.float64)
         lo, hi = max(first + at, 0), min(first + at + ref.numel(), n)
         aligned[lo:hi] = shown[lo - first - at : hi - first - at] * (scale if dot >= 0 else -scale)
-        unit = aligned / aligned.norm().clamp_min(1e-300)
-        if any(float((unit - o.aligned.cpu() / o.aligned.norm().clamp_min(1e-300)).abs().max()) < 1e-9 for o in kept):
+        if any(_same_direction(aligned, o.aligned) for o in kept):
             continue
         kept.append(
             KernelMatch(name, min(sim, 1.0), transform, scale, params, sigma, ref.to(device), aligned.to(device), first + at)
