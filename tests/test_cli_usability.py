@@ -17,6 +17,7 @@ from torch import nn
 
 import cnnconv
 from cnnconv import cli, kernels, planner
+from cnnconv.cli import progress as cli_progress
 from cnnconv.cli import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -149,7 +150,7 @@ def test_calibrate_json_is_the_raw_data(monkeypatch, capsys):
 
 def test_calibrate_shows_progress_on_stderr(monkeypatch, capsys):
     """Without a terminal, progress lines with the elapsed time go to stderr while it runs."""
-    monkeypatch.setattr(cli, "PROGRESS_EVERY", 0.05)
+    monkeypatch.setattr(cli_progress, "PROGRESS_EVERY", 0.05)
     seen = []
 
     def slow_calibrate(path=None, quick=False, device=None):
@@ -175,7 +176,7 @@ def test_progress_uses_tqdm_on_a_terminal(monkeypatch):
 
     stream = Terminal()
     monkeypatch.setattr(sys, "stderr", stream)
-    with cli._Progress("reading", unit="kernels") as progress:
+    with cli_progress.Progress("reading", unit="kernels") as progress:
         progress.stage("inspecting", 3)
         for _ in range(3):
             progress.update()
@@ -286,7 +287,7 @@ def test_inspect_prints_absolute_paths(tmp_path, capsys, monkeypatch):
 
 def test_inspect_plot_shows_progress(tmp_path, monkeypatch, capsys):
     """Progress lines count the kernels while a run goes on (elapsed-time lines off a terminal)."""
-    monkeypatch.setattr(cli, "PROGRESS_EVERY", 0.02)
+    monkeypatch.setattr(cli_progress, "PROGRESS_EVERY", 0.02)
     import cnnconv.analysis as inspect_module
 
     original = inspect_module.match_kernel

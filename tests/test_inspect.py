@@ -24,8 +24,8 @@ from cnnconv.analysis import (
     describe_kernel,
     extract_kernels,
     frequency_response,
-    load_checkpoint,
     match_kernel,
+    read_checkpoint,
 )
 
 SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
@@ -215,7 +215,7 @@ def test_malicious_checkpoint_is_refused_and_not_executed(tmp_path):
     with pytest.raises(InspectError, match="refused to load .* for safety.*not executed"):
         extract_kernels(evil)
     with pytest.raises(InspectError, match="refused"):
-        load_checkpoint(evil)
+        read_checkpoint(evil)
     assert not marker.exists()
 
     # The payload is real: an unsafe load would have run it (shown on a copy with another target).
@@ -502,3 +502,25 @@ def test_rank_one_zero_sum_rebuilt_from_the_state_dict():
     np.testing.assert_allclose(rec.weight.sum(dim=(-2, -1)).numpy(), 0.0, atol=1e-5)
     torch.testing.assert_close(rec.weight, conv.weight.detach())
     assert "zero-sum choice of the rank_one constraint applied" in rec.note
+
+
+def test_doctests_pass_in_sequence_and_leave_the_kernel_registry_as_found():
+    """The examples of the kernels, their transforms and every analysis module run one after
+    another in one process; none leaves a kernel registered (the bank would change under later
+    matches)."""
+    import doctest
+    import importlib
+    import pkgutil
+
+    import cnnconv.analysis
+    from cnnconv import kernels
+
+    pytest.importorskip("matplotlib")
+    names = ["cnnconv.kernels", "cnnconv.kernels.transforms", "cnnconv.analysis"]
+    names += [f"cnnconv.analysis.{m.name}" for m in pkgutil.iter_modules(cnnconv.analysis.__path__)]
+    before = kernels.list_kernels()
+    for name in names:
+        result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0, name
+        assert kernels.list_kernels() == before, f"the examples of {name} changed the kernel registry"
+    assert len(names) >= 10

@@ -19,7 +19,7 @@ from torch import nn
 
 from cnnconv import analysis as inspect_mod
 from cnnconv.cli import main
-from cnnconv.analysis import InspectError, extract_kernels, load_checkpoint
+from cnnconv.analysis import InspectError, extract_kernels, read_checkpoint
 
 MEMORY_LIMIT = 6 * 2**30  # address space of the subprocess: far below what materialising needs
 
@@ -117,12 +117,12 @@ def test_fifo_is_refused_without_blocking(tmp_path):
     result = run_cli("inspect", fifo, timeout=60)
     assert_clean_error(result, "not a regular file")
     with pytest.raises(InspectError, match="not a regular file"):
-        load_checkpoint(fifo)
+        read_checkpoint(fifo)
 
 
 def test_device_file_is_refused():
     with pytest.raises(InspectError, match="not a regular file"):
-        load_checkpoint("/dev/zero")
+        read_checkpoint("/dev/zero")
 
 
 def test_control_characters_in_names_are_escaped(tmp_path):

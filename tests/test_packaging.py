@@ -126,7 +126,7 @@ def test_wheel_from_sdist_runs_the_experiments_from_any_folder(tmp_path):
                    capture_output=True)
     (wheel,) = dist.glob("cnnconv-*.whl")
     files = set(zipfile.ZipFile(wheel).namelist())
-    assert {"cnnconv/runner.py", "cnnconv/experiments/demo.py",
+    assert {"cnnconv/cli/runner.py", "cnnconv/experiments/demo.py",
             "cnnconv/experiments/configs/demo.yaml"} <= files
 
     home = tmp_path / "venv"

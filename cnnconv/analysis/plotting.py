@@ -25,16 +25,19 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
+
+from cnnconv._utils.optional import require
+from cnnconv.analysis.describe import frequency_response
 
 __all__ = [
     "FORMATS",
     "MAX_FIGURE_INCHES",
     "figure_format",
-    "plot_kernels",
     "plot_frequency_response",
+    "plot_kernels",
     "plot_side_by_side",
     "save_figure",
 ]
@@ -45,16 +48,13 @@ FORMATS = ("png", "pdf", "svg")  # file formats written, chosen by the path's ex
 #: get smaller panels instead of an unbounded image.
 MAX_FIGURE_INCHES = 30.0
 
-_EXTRA_HINT = "plotting needs matplotlib: pip install 'cnnconv[experiments]'"
-
 
 def _figure(width: float, height: float):
     """A new Figure on an Agg canvas, independent of pyplot."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(_EXTRA_HINT) from exc
+    require("matplotlib", "plotting")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig
@@ -246,6 +246,7 @@ def _colorbar(fig, image, axes, ticks=None, label=None, aspect: float = 20):
         cbar.set_label(label, fontsize=8)
     return cbar
 
+
 def _grid_shape(n: int, ncols) -> tuple[int, int]:
     if ncols is None:
         ncols = min(n, max(1, math.ceil(math.sqrt(n))))
@@ -352,12 +353,9 @@ def plot_frequency_response(
         path: write the figure there (PNG, PDF or SVG by extension).
         size: frequency grid size (the kernel is zero-padded to ``size x size``).
         log: show ``20 log10`` of the magnitude (dB) instead of the magnitude.
-        ncols: columns of the grid.
-        share: ``"row"`` or ``"all"``, as for :func:`plot_kernels`.
+        ncols, share: as for :func:`plot_kernels`.
         cmap: a sequential colormap.
-        suptitle: figure title.
-        overwrite: allow replacing an existing ``path``.
-        dpi: resolution.
+        suptitle, overwrite, dpi: as for :func:`plot_kernels`.
 
     Returns:
         The matplotlib Figure.
@@ -368,8 +366,6 @@ def plot_frequency_response(
         >>> fig.axes[0].images[0].get_array().shape
         (32, 32)
     """
-    from cnnconv.analysis import frequency_response
-
     _check_share(share)
     items = _to_list(kernels, "kernels")
     titles = _check_titles(titles, len(items))
@@ -445,11 +441,7 @@ def plot_side_by_side(
         path: write the figure there (PNG, PDF or SVG by extension).
         difference: add a third row ``learned - a * reference``.
         ncols: comparisons per block of rows (default: about a square figure).
-        cmap: a diverging colormap.
-        annotate: write the values on kernels up to 7x7 when they fit their cells.
-        suptitle: figure title.
-        overwrite: allow replacing an existing ``path``.
-        dpi: resolution.
+        cmap, annotate, suptitle, overwrite, dpi: as for :func:`plot_kernels`.
 
     Returns:
         The matplotlib Figure.

@@ -16,9 +16,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["EXPERIMENTS", "BENCHMARKS", "experiments_package", "add_run_parser", "run_command",
-           "add_bench_parser", "bench_command", "main"]
+from cnnconv.cli.output import add_command
+
+__all__ = [
+    "BENCHMARKS",
+    "EXPERIMENTS",
+    "add_bench_parser",
+    "add_run_parser",
+    "bench_command",
+    "experiments_package",
+    "main",
+    "run_command",
+]
 
 EXPERIMENTS: dict[str, str] = {
     "demo": "quick edges under noise: 1 seed, 2 noise levels (about 1.5 min)",
@@ -57,23 +69,30 @@ def experiments_package() -> str:
                               "pip install 'cnnconv[experiments]'")
 
 
-def add_run_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the ``run`` command on ``subparsers`` (from ``parser.add_subparsers()``)."""
-    p = subparsers.add_parser(
-        "run", help="list, configure and run the experiments",
-        description="Run a cnnconv experiment. Arguments after its name go to the experiment: "
-                    "--set key=value, --config FILE, --out ROOT, --resume RUN, --help ...",
-        epilog="experiments:\n" + "\n".join(f"  {k:<16} {v}" for k, v in EXPERIMENTS.items()),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--list", action="store_true", help="list the experiments and exit")
-    p.add_argument("experiment", nargs="?", metavar="NAME", help="experiment to run")
+def _add_dispatch_parser(subparsers: Any, command: str, kind: str, help: str, description: str,
+                         epilog: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    """Register ``command NAME [options...]``, which passes ``options`` on to the ``kind`` named
+    ``NAME`` (or lists them with ``--list``)."""
+    p = add_command(subparsers, command, help, description, epilog)
+    p.add_argument("--list", action="store_true", help=f"list the {kind}s and exit")
+    p.add_argument(kind, nargs="?", metavar="NAME", help=f"{kind} to run")
     p.add_argument("options", nargs=argparse.REMAINDER, metavar="...",
-                   help="the experiment's own options")
-    p.set_defaults(func=run_command)
+                   help=f"the {kind}'s own options")
+    p.set_defaults(func=func)
     return p
 
 
-def _dispatch(name, options, listed: bool, table: dict[str, str], kind: str, prefix: str) -> int:
+def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``run`` command on ``subparsers`` (from ``parser.add_subparsers()``)."""
+    return _add_dispatch_parser(
+        subparsers, "run", "experiment", help="list, configure and run the experiments",
+        description="Run a cnnconv experiment. Arguments after its name go to the experiment: "
+                    "--set key=value, --config FILE, --out ROOT, --resume RUN, --help ...",
+        epilog="experiments:\n" + "\n".join(f"  {k:<16} {v}" for k, v in EXPERIMENTS.items()),
+        func=run_command)
+
+
+def _dispatch(name: str | None, options: list[str], listed: bool, table: dict[str, str], kind: str, prefix: str) -> int:
     """List ``table`` (no name, or ``--list``), or run module ``<package>.<prefix><name>``'s
     ``main(options)``; its exit status."""
     if listed or name is None:
@@ -100,21 +119,15 @@ def run_command(args: argparse.Namespace) -> int:
     return _dispatch(args.experiment, args.options, args.list, EXPERIMENTS, "experiment", "")
 
 
-def add_bench_parser(subparsers) -> argparse.ArgumentParser:
+def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``bench`` command on ``subparsers``."""
-    p = subparsers.add_parser(
-        "bench", help="print the benchmark tables (ratios measured in one run)",
+    return _add_dispatch_parser(
+        subparsers, "bench", "benchmark", help="print the benchmark tables (ratios measured in one run)",
         description="Run one of cnnconv's benchmarks. Arguments after its name go to the "
                     "benchmark (e.g. --quick for filters and fft; --help for all of them).",
         epilog="benchmarks:\n" + "\n".join(f"  {k:<10} {v}" for k, v in BENCHMARKS.items())
                + "\n\nexample:\n  cnnconv bench filters --quick",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
-    p.add_argument("benchmark", nargs="?", metavar="NAME", help="benchmark to run")
-    p.add_argument("options", nargs=argparse.REMAINDER, metavar="...",
-                   help="the benchmark's own options")
-    p.set_defaults(func=bench_command)
-    return p
+        func=bench_command)
 
 
 def bench_command(args: argparse.Namespace) -> int:
@@ -126,7 +139,7 @@ def bench_command(args: argparse.Namespace) -> int:
     return _dispatch(args.benchmark, args.options, args.list, BENCHMARKS, "benchmark", "bench_")
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """``python -m cnnconv.cli.runner``: the ``run`` command on its own."""
     parser = argparse.ArgumentParser(prog="cnnconv")
     add_run_parser(parser.add_subparsers(dest="command", required=True))
