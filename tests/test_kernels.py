@@ -291,10 +291,10 @@ def test_gaussian_dxy_against_scipy_and_steering():
 def test_unregister_kernel_and_register_doctest_does_not_leak():
     import doctest
 
-    from cnnconv.kernels import builders, gradients, registry, separable
+    from cnnconv.kernels import base, builders, gaussians, gradients, registry, separable
 
     before = K.list_kernels()
-    for module in (K, builders, gradients, registry, separable):
+    for module in (K, base, builders, gaussians, gradients, registry, separable):
         result = doctest.testmod(module, verbose=False)
         assert result.failed == 0 and result.attempted > 0, module.__name__
     assert K.list_kernels() == before  # the register_kernel example removes what it adds

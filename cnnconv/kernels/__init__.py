@@ -1,7 +1,8 @@
 """Hand-designed convolution kernels as tensors.
 
-Modules: :mod:`~cnnconv.kernels.builders` (box, Gaussians and their derivatives, Gabor,
-Laplacians, sharpen, identity), :mod:`~cnnconv.kernels.gradients` (Sobel, Prewitt, Scharr,
+Modules: :mod:`~cnnconv.kernels.gaussians` (Gaussians and their derivatives, Laplacian of
+Gaussian, unsharp mask), :mod:`~cnnconv.kernels.builders` (box, Gabor, Laplacian, sharpen,
+identity), :mod:`~cnnconv.kernels.gradients` (Sobel, Prewitt, Scharr,
 Roberts, Kirsch), :mod:`~cnnconv.kernels.registry` (kernels by name) and
 :mod:`~cnnconv.kernels.separable` (the rank-1 test).
 
@@ -32,14 +33,16 @@ kirsch_w, kirsch_nw, laplacian4, laplacian8, log, sharpen, unsharp, identity``. 
 
 from __future__ import annotations
 
-from . import builders, gradients, registry, separable
+from . import base, builders, gaussians, gradients, registry, separable
 
 # _check_truncate and _grid: private helpers that the Gaussian filters and the kernel fits reach
 # through the package.
+from .base import *
+from .base import _check_truncate, _grid  # noqa: F401
 from .builders import *
-from .builders import _check_truncate, _grid  # noqa: F401
+from .gaussians import *
 from .gradients import *
 from .registry import *
 from .separable import *
 
-__all__ = builders.__all__ + gradients.__all__ + registry.__all__ + separable.__all__
+__all__ = base.__all__ + builders.__all__ + gaussians.__all__ + gradients.__all__ + registry.__all__ + separable.__all__

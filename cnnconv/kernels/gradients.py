@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .builders import _out
+from .base import _out
 
 __all__ = [
     "KIRSCH_DIRECTIONS",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 
 from . import builders as B
+from . import gaussians as N
 from . import gradients as G
 
 __all__ = ["get_kernel", "list_kernels", "register_kernel", "unregister_kernel"]
@@ -91,12 +92,12 @@ def _register_builtins() -> None:
         register_kernel(name)(builder)
 
     add("box", B.box)
-    add("gaussian", B.gaussian)
-    add("gaussian_dx", B.gaussian_derivative, order=1, axis="x")
-    add("gaussian_dy", B.gaussian_derivative, order=1, axis="y")
-    add("gaussian_dxx", B.gaussian_derivative, order=2, axis="x")
-    add("gaussian_dyy", B.gaussian_derivative, order=2, axis="y")
-    add("gaussian_dxy", B.gaussian_dxy)
+    add("gaussian", N.gaussian)
+    add("gaussian_dx", N.gaussian_derivative, order=1, axis="x")
+    add("gaussian_dy", N.gaussian_derivative, order=1, axis="y")
+    add("gaussian_dxx", N.gaussian_derivative, order=2, axis="x")
+    add("gaussian_dyy", N.gaussian_derivative, order=2, axis="y")
+    add("gaussian_dxy", N.gaussian_dxy)
     add("gabor", B.gabor)
     add("sobel_x", G.sobel_x)
     add("sobel_y", G.sobel_y)
@@ -112,9 +113,9 @@ def _register_builtins() -> None:
         add(f"kirsch_{direction}", G.kirsch, direction=direction)
     add("laplacian4", B.laplacian, neighbours=4)
     add("laplacian8", B.laplacian, neighbours=8)
-    add("log", B.laplacian_of_gaussian)
+    add("log", N.laplacian_of_gaussian)
     add("sharpen", B.sharpen)
-    add("unsharp", B.unsharp)
+    add("unsharp", N.unsharp)
     add("identity", B.identity)
 
 
