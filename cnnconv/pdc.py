@@ -106,7 +106,7 @@ def _solve_raw(built, size, pdc: str, theta: float, exact: bool) -> tuple[torch.
     n_raw = size[0] * size[1]
     units = torch.eye(n_raw, dtype=torch.float64).reshape(n_raw, 1, *size)
     eq_units = pdc_equivalent_weight(units, pdc, theta)[:, 0]
-    eq_size = tuple(eq_units.shape[-2:])
+    eq_size = (int(eq_units.shape[-2]), int(eq_units.shape[-1]))
     matrix = eq_units.reshape(n_raw, -1).T
     targets = torch.stack([learnable._centre_pad(k, eq_size) for k, _ in built]).reshape(len(built), -1)
     raw = torch.linalg.lstsq(matrix, targets.T, driver="gelsd").solution.T
@@ -329,10 +329,10 @@ class PixelDifferenceConv2d(_conv.FFTConv2d):
         conv = nn.Conv2d(
             self.in_channels,
             self.out_channels,
-            tuple(w.shape[-2:]),
-            stride=self.stride,
+            (int(w.shape[-2]), int(w.shape[-1])),
+            stride=(self.stride[0], self.stride[1]),
             padding=self._equivalent_padding(),
-            dilation=self.dilation,
+            dilation=(self.dilation[0], self.dilation[1]),
             groups=self.groups,
             bias=self.bias is not None,
             padding_mode=self.padding_mode,
@@ -341,7 +341,7 @@ class PixelDifferenceConv2d(_conv.FFTConv2d):
         )
         with torch.no_grad():
             conv.weight.copy_(w)
-            if self.bias is not None:
+            if self.bias is not None and conv.bias is not None:
                 conv.bias.copy_(self.bias)
         return conv.train(self.training)
 

@@ -51,7 +51,7 @@ MAX_GAUSSIAN_TAPS = 1 << 20
 
 
 def _check_truncate(truncate) -> float:
-    if isinstance(truncate, bool) or not isinstance(truncate, numbers.Real) or not (0 < truncate < math.inf):
+    if isinstance(truncate, bool) or not isinstance(truncate, numbers.Real) or not (0 < float(truncate) < math.inf):
         raise ValueError(f"truncate must be a positive finite number, got {truncate!r}")
     return float(truncate)
 
