@@ -369,3 +369,14 @@ def test_gaussian_of_an_underflowed_sigma_tensor_is_a_delta():
     assert k.tolist() == [[0.0, 0.0, 1.0, 0.0, 0.0]]
     d = K.gaussian_derivative1d(torch.tensor(1e-30), 1, 5)
     assert bool(torch.isfinite(d).all())
+
+
+def test_package_re_exports_every_public_name_of_its_modules():
+    from cnnconv.kernels import base, builders, gaussians, gradients, registry, separable
+
+    modules = (base, builders, gaussians, gradients, registry, separable)
+    names = [n for m in modules for n in m.__all__]
+    assert sorted(K.__all__) == sorted(names) and len(set(names)) == len(names)
+    for m in modules:
+        for n in m.__all__:
+            assert getattr(K, n) is getattr(m, n), (m.__name__, n)
