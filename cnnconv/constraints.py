@@ -49,16 +49,16 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 __all__ = [
-    "ZeroSum",
+    "CONSTRAINTS",
     "Antisymmetric",
+    "RankOne",
     "Symmetric",
     "UnitNorm",
-    "RankOne",
-    "CONSTRAINTS",
+    "ZeroSum",
     "constrain",
-    "remove_constraints",
     "constraint_names",
     "export_state_dict",
+    "remove_constraints",
 ]
 
 
@@ -278,7 +278,11 @@ def constraint_names(module: nn.Module, tensor_name: str = "weight") -> list[str
     if not parametrize.is_parametrized(module, tensor_name):
         return []
     out = []
-    for p in module.parametrizations[tensor_name]:
+    parametrizations = module.parametrizations
+    assert isinstance(parametrizations, nn.ModuleDict)
+    chain = parametrizations[tensor_name]
+    assert isinstance(chain, nn.ModuleList)  # a ParametrizationList
+    for p in chain:
         name = getattr(p, "name", type(p).__name__)
         if isinstance(p, RankOne) and p.zero_sum:
             out += ["rank_one", "zero_sum"]
@@ -351,5 +355,5 @@ def export_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
             # The baked values take the place of the group's first key (re-inserting them for
             # the group's other keys keeps that place).
             out.update(baked[group])
-    out._metadata = state._metadata  # module versions, as load_state_dict reads them
+    out._metadata = state._metadata  # type: ignore[attr-defined]  # module versions, as load_state_dict reads them
     return out

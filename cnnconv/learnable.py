@@ -17,14 +17,15 @@ Constraints (zero-sum, antisymmetric, ...) are added with :func:`cnnconv.constra
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from cnnconv import conv as _conv
 
-__all__ = ["LearnableConv2d", "METHODS"]
+__all__ = ["METHODS", "LearnableConv2d"]
 
 METHODS = _conv.METHODS
 
@@ -117,6 +118,72 @@ def _add_noise(bank: torch.Tensor, noise: float, generator) -> torch.Tensor:
     return bank + noise * bank.pow(2).mean(dim=(1, 2), keepdim=True).sqrt() * eps
 
 
+def _largest_size(built: list[tuple[torch.Tensor, str]]) -> tuple[int, int]:
+    """The size of the largest kernel of ``built``, per axis."""
+    return (max(k.shape[0] for k, _ in built), max(k.shape[1] for k, _ in built))
+
+
+def _centred_bank(
+    built: list[tuple[torch.Tensor, str]], size: tuple[int, int] | None
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The kernels centred in ``size`` (default: the largest), ``(n, kh, kw)`` float64, and the size."""
+    size = _largest_size(built) if size is None else size
+    return torch.stack([_centre_pad(k, size) for k, _ in built]), size
+
+
+#: ``weights(built, size)`` -> ``(bank, size)``: the layer weights ``(n, kh, kw)`` for the parsed
+#: kernels and the requested ``kernel_size`` (``None``: the builder's default).
+_WeightBuilder = Callable[[list[tuple[torch.Tensor, str]], "tuple[int, int] | None"], tuple[torch.Tensor, tuple[int, int]]]
+
+
+def _from_kernels(
+    cls: type,
+    kernels: Any,
+    in_channels: int,
+    weights: _WeightBuilder,
+    layer_options: dict[str, Any],
+    *,
+    noise: float = 0.0,
+    bias: bool = False,
+    padding: Any = "same",
+    padding_mode: str = "zeros",
+    generator: torch.Generator | None = None,
+    kernel_size: Any = None,
+    channel_mode: str = "mean",
+    stride: Any = 1,
+    dilation: Any = 1,
+    method: str = "auto",
+    device: Any = None,
+    dtype: Any = None,
+) -> Any:
+    """``from_kernels`` of :class:`LearnableConv2d` and :class:`cnnconv.pdc.PixelDifferenceConv2d`.
+
+    Parses the kernels, asks ``weights`` for the weight bank and size, builds
+    ``cls(in_channels, n, size, ..., **layer_options)``, fills every input channel (plus the
+    relative noise) and sets ``kernel_names``.
+    """
+    built = _parse_kernels(kernels, in_channels, noise, channel_mode)
+    bank, size = weights(built, None if kernel_size is None else _check_kernel_size(kernel_size))
+    layer = cls(
+        in_channels,
+        len(built),
+        size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=1,
+        bias=bias,
+        padding_mode=padding_mode,
+        device=device,
+        dtype=dtype,
+        method=method,
+        **layer_options,
+    )
+    _fill(layer, _add_noise(bank, noise, generator), channel_mode)
+    layer.kernel_names = [name for _, name in built]
+    return layer
+
+
 def _fill(layer, bank: torch.Tensor, channel_mode: str) -> None:
     """Copy ``bank`` ``(out, kh, kw)`` into every input channel of ``layer.weight`` (divided by
     the number of input channels for ``channel_mode="mean"``) and zero the bias."""
@@ -196,24 +263,7 @@ class LearnableConv2d(_conv.FFTConv2d):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_kernels(
-        cls,
-        kernels,
-        in_channels: int = 1,
-        *,
-        noise: float = 0.0,
-        bias: bool = False,
-        padding="same",
-        padding_mode: str = "zeros",
-        generator: torch.Generator | None = None,
-        kernel_size=None,
-        channel_mode: str = "mean",
-        stride=1,
-        dilation=1,
-        method: str = "auto",
-        device=None,
-        dtype=None,
-    ) -> "LearnableConv2d":
+    def from_kernels(cls, kernels, in_channels: int = 1, **options: Any) -> LearnableConv2d:
         """Build a layer with one output channel per hand-designed kernel.
 
         Multi-channel input: each kernel is placed on every input channel. With
@@ -240,6 +290,11 @@ class LearnableConv2d(_conv.FFTConv2d):
             channel_mode: ``"mean"`` or ``"sum"``, see above.
             stride, dilation, method, device, dtype: layer arguments.
 
+            Every argument after ``in_channels`` is keyword only; the defaults are
+            ``noise=0.0, bias=False, padding="same", padding_mode="zeros", generator=None,
+            kernel_size=None, channel_mode="mean", stride=1, dilation=1, method="auto",
+            device=None, dtype=None``.
+
         Returns:
             A :class:`LearnableConv2d` with ``out_channels = len(kernels)``, ``groups=1``, and
             ``kernel_names`` listing where each kernel came from.
@@ -249,35 +304,10 @@ class LearnableConv2d(_conv.FFTConv2d):
             >>> layer.weight.shape
             torch.Size([2, 1, 9, 9])
         """
-        built = _parse_kernels(kernels, in_channels, noise, channel_mode)
-        if kernel_size is None:
-            size = (max(k.shape[0] for k, _ in built), max(k.shape[1] for k, _ in built))
-        else:
-            size = _check_kernel_size(kernel_size)
-        bank = torch.stack([_centre_pad(k, size) for k, _ in built])  # (n, kh, kw) float64
-
-        bank = _add_noise(bank, noise, generator)
-
-        layer = cls(
-            in_channels,
-            len(built),
-            size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=1,
-            bias=bias,
-            padding_mode=padding_mode,
-            device=device,
-            dtype=dtype,
-            method=method,
-        )
-        _fill(layer, bank, channel_mode)
-        layer.kernel_names = [name for _, name in built]
-        return layer
+        return _from_kernels(cls, kernels, in_channels, _centred_bank, {}, **options)
 
     # ------------------------------------------------------------------ training state
-    def freeze(self) -> "LearnableConv2d":
+    def freeze(self) -> LearnableConv2d:
         """Stop gradients to every parameter of the layer (weights, bias, constraint originals).
 
         Returns:
@@ -287,7 +317,7 @@ class LearnableConv2d(_conv.FFTConv2d):
             p.requires_grad_(False)
         return self
 
-    def unfreeze(self) -> "LearnableConv2d":
+    def unfreeze(self) -> LearnableConv2d:
         """Make every parameter trainable again. Returns ``self``."""
         for p in self.parameters():
             p.requires_grad_(True)

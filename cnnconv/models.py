@@ -11,16 +11,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from cnnconv.constraints import constrain
-from cnnconv.edges import gradient_direction, gradient_kernels, gradient_magnitude, thin_edges
+from cnnconv.edges import (
+    gradient_direction,
+    gradient_kernels,
+    gradient_magnitude,
+    thin_edges,
+)
 from cnnconv.learnable import LearnableConv2d
 from cnnconv.pdc import PDC_TYPES, PixelDifferenceConv2d, reparameterize_pdc
 
-__all__ = ["EdgeDetector", "SmallCNN", "DEFAULT_BANK", "FIRST_LAYER_MODES"]
+__all__ = ["DEFAULT_BANK", "FIRST_LAYER_MODES", "EdgeDetector", "SmallCNN"]
 
 FIRST_LAYER_MODES = ("random", "hand", "learnable_hand")
 
@@ -110,6 +116,7 @@ class EdgeDetector(nn.Module):
             raise ValueError(f"pdc must be None or one of {', '.join(PDC_TYPES[1:])}, got {pdc!r}")
         self.init = init if isinstance(init, str) else "tensor"
         self.pdc = pdc
+        self.conv: LearnableConv2d | PixelDifferenceConv2d
         if isinstance(init, str) and init == "random" and pdc is not None:
             self.conv = PixelDifferenceConv2d(
                 in_channels, 2, kernel_size, padding="same", bias=bias, pdc=pdc, theta=theta,
@@ -131,15 +138,17 @@ class EdgeDetector(nn.Module):
                     f"init {self.init!r} has {pair.shape[-2]}x{pair.shape[-1]} kernels, larger than "
                     f"kernel_size={kernel_size}"
                 )
-            build, extra = (
-                (LearnableConv2d.from_kernels, {}) if pdc is None
-                else (PixelDifferenceConv2d.from_kernels, {"pdc": pdc, "theta": theta})
-            )
-            self.conv = build(
-                list(pair.unbind(0)), in_channels, noise=noise, bias=bias, padding="same",
-                padding_mode=padding_mode, generator=generator, kernel_size=kernel_size,
-                method=method, device=device, dtype=dtype, **extra,
-            )
+            options: dict[str, Any] = {
+                "noise": noise, "bias": bias, "padding": "same", "padding_mode": padding_mode,
+                "generator": generator, "kernel_size": kernel_size, "method": method, "device": device,
+                "dtype": dtype,
+            }
+            if pdc is None:
+                self.conv = LearnableConv2d.from_kernels(list(pair.unbind(0)), in_channels, **options)
+            else:
+                self.conv = PixelDifferenceConv2d.from_kernels(
+                    list(pair.unbind(0)), in_channels, pdc=pdc, theta=theta, **options
+                )
         if constraint is not None:
             if not isinstance(constraint, (str, Sequence)):
                 raise TypeError(f"constraint must be a name or a sequence of names, got {constraint!r}")
@@ -158,13 +167,14 @@ class EdgeDetector(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
 
-    def reparameterize(self) -> "EdgeDetector":
+    def reparameterize(self) -> EdgeDetector:
         """Replace a pixel-difference layer (in place) by a plain ``nn.Conv2d`` with the same outputs.
 
         Returns:
             The detector (unchanged without ``pdc``).
         """
-        return reparameterize_pdc(self)
+        reparameterize_pdc(self)  # replaces the children in place
+        return self
 
     def magnitude(self, x: torch.Tensor) -> torch.Tensor:
         """Differentiable gradient magnitude ``(B, 1, H, W)``."""

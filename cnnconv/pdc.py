@@ -44,15 +44,17 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cnnconv import conv as _conv
+from cnnconv import learnable
 from cnnconv.conv import _replace
 
-__all__ = ["PDC_TYPES", "pdc_equivalent_weight", "PixelDifferenceConv2d", "reparameterize_pdc"]
+__all__ = ["PDC_TYPES", "PixelDifferenceConv2d", "pdc_equivalent_weight", "reparameterize_pdc"]
 
 PDC_TYPES = ("cv", "cd", "ad", "rd")
 
@@ -63,7 +65,7 @@ _RD_OUTER = [0, 2, 4, 10, 14, 20, 22, 24]
 _RD_INNER = [6, 7, 8, 11, 13, 16, 17, 18]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _indices(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The ad and rd index tensors on ``device``, made once (a copy per forward would sync a GPU)."""
     return (
@@ -95,6 +97,28 @@ def _check_kernel_size(pdc: str, kernel_size) -> None:
         )
     if pdc == "cd" and any(k % 2 == 0 for k in kernel_size):
         raise ValueError(f"kernel_size must be odd for pdc='cd' (it needs a centre), got {kernel_size}")
+
+
+def _solve_raw(built, size, pdc: str, theta: float, exact: bool) -> tuple[torch.Tensor, list[float]]:
+    """Raw weights ``(n, *size)`` whose equivalent kernels are the ``built`` kernels (least
+    squares, float64, minimum norm) and each kernel's relative residual."""
+    # The linear map raw -> equivalent, column j the equivalent kernel of the j-th unit weight.
+    n_raw = size[0] * size[1]
+    units = torch.eye(n_raw, dtype=torch.float64).reshape(n_raw, 1, *size)
+    eq_units = pdc_equivalent_weight(units, pdc, theta)[:, 0]
+    eq_size = (int(eq_units.shape[-2]), int(eq_units.shape[-1]))
+    matrix = eq_units.reshape(n_raw, -1).T
+    targets = torch.stack([learnable._centre_pad(k, eq_size) for k, _ in built]).reshape(len(built), -1)
+    raw = torch.linalg.lstsq(matrix, targets.T, driver="gelsd").solution.T
+    residuals = ((raw @ matrix.T - targets).norm(dim=1) / targets.norm(dim=1).clamp_min(1e-300)).tolist()
+    bad = [(name, r) for (_, name), r in zip(built, residuals) if r > 1e-9]
+    if exact and bad:
+        name, r = bad[0]
+        raise ValueError(
+            f"kernels must be reachable by pdc={pdc!r} (theta={theta}) to be set exactly, got kernel "
+            f"{name!r} with relative residual {r:.3g} (pass exact=False for the least-squares weight)"
+        )
+    return raw.reshape(-1, *size), residuals
 
 
 def pdc_equivalent_weight(weight: torch.Tensor, pdc: str, theta: float = 1.0) -> torch.Tensor:
@@ -203,26 +227,8 @@ class PixelDifferenceConv2d(_conv.FFTConv2d):
 
     @classmethod
     def from_kernels(
-        cls,
-        kernels,
-        in_channels: int = 1,
-        *,
-        pdc: str = "cd",
-        theta: float = 1.0,
-        exact: bool = True,
-        noise: float = 0.0,
-        bias: bool = False,
-        padding="same",
-        padding_mode: str = "zeros",
-        generator: torch.Generator | None = None,
-        kernel_size=None,
-        channel_mode: str = "mean",
-        stride=1,
-        dilation=1,
-        method: str = "auto",
-        device=None,
-        dtype=None,
-    ) -> "PixelDifferenceConv2d":
+        cls, kernels, in_channels: int = 1, *, pdc: str = "cd", theta: float = 1.0, exact: bool = True, **options: Any
+    ) -> PixelDifferenceConv2d:
         """A layer whose *equivalent* kernels are hand-designed kernels, one per output channel.
 
         Arguments and conventions are those of
@@ -247,7 +253,7 @@ class PixelDifferenceConv2d(_conv.FFTConv2d):
             kernel_size: size of the raw weight (default: the largest kernel's size for
                 ``cd`` / ``cv``, which must be odd for ``cd``; always 3 for ``ad`` / ``rd``).
             bias, padding, padding_mode, generator, channel_mode, stride, dilation, method,
-                device, dtype: as ``LearnableConv2d.from_kernels``.
+                device, dtype: as ``LearnableConv2d.from_kernels`` (keyword only, same defaults).
 
         Returns:
             A :class:`PixelDifferenceConv2d` with ``kernel_names`` and ``init_residuals`` (the
@@ -263,42 +269,21 @@ class PixelDifferenceConv2d(_conv.FFTConv2d):
             >>> torch.allclose(layer.equivalent_weight()[0, 0], kernels.sobel_x(), atol=1e-6)
             True
         """
-        from cnnconv import learnable
-
         _check_pdc(pdc)
         theta = _check_theta(theta)
         if not isinstance(exact, bool):
             raise TypeError(f"exact must be a bool, got {exact!r}")
-        built = learnable._parse_kernels(kernels, in_channels, noise, channel_mode)
-        if pdc in ("ad", "rd"):
-            size = (3, 3) if kernel_size is None else learnable._check_kernel_size(kernel_size)
-        elif kernel_size is None:
-            size = (max(k.shape[0] for k, _ in built), max(k.shape[1] for k, _ in built))
-        else:
-            size = learnable._check_kernel_size(kernel_size)
-        _check_kernel_size(pdc, size)
-        # The linear map raw -> equivalent, column j the equivalent kernel of the j-th unit weight.
-        n_raw = size[0] * size[1]
-        units = torch.eye(n_raw, dtype=torch.float64).reshape(n_raw, 1, *size)
-        eq_units = pdc_equivalent_weight(units, pdc, theta)[:, 0]
-        eq_size = tuple(eq_units.shape[-2:])
-        matrix = eq_units.reshape(n_raw, -1).T
-        targets = torch.stack([learnable._centre_pad(k, eq_size) for k, _ in built]).reshape(len(built), -1)
-        raw = torch.linalg.lstsq(matrix, targets.T, driver="gelsd").solution.T
-        residuals = ((raw @ matrix.T - targets).norm(dim=1) / targets.norm(dim=1).clamp_min(1e-300)).tolist()
-        bad = [(name, r) for (_, name), r in zip(built, residuals) if r > 1e-9]
-        if exact and bad:
-            name, r = bad[0]
-            raise ValueError(
-                f"kernels must be reachable by pdc={pdc!r} (theta={theta}) to be set exactly, got kernel "
-                f"{name!r} with relative residual {r:.3g} (pass exact=False for the least-squares weight)"
-            )
-        layer = cls(
-            in_channels, len(built), size, stride, padding, dilation, 1, bias, pdc=pdc, theta=theta,
-            padding_mode=padding_mode, device=device, dtype=dtype, method=method,
-        )
-        learnable._fill(layer, learnable._add_noise(raw.reshape(-1, *size), noise, generator), channel_mode)
-        layer.kernel_names = [name for _, name in built]
+        residuals: list[float] = []
+
+        def solve(built, size):
+            if size is None:
+                size = (3, 3) if pdc in ("ad", "rd") else learnable._largest_size(built)
+            _check_kernel_size(pdc, size)
+            raw, res = _solve_raw(built, size, pdc, theta, exact)
+            residuals.extend(res)
+            return raw, size
+
+        layer = learnable._from_kernels(cls, kernels, in_channels, solve, {"pdc": pdc, "theta": theta}, **options)
         layer.init_residuals = residuals
         return layer
 
@@ -344,10 +329,10 @@ class PixelDifferenceConv2d(_conv.FFTConv2d):
         conv = nn.Conv2d(
             self.in_channels,
             self.out_channels,
-            tuple(w.shape[-2:]),
-            stride=self.stride,
+            (int(w.shape[-2]), int(w.shape[-1])),
+            stride=(self.stride[0], self.stride[1]),
             padding=self._equivalent_padding(),
-            dilation=self.dilation,
+            dilation=(self.dilation[0], self.dilation[1]),
             groups=self.groups,
             bias=self.bias is not None,
             padding_mode=self.padding_mode,
@@ -356,7 +341,7 @@ class PixelDifferenceConv2d(_conv.FFTConv2d):
         )
         with torch.no_grad():
             conv.weight.copy_(w)
-            if self.bias is not None:
+            if self.bias is not None and conv.bias is not None:
                 conv.bias.copy_(self.bias)
         return conv.train(self.training)
 

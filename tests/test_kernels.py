@@ -291,9 +291,12 @@ def test_gaussian_dxy_against_scipy_and_steering():
 def test_unregister_kernel_and_register_doctest_does_not_leak():
     import doctest
 
+    from cnnconv.kernels import base, builders, gaussians, gradients, registry, separable
+
     before = K.list_kernels()
-    result = doctest.testmod(K, verbose=False)
-    assert result.failed == 0 and result.attempted > 0
+    for module in (K, base, builders, gaussians, gradients, registry, separable):
+        result = doctest.testmod(module, verbose=False)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
     assert K.list_kernels() == before  # the register_kernel example removes what it adds
 
     @K.register_kernel("tmp_kernel")
@@ -322,3 +325,58 @@ def test_unregister_kernel_and_register_doctest_does_not_leak():
 def test_bank_kernel_errors(call, exc, msg):
     with pytest.raises(exc, match=msg):
         call()
+
+
+@pytest.mark.parametrize("order", [0, 1, 2, 3])
+def test_tensor_sigma_kernels_match_number_sigma_and_are_differentiable(order):
+    g = torch.Generator().manual_seed(order)
+    sigma = (0.5 + 2.5 * torch.rand(2, 3, generator=g, dtype=torch.float64)).requires_grad_(True)
+    size = 11
+    if order == 0:
+        build = lambda s: K.gaussian1d(s, size, dtype=torch.float64)  # noqa: E731
+    elif order in (1, 2):
+        build = lambda s: K.gaussian_derivative1d(s, order, size, dtype=torch.float64)  # noqa: E731
+    else:
+        build = lambda s: K.hermite_gaussian1d(s, size, order, dtype=torch.float64)  # noqa: E731
+    out = build(sigma)
+    assert out.shape == (2, 3, size) and out.dtype == torch.float64
+    for idx in [(0, 0), (1, 2)]:
+        ref = build(float(sigma[idx].detach()))
+        torch.testing.assert_close(out[idx], ref, rtol=1e-12, atol=1e-15)
+    # The gradient in sigma matches central differences of the number-sigma builder.
+    w = torch.rand(size, generator=g, dtype=torch.float64)
+    (out[1, 2] * w).sum().backward()
+    s0, h = float(sigma[1, 2].detach()), 1e-6
+    fd = float(((build(s0 + h) - build(s0 - h)) * w).sum()) / (2 * h)
+    assert abs(float(sigma.grad[1, 2]) - fd) < 1e-6 * max(1.0, abs(fd))
+    assert float(sigma.grad.abs().sum() - sigma.grad[1, 2].abs()) == 0.0
+
+
+def test_hermite_gaussian_against_numpy_hermite():
+    from numpy.polynomial import hermite_e
+
+    sigma, size = 1.7, 13
+    x = np.arange(size) - (size - 1) / 2
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    g /= g.sum()
+    for n in range(5):
+        ref = hermite_e.hermeval(x / sigma, [0] * n + [1]) * g / sigma**n
+        np.testing.assert_allclose(K.hermite_gaussian1d(sigma, size, n, dtype=torch.float64).numpy(), ref, atol=1e-14)
+
+
+def test_gaussian_of_an_underflowed_sigma_tensor_is_a_delta():
+    k = K.gaussian1d(torch.tensor([1e-30]), 5)
+    assert k.tolist() == [[0.0, 0.0, 1.0, 0.0, 0.0]]
+    d = K.gaussian_derivative1d(torch.tensor(1e-30), 1, 5)
+    assert bool(torch.isfinite(d).all())
+
+
+def test_package_re_exports_every_public_name_of_its_modules():
+    from cnnconv.kernels import base, builders, gaussians, gradients, registry, separable
+
+    modules = (base, builders, gaussians, gradients, registry, separable)
+    names = [n for m in modules for n in m.__all__]
+    assert sorted(K.__all__) == sorted(names) and len(set(names)) == len(names)
+    for m in modules:
+        for n in m.__all__:
+            assert getattr(K, n) is getattr(m, n), (m.__name__, n)

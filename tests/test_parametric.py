@@ -319,3 +319,95 @@ def test_derivative_multichannel_gradient_order_and_per_channel_parameters():
         torch.testing.assert_close(dog(x)[:, c : c + 1], gaussian_derivative_filter(xc, s, t, 11))
     frozen = LearnableGaussianDerivative(1, 1.0, 0.0, learn_orientation=False)
     assert not frozen.orientation.requires_grad and frozen.log_sigma.requires_grad
+
+
+# --------------------------------------------------------------------------- the former formulas
+def _old_gauss(sigma, size):
+    x = torch.arange(size, dtype=sigma.dtype) - (size - 1) / 2.0
+    return torch.softmax(-(x * x) / (2 * (sigma * sigma).unsqueeze(-1)), dim=-1)
+
+
+def _old_deriv(sigma, size):
+    x = torch.arange(size, dtype=sigma.dtype) - (size - 1) / 2.0
+    d = x * _old_gauss(sigma, size)
+    return d / (d * x).sum(-1, keepdim=True)
+
+
+def _old_conv(x, k, border):
+    """Depthwise correlation of (B, C, H, W) with (C, kh, kw), border padded (the former path)."""
+    from cnnconv.engines.padding import pad
+
+    r = k.shape[-1] // 2
+    return F.conv2d(pad(x, (r, r, r, r), border), k.unsqueeze(1), groups=x.shape[1])
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("border", ["reflect", "zeros", "circular"])
+@pytest.mark.parametrize("training", [True, False])
+def test_layers_match_the_former_formula_outputs_and_gradients(per_channel, border, training):
+    g = torch.Generator().manual_seed(hash((per_channel, border, training)) % 1000)
+    c, k = 3, 9
+    sig0 = (0.8 + torch.rand(c if per_channel else 1, generator=g, dtype=D)).tolist()
+    th0 = (3 * torch.rand(c if per_channel else 1, generator=g, dtype=D)).tolist()
+    x = torch.rand(2, c, 13, 11, generator=g, dtype=D, requires_grad=True)
+    w = torch.rand(2, c, 13, 11, generator=g, dtype=D)
+    w2 = torch.rand(2, 2 * c, 13, 11, generator=g, dtype=D)
+
+    blur = LearnableGaussianBlur(c, torch.tensor(sig0, dtype=D), k, border=border, per_channel=per_channel, dtype=D)
+    dog = LearnableGaussianDerivative(c, torch.tensor(sig0, dtype=D), torch.tensor(th0, dtype=D), k, border=border,
+                                      per_channel=per_channel, dtype=D)
+    blur.train(training)
+    dog.train(training)
+    outs = [(blur(x) * w).sum(), (dog(x) * w).sum(), (dog.gradient(x) * w2).sum()]
+    grads = torch.autograd.grad(sum(outs), [x, blur.log_sigma, dog.log_sigma, dog.orientation])
+
+    xr = x.detach().clone().requires_grad_(True)
+    ls_b = blur.log_sigma.detach().clone().requires_grad_(True)
+    ls_d = dog.log_sigma.detach().clone().requires_grad_(True)
+    th = dog.orientation.detach().clone().requires_grad_(True)
+    gb = _old_gauss(ls_b.exp(), k).expand(c, -1)
+    ref_blur = _old_conv(xr, gb[:, :, None] * gb[:, None, :], border)
+    gd, dd = _old_gauss(ls_d.exp(), k).expand(c, -1), _old_deriv(ls_d.exp(), k).expand(c, -1)
+    gx, gy = gd[:, :, None] * dd[:, None, :], dd[:, :, None] * gd[:, None, :]
+    t = th.expand(c)[:, None, None]
+    ref_dog = _old_conv(xr, torch.cos(t) * gx + torch.sin(t) * gy, border)
+    ref_grad = torch.stack([_old_conv(xr, gx, border), _old_conv(xr, gy, border)], 2).flatten(1, 2)
+    refs = [(ref_blur * w).sum(), (ref_dog * w).sum(), (ref_grad * w2).sum()]
+    ref_grads = torch.autograd.grad(sum(refs), [xr, ls_b, ls_d, th])
+    for a, b in zip(outs, refs):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():  # the cached (eval) or rebuilt (train) kernels give the same outputs
+        torch.testing.assert_close(blur(x), ref_blur, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(dog.gradient(x), ref_grad, rtol=1e-12, atol=1e-12)
+
+
+def test_functional_filters_match_the_former_formula():
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(1, 2, 10, 12, generator=g, dtype=D)
+    s = torch.tensor([1.1, 1.7], dtype=D)
+    gk = _old_gauss(s, 7)
+    torch.testing.assert_close(gaussian_blur(x, s, 7), _old_conv(x, gk[:, :, None] * gk[:, None, :], "reflect"))
+    dk = _old_deriv(torch.tensor(1.3, dtype=D), 7)
+    gk = _old_gauss(torch.tensor(1.3, dtype=D), 7)
+    k = (math.cos(0.4) * gk[:, None] * dk[None, :] + math.sin(0.4) * dk[:, None] * gk[None, :]).expand(2, -1, -1)
+    torch.testing.assert_close(gaussian_derivative_filter(x, 1.3, 0.4, 7, "replicate"), _old_conv(x, k, "replicate"))
+
+
+def test_learnable_filters_run_through_the_functional_dispatch(monkeypatch):
+    from cnnconv import functional
+    from cnnconv.parametric import gaussian as module
+
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("factors") is not None)
+        return functional.filter2d(*args, **kwargs)
+
+    monkeypatch.setattr(module, "filter2d", spy)
+    x = _rand(1, 2, 12, 12)
+    LearnableGaussianBlur(2, 1.0, 7, dtype=D)(x)
+    LearnableGaussianDerivative(2, 1.0, 0.3, 7, dtype=D)(x)
+    LearnableGaussianDerivative(2, 1.0, 0.3, 7, dtype=D).gradient(x)
+    assert calls == [True, False, True, True]  # the blur and the x/y pair as separable factors

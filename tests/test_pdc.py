@@ -399,3 +399,22 @@ def test_inspection_reports_the_equivalent_kernel(pdc, size):
     if pdc == "cd":
         best = match_kernel(rec.weight[0, 0])[0]
         assert (best.name, best.transform) == ("sobel_x", "identity") and best.similarity == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("channel_mode", ["mean", "sum"])
+def test_from_kernels_cv_builds_the_learnable_layer_of_the_same_arguments(channel_mode):
+    from cnnconv.learnable import LearnableConv2d
+
+    seed = int(torch.randint(0, 10_000, ()))
+    specs = ["sobel_x", ("gaussian", {"sigma": 0.8, "size": 3}), torch.randn(3, 3, dtype=torch.float64)]
+    args = dict(noise=0.1, kernel_size=5, channel_mode=channel_mode, padding=2, stride=2, dtype=torch.float64)
+    a = LearnableConv2d.from_kernels(specs, 3, generator=torch.Generator().manual_seed(seed), **args)
+    b = PixelDifferenceConv2d.from_kernels(specs, 3, pdc="cv", generator=torch.Generator().manual_seed(seed), **args)
+    torch.testing.assert_close(b.weight, a.weight, rtol=1e-12, atol=1e-12)
+    assert b.kernel_names == a.kernel_names == ["sobel_x", "gaussian", "tensor"]
+    assert (b.stride, b.padding, b.kernel_size) == (a.stride, a.padding, a.kernel_size) == ((2, 2), (2, 2), (5, 5))
+    assert max(b.init_residuals) < 1e-12
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour_mode'"):
+        PixelDifferenceConv2d.from_kernels(specs, colour_mode="mean")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'colour_mode'"):
+        LearnableConv2d.from_kernels(specs, colour_mode="mean")
