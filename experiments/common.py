@@ -21,12 +21,13 @@ import io
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from cnnconv._utils.io import atomic_write
 from cnnconv.training import atomic_write_text
 
-__all__ = ["config_file", "fmt", "Report", "write_csv", "save_figure", "line_plot", "require"]
+__all__ = ["config_file", "fmt", "markdown_table", "Report", "write_csv", "new_figure", "save_figure",
+           "line_plot", "require"]
 
 
 def config_file(name: str) -> Path:
@@ -78,6 +79,26 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]],
+                   cell: Callable[[Any], str] = str) -> str:
+    """A markdown table: a header row, the separator, then one line per row of cells.
+
+    Args:
+        header: Column titles.
+        rows: Rows of cell values, each written with ``cell``.
+        cell: Formats one value (default ``str``).
+
+    Example:
+        >>> print(markdown_table(["k", "error"], [[3, 0.5]]))
+        | k | error |
+        |---|---|
+        | 3 | 0.5 |
+    """
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]],
               columns: Sequence[str] | None = None) -> Path:
     """Write dict rows as CSV (atomically, replacing an existing file).
@@ -97,6 +118,17 @@ def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]],
     for row in rows:
         writer.writerow({k: row.get(k, "") for k in columns})
     return atomic_write_text(path, buf.getvalue())
+
+
+def new_figure(width: float, height: float):
+    """A matplotlib Figure (constrained layout) on an Agg canvas, outside pyplot's state."""
+    require("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
@@ -124,13 +156,9 @@ def line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], pat
     Returns:
         The figure.
     """
-    require("matplotlib")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import LogLocator, NullFormatter
 
-    fig = Figure(figsize=(8.0, 4.2), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(8.0, 4.2)
     ax = fig.add_subplot()
     for i, (label, (x, y)) in enumerate(series.items()):
         ax.plot(list(x), list(y), label=label, lw=1.5, color=f"C{i % 10}",
@@ -189,10 +217,8 @@ class Report:
         headers = list(headers or columns)
         if len(headers) != len(columns):
             raise ValueError(f"headers must have {len(columns)} entries, got {len(headers)}")
-        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(columns)]
-        for row in rows:
-            lines.append("| " + " | ".join(fmt(row.get(c, ""), digits) for c in columns) + " |")
-        self._parts.append("\n".join(lines) + "\n")
+        cells = [[row.get(c, "") for c in columns] for row in rows]
+        self._parts.append(markdown_table(headers, cells, lambda v: fmt(v, digits)) + "\n")
 
     def image(self, path: str | os.PathLike, caption: str, run_dir: str | os.PathLike) -> None:
         """Embed a PNG by its path relative to the run folder."""
