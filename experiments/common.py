@@ -27,7 +27,7 @@ from cnnconv._utils.io import atomic_write
 from cnnconv.training import atomic_write_text
 
 __all__ = ["config_file", "fmt", "markdown_table", "Report", "write_csv", "new_figure", "save_figure",
-           "line_plot", "require"]
+           "line_plot", "optional", "require"]
 
 
 def config_file(name: str) -> Path:
@@ -59,6 +59,22 @@ def require(module: str):
     except ImportError as exc:
         raise ImportError(f"the experiments need {module}: pip install 'cnnconv[experiments]'"
                           ) from exc
+
+
+def optional(module: str, attribute: str | None = None):
+    """An optional package (or one of its attributes), or ``None`` when it is not installed.
+
+    Example:
+        >>> optional("math", "sqrt")(4.0), optional("no_such_package_here")
+        (2.0, None)
+    """
+    import importlib
+
+    try:
+        found = importlib.import_module(module)
+    except ImportError:
+        return None
+    return getattr(found, attribute, None) if attribute else found
 
 
 def fmt(value: Any, digits: int = 4) -> str:

@@ -330,7 +330,7 @@ def test_bar_chart_long_title_and_many_bars_fit(tmp_path):
 
 
 def test_time_chart_plain_ticks_and_legend_outside():
-    from experiments.bench_fft import _time_chart
+    from experiments.timing import time_chart as _time_chart
 
     ks = [3, 5, 7, 11, 15, 23, 31, 47, 63, 95, 127]
     t = {"direct F.conv2d": (ks, [1e-5 * k ** 2 for k in ks]), "cnnconv fft": (ks, [1e-3] * len(ks))}
