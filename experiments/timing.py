@@ -16,16 +16,41 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import sys
 import threading
 import time
 
 import numpy as np
+import torch
 
 from .common import markdown_table, new_figure
 
-__all__ = ["timeit", "once", "heartbeat", "ms", "number", "table", "time_chart"]
+__all__ = ["add_clock_options", "use_clock_options", "timeit", "once", "heartbeat", "ms", "number",
+           "table", "time_chart"]
+
+
+def add_clock_options(parser: argparse.ArgumentParser, threads_help: str) -> None:
+    """Add ``--threads`` (``threads_help``) and ``--clock wall|process`` to a benchmark's parser;
+    :func:`use_clock_options` applies them."""
+    parser.add_argument("--threads", type=int, default=None, help=threads_help)
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "process"),
+        default="wall",
+        help="wall-clock time (default) or this process's CPU time (steadier on a busy machine; use with --threads 1)",
+    )
+
+
+def use_clock_options(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """Check ``--threads`` (a parser error unless positive), set torch's thread count to it and
+    return the clock ``--clock`` names: ``time.perf_counter`` or ``time.process_time``."""
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be positive, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    return time.perf_counter if args.clock == "wall" else time.process_time
 
 
 def timeit(fn, repeat: int = 3, budget: float = 5.0) -> float:
