@@ -9,10 +9,9 @@ import math
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from cnnconv import kernels
-from cnnconv.functional import correlate2d
+from cnnconv.functional import correlate2d, separable_correlate2d
 
 __all__ = ["hand_designed_kernels", "hand_designed_gradients", "canny_scores", "align_orientation",
            "apply_alignment", "make_learned", "make_parametric", "learned_gradients",
@@ -180,16 +179,11 @@ def learned_gradients(model: nn.Module, images: torch.Tensor) -> tuple[torch.Ten
         sigma = model.sigma.reshape(-1)[0].to(images.dtype)
         g = gaussian_kernel1d(sigma, k)
         d = gaussian_derivative_kernel1d(sigma, k)
-        padded = F.pad(images, (k // 2, k // 2, k // 2, k // 2), mode="reflect")[:, 0]
-        both = torch.stack([g, d]).unsqueeze(1)  # (2, 1, k)
-        n, hp, wp = padded.shape
-        # Down the columns: [smoothed, differentiated], each (n, H, Wp); 1-D passes as conv1d.
-        cols = F.conv1d(padded.transpose(1, 2).reshape(n * wp, 1, hp), both)
-        cols = cols.reshape(n, wp, 2, hp - k + 1).permute(2, 0, 3, 1)  # (2, n, H, Wp)
-        h = hp - k + 1
-        gx = F.conv1d(cols[0].reshape(n * h, 1, wp), d.reshape(1, 1, k)).reshape(n, h, wp - k + 1)
-        gy = F.conv1d(cols[1].reshape(n * h, 1, wp), g.reshape(1, 1, k)).reshape(n, h, wp - k + 1)
-        return gx, gy
+        # Channel 0: smooth down the columns, differentiate along the rows (gx); channel 1: the
+        # transpose (gy).
+        out = separable_correlate2d(images.expand(-1, 2, -1, -1), torch.stack([g, d]),
+                                    torch.stack([d, g]), "same", border="reflect")
+        return out[:, 0], out[:, 1]
     out = model(images)
     return out[:, 0], out[:, 1]
 
