@@ -53,8 +53,6 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
-
 from cnnconv.training import Run, atomic_write_text, experiment_main
 
 from .config import MIN_SEEDS, NAME, EdgesNoiseConfig
@@ -86,35 +84,12 @@ def run_experiment(cfg: EdgesNoiseConfig, run: Run) -> dict:
     Each (seed, noise level) unit saves ``units/s<seed>_n<index>.json`` when it is done, and each
     learned detector its checkpoint, so ``--resume`` skips finished units and finished training.
 
+    The command line (:func:`cnnconv.training.experiment_main`) runs it with ``cfg.num_threads``
+    torch threads on a CPU.
+
     Returns:
         ``{"report": path, "rows": [...], "verdicts": [...]}``.
     """
-    threads = torch.get_num_threads()
-    if cfg.num_threads and run.device.type == "cpu":
-        torch.set_num_threads(cfg.num_threads)
-    try:
-        return _run_all(cfg, run)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _read_unit(path: Path) -> dict | None:
-    """A finished unit's saved results, or ``None`` if there are none (or they are unreadable,
-    e.g. edited or damaged: the unit is then redone from its detectors' checkpoints)."""
-    if not path.is_file():
-        return None
-    try:
-        unit = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        warnings.warn(f"ignoring unreadable unit results {path} ({exc}); redoing that unit")
-        return None
-    if not isinstance(unit, dict) or not {"rows", "kernels", "curves"} <= unit.keys():
-        warnings.warn(f"ignoring unit results {path} without rows/kernels/curves; redoing it")
-        return None
-    return unit
-
-
-def _run_all(cfg: EdgesNoiseConfig, run: Run) -> dict:
     units_dir = run.dir / "units"
     units_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
@@ -158,6 +133,22 @@ def _run_all(cfg: EdgesNoiseConfig, run: Run) -> dict:
          "seconds": seconds}, indent=1))
     report = write_report(cfg, rows, run.dir, figures, seconds)
     return {"report": report, "rows": rows, "verdicts": verdict_rows}
+
+
+def _read_unit(path: Path) -> dict | None:
+    """A finished unit's saved results, or ``None`` if there are none (or they are unreadable,
+    e.g. edited or damaged: the unit is then redone from its detectors' checkpoints)."""
+    if not path.is_file():
+        return None
+    try:
+        unit = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"ignoring unreadable unit results {path} ({exc}); redoing that unit")
+        return None
+    if not isinstance(unit, dict) or not {"rows", "kernels", "curves"} <= unit.keys():
+        warnings.warn(f"ignoring unit results {path} without rows/kernels/curves; redoing it")
+        return None
+    return unit
 
 
 def main(argv=None, *, name: str = NAME, config_cls=EdgesNoiseConfig,
