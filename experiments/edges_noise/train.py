@@ -16,18 +16,9 @@ from cnnconv import kernels
 from cnnconv.training import Run
 
 from .config import EdgesNoiseConfig
-from .detectors import (
-    align_orientation,
-    apply_alignment,
-    canny_scores,
-    fitted_sigma,
-    hand_designed_gradients,
-    learned_gradients,
-    learned_kernels,
-    learned_sigma,
-    make_learned,
-    make_parametric,
-)
+from .detectors import (align_orientation, apply_alignment, canny_scores, fitted_sigma,
+                        hand_designed_gradients, learned_gradients, learned_kernels, learned_sigma,
+                        make_learned, make_parametric)
 from .evaluate import boundary_scores, evaluate_detector, make_scenes, thresholds_for
 
 __all__ = ["LogisticEdgeHead", "balanced_bce", "train_head", "run_unit"]
