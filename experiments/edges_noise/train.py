@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnconv import kernels
-from cnnconv.training import Run
+from cnnconv.training import Run, step_generator
 
 from .config import EdgesNoiseConfig
 from .detectors import (align_orientation, apply_alignment, canny_scores, fitted_sigma,
@@ -88,8 +88,6 @@ def train_head(run: Run, head: LogisticEdgeHead, scenes: dict, cfg: EdgesNoiseCo
     Returns:
         ``{"loss": final training loss over all training scenes, "seconds": training time}``.
     """
-    from cnnconv.training import step_generator
-
     head = head.to(run.device)
     images, target = scenes["image"], scenes["boundary"]
     _init_head(head, images[: cfg.batch_size])
