@@ -27,7 +27,7 @@ import time
 import torch
 import torch.nn as nn
 
-from cnnconv.conv import FFTConv2d, _FFTConvMixin, convert
+from cnnconv.conv import FFTConv1d, FFTConv2d, FFTConv3d, convert
 
 from .timing import add_clock_options, use_clock_options
 
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
         with torch.inference_mode():
             diff = float((converted(x) - original(x)).abs().max() / original(x).abs().max())
             orig_t, conv_t = time_pair(lambda: original(x), lambda: converted(x), args.calls, args.rounds, clock)
-        layers = [m for m in converted.modules() if isinstance(m, _FFTConvMixin)]
+        layers = [m for m in converted.modules() if isinstance(m, (FFTConv1d, FFTConv2d, FFTConv3d))]
         if any(m.last_method != "direct" for m in layers) or diff > 1e-5:
             raise RuntimeError(f"{name}: a layer did not stay direct or the outputs differ ({diff:.1e})")
         ratios = [c / o for o, c in zip(orig_t, conv_t)]
