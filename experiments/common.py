@@ -179,8 +179,8 @@ def line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], pat
     for i, (label, (x, y)) in enumerate(series.items()):
         ax.plot(list(x), list(y), label=label, lw=1.5, color=f"C{i % 10}",
                 ls=("-", "--", "-.", ":")[i // 10 % 4])
-    for i, (label, y) in enumerate((hlines or {}).items()):
-        ax.axhline(y, ls=(0, (4, 2 + 2 * i)), lw=1, color="gray", label=label)
+    for i, (label, level) in enumerate((hlines or {}).items()):
+        ax.axhline(level, ls=(0, (4, 2 + 2 * i)), lw=1, color="gray", label=label)
     if logy:
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(base=10, numticks=30))

@@ -106,8 +106,8 @@ def heartbeat(label: str, every: float = 15.0, *, prog: str, hint: str):
         thread.join()
 
 
-def ms(t: float) -> float:
-    """Seconds to milliseconds."""
+def ms(t: float | np.ndarray) -> float | np.ndarray:
+    """Seconds to milliseconds (a number or an array of them)."""
     return t * 1e3
 
 
