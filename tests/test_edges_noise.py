@@ -207,6 +207,16 @@ def test_package_runs_as_a_module_and_its_files_stay_short():
         assert lines <= 400, f"{path.relative_to(root)} has {lines} lines (at most 400)"
 
 
+def test_package_reexports_the_public_names_of_its_modules():
+    from experiments.edges_noise import config, detectors, evaluate, figures, report, stats, train
+
+    for module in (config, detectors, evaluate, figures, report, stats, train):
+        missing = set(module.__all__) - set(en.__all__)
+        assert not missing, f"{module.__name__}: {sorted(missing)} not re-exported"
+        for name in module.__all__:
+            assert getattr(en, name) is getattr(module, name)
+
+
 def test_canny_score_map_reproduces_canny_at_every_threshold():
     from skimage.feature import canny
 
