@@ -1,4 +1,4 @@
-"""cnnconv experiments: one module per experiment.
+"""cnnconv experiments: one module (or, for ``edges_noise``, one package) per experiment.
 
 Run them as ``cnnconv run <name>`` from anywhere once cnnconv is installed with the
 ``experiments`` extra (they ship as ``cnnconv.experiments``, with the repository's ``configs/``
@@ -10,4 +10,7 @@ written), accepts ``--set key=value`` overrides and writes a run folder under ``
 with the resolved config, ``run_info.yaml`` (command line, versions, git commit, device,
 threads), ``metrics.csv``, checkpoints, figures and a ``report.md``. See
 :mod:`cnnconv.training` for the machinery.
+
+Shared here: :mod:`.common` (configs, markdown tables and reports, CSV files, figures, optional
+packages) and :mod:`.timing` (the benchmarks' timings, tables and time charts).
 """

@@ -24,14 +24,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
-import math
-import os
 import subprocess
 import sys
-import threading
-import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -40,161 +36,17 @@ import torch.nn.functional as F
 
 from cnnconv import planner
 from cnnconv.fft import fft_conv1d, fft_conv2d
+from cnnconv.training import make_run_dir
+
+from . import timing
+from .common import optional, require, save_figure
+from .timing import ms, once, table, time_chart, timeit
 
 SECTIONS = ("seed", "sweep1d", "sweep2d", "cases2d", "memory", "auto")
 
 
-# ------------------------------------------------------------------------------------- helpers
-
-
-def timeit(fn, repeat: int = 3, budget: float = 5.0) -> float:
-    """Best wall time of at least ``repeat`` calls (more for fast calls, up to about 0.3 s of
-    timing, so that short cases are not at the mercy of one interruption; only one call when
-    it takes more than ``budget / 2``)."""
-    t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    if first * 2 > budget:
-        return first
-    best, spent, count = first, first, 0
-    while count < repeat or (spent < 0.3 and count < 50):
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        best, spent, count = min(best, dt), spent + dt, count + 1
-    return best
-
-
-def once(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-@contextlib.contextmanager
-def heartbeat(label: str, every: float = 15.0):
-    """Say on stderr that a slow timing started, then every ``every`` seconds that it still runs
-    (one call of a direct convolution can take minutes and shows nothing otherwise)."""
-    t0 = time.monotonic()
-    print(f"bench_fft: timing {label} (slow; --skip-slow-direct skips it)", file=sys.stderr,
-          flush=True)
-    done = threading.Event()
-
-    def beat():
-        while not done.wait(every):
-            print(f"bench_fft: still timing {label}, {time.monotonic() - t0:.0f} s so far",
-                  file=sys.stderr, flush=True)
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
-
-
-def table(title: str, header: list[str], rows: list[list]) -> None:
-    print(f"\n{title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for r in rows:
-        print("| " + " | ".join(_fmt(v) for v in r) + " |")
-    sys.stdout.flush()
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        if v != v:
-            return "n/a"
-        if abs(v) >= 100:
-            return f"{v:.0f}"
-        if abs(v) >= 1:
-            return f"{v:.2f}"
-        return f"{v:.3g}"
-    return str(v)
-
-
-def ms(t: float) -> float:
-    return t * 1e3
-
-
-def new_run_dir(root: Path) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    for i in range(1000):
-        d = root / (stamp if i == 0 else f"{stamp}-{i}")
-        try:
-            d.mkdir(parents=True, exist_ok=False)
-            return d
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a new folder under {root}")
-
-
-def save_png(fig, path: Path) -> Path:
-    if path.exists():
-        raise FileExistsError(f"refusing to overwrite {path}")
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
-
-
-def _plt():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError("plots need matplotlib: pip install 'cnnconv[experiments]'") from exc
-    return plt
-
-
-def _time_chart(series: dict, guides: dict, xticks, xlabel: str, title: str):
-    """Log-log chart of times: ``series`` ``{label: (x, seconds)}`` as lines with markers (the
-    ``auto`` series dashed over the others), ``guides`` ``{label: (x, seconds, linestyle)}`` as
-    thin black reference slopes. The x ticks are ``xticks`` written plainly (no ``3x10^0``); the
-    y axis has one labelled tick per decade, in ms; the legend sits outside the axes.
-
-    Returns:
-        A matplotlib Figure (constrained layout, Agg canvas).
-    """
-    _plt()  # the clear ImportError when matplotlib is missing
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
-
-    fig = Figure(figsize=(8.5, 5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for label, (x, t) in series.items():
-        ax.loglog(x, ms(np.asarray(t, dtype=float)), "x--" if label == "auto" else "o-", label=label)
-    for label, (x, t, ls) in guides.items():
-        ax.loglog(x, ms(np.asarray(t, dtype=float)), color="k", ls=ls, lw=1, label=label)
-    ax.xaxis.set_major_locator(FixedLocator(list(xticks)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax.xaxis.set_minor_locator(NullLocator())
-    if len(xticks) > 6:  # leave room between the labels
-        ax.tick_params(axis="x", labelrotation=45)
-    ax.yaxis.set_major_locator(LogLocator(base=10, numticks=30))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("time (ms, log scale)")
-    ax.set_title(title)
-    ax.grid(True, which="major", alpha=0.4)
-    ax.grid(True, which="minor", alpha=0.12)
-    fig.legend(loc="outside right upper", fontsize=9)
-    return fig
-
-
-def _scipy_signal():
-    try:
-        from scipy import signal
-    except ImportError as exc:
-        raise ImportError("this benchmark needs scipy: pip install 'cnnconv[experiments]'") from exc
-    return signal
+heartbeat = functools.partial(timing.heartbeat, prog="bench_fft", hint="--skip-slow-direct skips it")
+"""``with heartbeat(label):`` around a slow timing (see :func:`experiments.timing.heartbeat`)."""
 
 
 # ------------------------------------------------------------------------------------ sections
@@ -202,7 +54,7 @@ def _scipy_signal():
 
 def section_seed(args) -> dict:
     """The seed's comparison: 100,000 * 100,000 samples, full output."""
-    signal = _scipy_signal()
+    signal = require("scipy.signal")
     n = args.seed_n
     rng = np.random.default_rng(0)
     a = rng.standard_normal(n).astype(np.float32)
@@ -239,7 +91,7 @@ def section_seed(args) -> dict:
 
 
 def section_sweep1d(args, out: Path) -> None:
-    signal = _scipy_signal()
+    signal = require("scipy.signal")
     sizes = [10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000, 300000, 1000000]
     if args.quick:
         sizes = [10, 100, 1000, 10000, 100000]
@@ -274,9 +126,9 @@ def section_sweep1d(args, out: Path) -> None:
     if direct[0]:
         n0, t0 = direct[0][-1], direct[1][-1]
         guides["n² slope"] = (ns, t0 * (ns / n0) ** 2, ":")
-    fig = _time_chart(series, guides, sizes, "n (samples in each array)",
+    fig = time_chart(series, guides, sizes, "n (samples in each array)",
                       "Full 1-D correlation of two n-sample arrays")
-    print(f"\nfigure: {save_png(fig, out / 'sweep1d.png')}")
+    print(f"\nfigure: {save_figure(fig, out / 'sweep1d.png')}")
 
 
 def section_sweep2d(args, out: Path) -> None:
@@ -297,31 +149,15 @@ def section_sweep2d(args, out: Path) -> None:
         rows.append([k, ms(td), ms(tf), td / tf, choice, ta / min(td, tf)])
     table(f"2-D kernel-size sweep: depthwise 1x3x{size}x{size}, same, time (ms)",
           ["k", "direct", "cnnconv fft", "direct / fft", "auto picks", "auto / best"], rows)
-    fig = _time_chart(series, {}, ks, "kernel size k (k x k)",
+    fig = time_chart(series, {}, ks, "kernel size k (k x k)",
                       f"Depthwise 1x3x{size}x{size}: direct vs FFT crossover")
-    print(f"\nfigure: {save_png(fig, out / 'sweep2d.png')}")
-
-
-def _fft_conv_pytorch():
-    try:
-        from fft_conv_pytorch import fft_conv
-    except ImportError:
-        return None
-    return fft_conv
-
-
-def _kornia_fft_conv():
-    try:
-        from kornia.filters import fft_conv
-    except ImportError:
-        return None
-    return fft_conv
+    print(f"\nfigure: {save_figure(fig, out / 'sweep2d.png')}")
 
 
 def section_cases2d(args) -> None:
-    signal = _scipy_signal()
-    fcp = _fft_conv_pytorch()
-    kfc = _kornia_fft_conv()
+    signal = require("scipy.signal")
+    fcp = optional("fft_conv_pytorch", "fft_conv")
+    kfc = optional("kornia.filters", "fft_conv")
     ks = [15, 31, 63] if not args.quick else [31]
     rows = []
     x = torch.randn(4, 3, 512, 512)
@@ -533,7 +369,7 @@ def main(argv=None) -> int:
             args.out.mkdir(parents=True, exist_ok=False)
             out = args.out
         else:
-            out = new_run_dir(Path("runs") / "bench_fft")
+            out = make_run_dir("runs", "bench_fft")
         print(f"figures in {out}")
     with torch.no_grad():
         if "seed" in sections:

@@ -27,6 +27,8 @@ import time
 import numpy as np
 import torch
 
+from .timing import add_clock_options, use_clock_options
+
 
 def _require():
     try:
@@ -198,13 +200,7 @@ def main(argv=None) -> int:
                         help=f"batch size (3 channels each); default {DEFAULT_BATCH}")
     parser.add_argument("--quick", action="store_true",
                         help="a few seconds: --size 128 --batch 1 --repeats 3 --skip-slow (targets not judged)")
-    parser.add_argument("--threads", type=int, default=None, help="torch and OpenCV thread count (default: their own defaults)")
-    parser.add_argument(
-        "--clock",
-        choices=("wall", "process"),
-        default="wall",
-        help="wall-clock time (default) or this process's CPU time (steadier on a busy machine; use with --threads 1)",
-    )
+    add_clock_options(parser, "torch and OpenCV thread count (default: their own defaults)")
     parser.add_argument("--skip-slow", action="store_true", help="skip scipy.ndimage and torchvision columns")
     parser.add_argument(
         "--order",
@@ -224,12 +220,9 @@ def main(argv=None) -> int:
         parser.error(f"--batch must be positive, got {args.batch}")
 
     cv2 = _require()[0]
+    clock = use_clock_options(parser, args)
     if args.threads is not None:
-        if args.threads < 1:
-            parser.error(f"--threads must be positive, got {args.threads}")
-        torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
     torch.manual_seed(0)
     x = torch.rand(args.batch, 3, args.size, args.size, dtype=torch.float32)
     libs = ["cnnconv", "kornia", "torchvision", "opencv", "scipy"]

@@ -27,7 +27,9 @@ import time
 import torch
 import torch.nn as nn
 
-from cnnconv.conv import FFTConv2d, _FFTConvMixin, convert
+from cnnconv.conv import FFTConv1d, FFTConv2d, FFTConv3d, convert
+
+from .timing import add_clock_options, use_clock_options
 
 MODEL_TARGET = 1.03
 LAYER_TARGET = 1.1
@@ -81,24 +83,14 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--calls", type=int, default=9, help="timed calls per side per round (median); default 9")
     parser.add_argument("--rounds", type=int, default=5, help="rounds; default 5")
-    parser.add_argument("--threads", type=int, default=None, help="torch thread count (default: torch's)")
-    parser.add_argument(
-        "--clock",
-        choices=("wall", "process"),
-        default="wall",
-        help="wall-clock time (default) or this process's CPU time (steadier on a busy machine; use with --threads 1)",
-    )
+    add_clock_options(parser, "torch thread count (default: torch's)")
     args = parser.parse_args(argv)
     if args.calls < 1:
         parser.error(f"--calls must be positive, got {args.calls}")
     if args.rounds < 1:
         parser.error(f"--rounds must be positive, got {args.rounds}")
-    if args.threads is not None:
-        if args.threads < 1:
-            parser.error(f"--threads must be positive, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    clock = use_clock_options(parser, args)
     torchvision = _require()
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
 
     print(
         f"convert(method='auto') overhead, CPU float32, torch {torch.__version__} ({torch.get_num_threads()} threads), "
@@ -112,7 +104,7 @@ def main(argv=None) -> int:
         with torch.inference_mode():
             diff = float((converted(x) - original(x)).abs().max() / original(x).abs().max())
             orig_t, conv_t = time_pair(lambda: original(x), lambda: converted(x), args.calls, args.rounds, clock)
-        layers = [m for m in converted.modules() if isinstance(m, _FFTConvMixin)]
+        layers = [m for m in converted.modules() if isinstance(m, (FFTConv1d, FFTConv2d, FFTConv3d))]
         if any(m.last_method != "direct" for m in layers) or diff > 1e-5:
             raise RuntimeError(f"{name}: a layer did not stay direct or the outputs differ ({diff:.1e})")
         ratios = [c / o for o, c in zip(orig_t, conv_t)]

@@ -21,12 +21,13 @@ import io
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from cnnconv._utils.io import atomic_write
 from cnnconv.training import atomic_write_text
 
-__all__ = ["config_file", "fmt", "Report", "write_csv", "save_figure", "line_plot", "require"]
+__all__ = ["config_file", "fmt", "markdown_table", "Report", "write_csv", "new_figure", "save_figure",
+           "line_plot", "optional", "require"]
 
 
 def config_file(name: str) -> Path:
@@ -60,6 +61,22 @@ def require(module: str):
                           ) from exc
 
 
+def optional(module: str, attribute: str | None = None):
+    """An optional package (or one of its attributes), or ``None`` when it is not installed.
+
+    Example:
+        >>> optional("math", "sqrt")(4.0), optional("no_such_package_here")
+        (2.0, None)
+    """
+    import importlib
+
+    try:
+        found = importlib.import_module(module)
+    except ImportError:
+        return None
+    return getattr(found, attribute, None) if attribute else found
+
+
 def fmt(value: Any, digits: int = 4) -> str:
     """A table cell: floats with ``digits`` significant digits (scientific when small/large).
 
@@ -76,6 +93,26 @@ def fmt(value: Any, digits: int = 4) -> str:
             return f"{value:.{digits - 1}e}"
         return f"{value:.{digits}g}"
     return str(value)
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]],
+                   cell: Callable[[Any], str] = str) -> str:
+    """A markdown table: a header row, the separator, then one line per row of cells.
+
+    Args:
+        header: Column titles.
+        rows: Rows of cell values, each written with ``cell``.
+        cell: Formats one value (default ``str``).
+
+    Example:
+        >>> print(markdown_table(["k", "error"], [[3, 0.5]]))
+        | k | error |
+        |---|---|
+        | 3 | 0.5 |
+    """
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]],
@@ -97,6 +134,17 @@ def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]],
     for row in rows:
         writer.writerow({k: row.get(k, "") for k in columns})
     return atomic_write_text(path, buf.getvalue())
+
+
+def new_figure(width: float, height: float):
+    """A matplotlib Figure (constrained layout) on an Agg canvas, outside pyplot's state."""
+    require("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
@@ -124,19 +172,15 @@ def line_plot(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], pat
     Returns:
         The figure.
     """
-    require("matplotlib")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import LogLocator, NullFormatter
 
-    fig = Figure(figsize=(8.0, 4.2), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(8.0, 4.2)
     ax = fig.add_subplot()
     for i, (label, (x, y)) in enumerate(series.items()):
         ax.plot(list(x), list(y), label=label, lw=1.5, color=f"C{i % 10}",
                 ls=("-", "--", "-.", ":")[i // 10 % 4])
-    for i, (label, y) in enumerate((hlines or {}).items()):
-        ax.axhline(y, ls=(0, (4, 2 + 2 * i)), lw=1, color="gray", label=label)
+    for i, (label, level) in enumerate((hlines or {}).items()):
+        ax.axhline(level, ls=(0, (4, 2 + 2 * i)), lw=1, color="gray", label=label)
     if logy:
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(LogLocator(base=10, numticks=30))
@@ -189,10 +233,8 @@ class Report:
         headers = list(headers or columns)
         if len(headers) != len(columns):
             raise ValueError(f"headers must have {len(columns)} entries, got {len(headers)}")
-        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(columns)]
-        for row in rows:
-            lines.append("| " + " | ".join(fmt(row.get(c, ""), digits) for c in columns) + " |")
-        self._parts.append("\n".join(lines) + "\n")
+        cells = [[row.get(c, "") for c in columns] for row in rows]
+        self._parts.append(markdown_table(headers, cells, lambda v: fmt(v, digits)) + "\n")
 
     def image(self, path: str | os.PathLike, caption: str, run_dir: str | os.PathLike) -> None:
         """Embed a PNG by its path relative to the run folder."""

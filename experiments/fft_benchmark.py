@@ -32,14 +32,14 @@ import torch
 
 from cnnconv.training import (MAX_SEED, Run, atomic_write_text, check_names, check_range,
                                experiment_main, param, yaml_defaults)
-from .common import Report, config_file, require, save_figure, write_csv
+from .bench_fft import SECTIONS
+from .common import Report, config_file, new_figure, save_figure, write_csv
 
 NAME = "fft_benchmark"
 ROOT = Path(__file__).resolve().parents[len(__package__.split("."))]
 """The folder holding this package (the clone, or site-packages when installed)."""
 
 
-SECTIONS = ("seed", "sweep1d", "sweep2d", "cases2d", "memory", "auto")  # bench_fft's sections
 BENCHMARKS = ("experiments.bench_fft",)
 """The benchmark modules ``module`` may name."""
 EXTRA_OPTIONS = {"--seed-n": int, "--direct-max-n": int, "--auto-max-direct": float}
@@ -235,15 +235,11 @@ def _bar_chart(labels, values, ylabel, title, path, *, xlabel: str = ""):
     """
     import textwrap
 
-    require("matplotlib")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     pairs = [(lab, v) for lab, v in zip(labels, values) if v is not None]
     width = min(14.0, max(6.0, 0.32 * len(pairs) + 2.5))
-    fig = Figure(figsize=(width, 4.8), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(width, 4.8)
     ax = fig.add_subplot()
     bars = ax.bar(range(len(pairs)), [v for _, v in pairs], color="tab:blue")
     fontsize = 7 if len(pairs) > 20 else 8

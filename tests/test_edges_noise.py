@@ -130,9 +130,9 @@ def test_bad_config_values_name_the_key(override, exc, match):
 
 
 def test_shipped_configs_load():
-    from pathlib import Path
+    from experiments.common import config_file
 
-    root = Path(en.__file__).resolve().parent.parent / "configs"
+    root = config_file("edges_noise").parent
     full = load_config(en.EdgesNoiseConfig, root / "edges_noise.yaml")
     assert full.noise_levels == [0.0, 0.05, 0.1, 0.2, 0.4] and len(full.seeds) >= 3
     assert full.kernel_sizes == [3, 5, 7] and set(full.inits) == {"random", "sobel"}
@@ -171,6 +171,50 @@ def test_hand_designed_gradients_match_scipy():
             ref_y = ndimage.correlate(img[n, 0], ky.numpy(), mode="mirror")
             np.testing.assert_allclose(gx[n].numpy(), ref_x, atol=1e-12)
             np.testing.assert_allclose(gy[n].numpy(), ref_y, atol=1e-12)
+
+
+def test_conv_gradients_equal_the_reflect_pad_conv2d_formula():
+    """The gradient pair goes through cnnconv.functional; it equals the explicit reflect padding
+    followed by F.conv2d with the stacked (kx, ky) weight that the experiment used before."""
+    import torch.nn.functional as F
+
+    from experiments.edges_noise.detectors import _conv_gradients
+
+    g = torch.Generator().manual_seed(int(np.random.default_rng().integers(2**31)))
+    for kh, kw in ((3, 3), (5, 5), (9, 9), (7, 3)):
+        x = torch.randn(3, 1, 24, 19, generator=g)
+        kx, ky = torch.randn(kh, kw, generator=g), torch.randn(kh, kw, generator=g)
+        weight = torch.stack([kx, ky]).unsqueeze(1)
+        ref = F.conv2d(F.pad(x, (kw // 2, kw // 2, kh // 2, kh // 2), mode="reflect"), weight)
+        gx, gy = _conv_gradients(x, kx, ky)
+        assert gx.dtype == torch.float32 and gx.shape == (3, 24, 19)
+        torch.testing.assert_close(gx, ref[:, 0], atol=1e-6, rtol=0)
+        torch.testing.assert_close(gy, ref[:, 1], atol=1e-6, rtol=0)
+
+
+def test_package_runs_as_a_module_and_its_files_stay_short():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-m", "experiments.edges_noise", "--help"], cwd=root,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "usage: python -m experiments.edges_noise" in out.stdout and "kernel_sizes" in out.stdout
+    for path in sorted((root / "experiments").rglob("*.py")):
+        lines = len(path.read_text().splitlines())
+        assert lines <= 400, f"{path.relative_to(root)} has {lines} lines (at most 400)"
+
+
+def test_package_reexports_the_public_names_of_its_modules():
+    from experiments.edges_noise import config, detectors, evaluate, figures, report, stats, train
+
+    for module in (config, detectors, evaluate, figures, report, stats, train):
+        missing = set(module.__all__) - set(en.__all__)
+        assert not missing, f"{module.__name__}: {sorted(missing)} not re-exported"
+        for name in module.__all__:
+            assert getattr(en, name) is getattr(module, name)
 
 
 def test_canny_score_map_reproduces_canny_at_every_threshold():

@@ -132,7 +132,7 @@ def _assert_png_size(path, max_px=2200):
 
 def test_ods_vs_noise_every_series_has_its_own_style(three_seeds):
     summary, _, _ = three_seeds
-    fig = en._ods_vs_noise_figure(summary)
+    fig = en.figures._ods_vs_noise_figure(summary)
     ax = fig.axes[0]
     series = _series(ax)
     assert len(series) == 3 + len(SIGMAS) + 2 + 3 + 1
@@ -150,10 +150,10 @@ def test_ods_vs_noise_every_series_has_its_own_style(three_seeds):
 
 
 def test_ods_vs_noise_error_bars_and_label_follow_the_seeds(three_seeds, one_seed):
-    ax3 = en._ods_vs_noise_figure(three_seeds[0]).axes[0]
+    ax3 = en.figures._ods_vs_noise_figure(three_seeds[0]).axes[0]
     assert any(isinstance(c, ErrorbarContainer) and c.has_yerr for c in ax3.containers)
     assert "mean ± std over 3 seeds" in ax3.get_ylabel()
-    ax1 = en._ods_vs_noise_figure(one_seed[0]).axes[0]
+    ax1 = en.figures._ods_vs_noise_figure(one_seed[0]).axes[0]
     assert not any(isinstance(c, ErrorbarContainer) for c in ax1.containers)
     assert "±" not in ax1.get_ylabel() and "std" not in ax1.get_ylabel()
     assert "one seed" in ax1.get_ylabel()
@@ -165,7 +165,7 @@ def test_ods_vs_noise_error_bars_and_label_follow_the_seeds(three_seeds, one_see
 
 def test_ods_vs_noise_legend_outside_and_nothing_cut_off(three_seeds, tmp_path):
     summary, _, _ = three_seeds
-    fig = en._ods_vs_noise_figure(summary)
+    fig = en.figures._ods_vs_noise_figure(summary)
     _assert_legend_off_the_data(fig, fig.axes[0])
     _assert_all_text_inside(fig)
     _assert_png_size(en.plot_ods_vs_noise(summary, tmp_path / "ods.png"))
@@ -177,12 +177,12 @@ def test_ods_vs_noise_legend_outside_and_nothing_cut_off(three_seeds, tmp_path):
 def test_pr_curves_legend_outside_zoomed_and_iso_f_labelled(three_seeds, tmp_path):
     summary, _, curves = three_seeds
     noise = max(summary)
-    fig = en._pr_curves_figure(summary, curves, 0, noise)
+    fig = en.figures._pr_curves_figure(summary, curves, 0, noise)
     ax = fig.axes[0]
     _assert_legend_off_the_data(fig, ax)
     _assert_all_text_inside(fig)
     series = _series(ax)
-    shown = list(dict.fromkeys(en._best_per_group(summary)[noise].values()))
+    shown = list(dict.fromkeys(en.stats._best_per_group(summary)[noise].values()))
     assert len(series) == len(shown)
     assert len(set(s[:3] for s in series.values())) == len(series)
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
@@ -211,7 +211,7 @@ def test_pr_curves_without_curves_is_none(three_seeds, tmp_path):
 
 def test_kernel_panel_shared_symmetric_scale_with_colour_bar(three_seeds, tmp_path):
     summary, kernels, _ = three_seeds
-    fig = en._kernel_panel_figure(summary, kernels, 0, )
+    fig = en.figures._kernel_panel_figure(summary, kernels, 0, )
     images = [ax.images[0] for ax in fig.axes if ax.images]
     assert len(images) == len(NOISES) * 6
     for im in images:
@@ -224,14 +224,14 @@ def test_kernel_panel_shared_symmetric_scale_with_colour_bar(three_seeds, tmp_pa
     sobel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]) / 2
     np.testing.assert_allclose(fig.axes[0].images[0].get_array(), sobel)
     # A learned kernel is drawn as stored, divided by its largest absolute weight.
-    name = en._best_per_group(summary)[NOISES[0]]["best learned 5x5"]
+    name = en.stats._best_per_group(summary)[NOISES[0]]["best learned 5x5"]
     k = np.asarray(kernels[(0, NOISES[0])][name]["weights"][0])
     np.testing.assert_allclose(fig.axes[3].images[0].get_array(), k / np.abs(k).max())
 
 
 def test_kernel_panel_titles_do_not_overlap(three_seeds, tmp_path):
     summary, kernels, _ = three_seeds
-    fig = en._kernel_panel_figure(summary, kernels, 0)
+    fig = en.figures._kernel_panel_figure(summary, kernels, 0)
     _assert_all_text_inside(fig)
     renderer = _renderer(fig)
     panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
@@ -330,7 +330,7 @@ def test_bar_chart_long_title_and_many_bars_fit(tmp_path):
 
 
 def test_time_chart_plain_ticks_and_legend_outside():
-    from experiments.bench_fft import _time_chart
+    from experiments.timing import time_chart as _time_chart
 
     ks = [3, 5, 7, 11, 15, 23, 31, 47, 63, 95, 127]
     t = {"direct F.conv2d": (ks, [1e-5 * k ** 2 for k in ks]), "cnnconv fft": (ks, [1e-3] * len(ks))}

@@ -273,6 +273,33 @@ def test_bench_filters_busy_machine_is_not_judged():
     assert "busy (load average 8.9 on 2 cores)" in text and "not judged" in text
 
 
+@pytest.mark.parametrize("module", ["bench_filters", "bench_overhead"])
+def test_bench_thread_and_clock_options(module, capsys):
+    import argparse
+    import importlib
+    import time
+
+    import torch
+
+    bench = importlib.import_module(f"experiments.{module}")
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--threads", "0"])
+    assert exc.value.code == 2
+    assert "--threads must be positive, got 0" in capsys.readouterr().err
+
+    from experiments.timing import add_clock_options, use_clock_options
+
+    parser = argparse.ArgumentParser()
+    add_clock_options(parser, "threads")
+    threads = torch.get_num_threads()
+    try:
+        args = parser.parse_args(["--threads", "1", "--clock", "process"])
+        assert use_clock_options(parser, args) is time.process_time and torch.get_num_threads() == 1
+        assert use_clock_options(parser, parser.parse_args([])) is time.perf_counter
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
 def test_bench_filters_quick_states_targets_for_the_default_size_only(capsys):
     from experiments import bench_filters
