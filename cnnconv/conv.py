@@ -27,8 +27,8 @@ import warnings
 from typing import Any, NamedTuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from torch.nn.utils import parametrize
 
 from cnnconv import fft as _fft
@@ -36,12 +36,12 @@ from cnnconv import planner as _planner
 from cnnconv.fft.arguments import check_causal_mode
 
 __all__ = [
-    "METHODS",
     "FFT_MIN_KERNEL_SIZE",
+    "METHODS",
+    "ConvertReport",
     "FFTConv1d",
     "FFTConv2d",
     "FFTConv3d",
-    "ConvertReport",
     "convert",
     "convert_back",
 ]

@@ -69,14 +69,14 @@ from .geometry import ConvGeometry
 from .plan import DEFAULT_MEMORY_BUDGET, FFTPlan
 
 __all__ = [
-    "ConvArgumentError",
-    "ConvDtypeError",
-    "ConvGeometry",
     "DEFAULT_MEMORY_BUDGET",
-    "FFTPlan",
     "FFT_BACKENDS",
     "NONFINITE_MODES",
     "PADDING_MODES",
+    "ConvArgumentError",
+    "ConvDtypeError",
+    "ConvGeometry",
+    "FFTPlan",
     "SpectrumCache",
     "fft_conv1d",
     "fft_conv2d",

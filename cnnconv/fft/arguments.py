@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["ConvArgumentError", "ConvDtypeError", "NONFINITE_MODES", "PADDING_MODES"]
+__all__ = ["NONFINITE_MODES", "PADDING_MODES", "ConvArgumentError", "ConvDtypeError"]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 NONFINITE_MODES = ("direct", "raise")

@@ -8,7 +8,13 @@ import torch
 from .backend import irfftn, rfftn
 from .plan import FFTPlan
 from .spectral import (
-    COMPLEX_BYTES, kernel_spectrum, mix, mix_transpose, mix_weight, spectrum_elems, weight_grad,
+    COMPLEX_BYTES,
+    kernel_spectrum,
+    mix,
+    mix_transpose,
+    mix_weight,
+    spectrum_elems,
+    weight_grad,
 )
 from .tiling import chunks, crop, grid_rows, overlap_add, tile, tiles_of, untile
 
@@ -72,7 +78,6 @@ def run_backward(
     W: torch.Tensor, plan: FFTPlan, groups: int, need_x: bool, need_w: bool,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Input and weight gradients (those asked for) of :func:`run_forward`'s output."""
-    nd = len(plan.n)
     n = plan.n
     batch = x.shape[0]
     cin_g = w.shape[1]

@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from cnnconv._utils.calibration import load_constants
 

@@ -5,7 +5,8 @@ one implementation for every dimension (argument checks, autocast, meta tensors 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -18,7 +18,9 @@ import collections
 import dataclasses
 import itertools
 import math
-from typing import Any, Sequence
+import threading
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -37,6 +39,7 @@ DEFAULT_MEMORY_BUDGET = 1 << 30
 #: Plans kept (least recently used ones are dropped beyond this).
 PLAN_CACHE_SIZE = 256
 _plans: collections.OrderedDict[tuple, FFTPlan] = collections.OrderedDict()
+_lock = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,14 +147,16 @@ def get_plan(geom: ConvGeometry, item: int, budget: float, device_type: str) -> 
     consts = load_constants(device_type)
     key = (geom, item, budget, device_type, backend_name(),
            tuple(consts.get(k) for k in FFT_CONSTANTS))
-    plan = _plans.get(key)
-    if plan is not None:
-        _plans.move_to_end(key)
-        return plan
+    with _lock:  # threads may share the cache
+        plan = _plans.get(key)
+        if plan is not None:
+            _plans.move_to_end(key)
+            return plan
     plan = build_plan(geom, item, budget, consts)
-    _plans[key] = plan
-    if len(_plans) > PLAN_CACHE_SIZE:
-        _plans.popitem(last=False)
+    with _lock:
+        _plans[key] = plan
+        while len(_plans) > PLAN_CACHE_SIZE:
+            _plans.popitem(last=False)
     return plan
 
 

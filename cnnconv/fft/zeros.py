@@ -3,7 +3,7 @@ method gives, instead of the transforms' rounding noise (on which a following Re
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -51,7 +51,11 @@ Example:
 
 from __future__ import annotations
 
-from cnnconv._utils.calibration import DEFAULT_CONSTANTS, calibration_path, load_constants
+from cnnconv._utils.calibration import (
+    DEFAULT_CONSTANTS,
+    calibration_path,
+    load_constants,
+)
 from cnnconv.fft.cost import fft_cost
 
 from .calibrate import calibrate
@@ -59,11 +63,11 @@ from .cost import DIRECT_MARGIN, METHODS, choose_method, direct_cost, estimate_c
 
 __all__ = [
     "DEFAULT_CONSTANTS",
+    "DIRECT_MARGIN",
     "METHODS",
     "calibrate",
     "calibration_path",
     "choose_method",
-    "DIRECT_MARGIN",
     "direct_cost",
     "estimate_costs",
     "fft_cost",

@@ -10,12 +10,17 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from cnnconv._utils.calibration import DEFAULT_CONSTANTS, calibration_path, forget_loaded
+from cnnconv._utils.calibration import (
+    DEFAULT_CONSTANTS,
+    calibration_path,
+    forget_loaded,
+)
 from cnnconv._utils.io import atomic_write
 from cnnconv.fft.backend import irfftn, rfftn
 from cnnconv.fft.cost import fft_cost

@@ -8,8 +8,10 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -27,20 +29,23 @@ METHODS = ("direct", "separable", "fft")
 DIRECT_MARGIN = 1.2
 
 
-def _interp(table, K: float) -> float:
+def _interp(table: list, K: float) -> float:
+    """``table`` ``[[K, c], ...]`` at ``K``, interpolated in ``log K`` (clamped at the ends)."""
     pts = sorted(table)
     if K <= pts[0][0]:
         return pts[0][1]
-    for (k0, c0), (k1, c1) in zip(pts, pts[1:]):
+    for (k0, c0), (k1, c1) in itertools.pairwise(pts):
         if K <= k1:
             t = (math.log(K) - math.log(k0)) / (math.log(k1) - math.log(k0))
             return math.exp((1 - t) * math.log(c0) + t * math.log(c1))
     return pts[-1][1]
 
 
-def direct_cost(batch, cout, cin_g, out_size, kernel, consts: dict | None = None,
+def direct_cost(batch: int, cout: int, cin_g: int, out_size: Sequence[int],
+                kernel: Sequence[int], consts: dict | None = None,
                 cin: int | None = None) -> float:
-    """Estimated seconds of the direct convolution (see module docs)."""
+    """Estimated seconds of the direct convolution of the (strided) output ``out_size`` (see
+    :mod:`cnnconv.planner`)."""
     c = consts if consts is not None else load_constants("cpu")
     K = math.prod(kernel)
     macs = batch * cout * cin_g * math.prod(out_size) * K
@@ -61,13 +66,13 @@ def estimate_costs(
     weight_shape: Sequence[int],
     *,
     groups: int = 1,
-    stride=1,
-    dilation=1,
+    stride: Any = 1,
+    dilation: Any = 1,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
     separable: bool = False,
     full: bool = False,
-    padding=None,
+    padding: Any = None,
 ) -> dict[str, float]:
     """Estimated seconds of each applicable method.
 
@@ -140,22 +145,10 @@ def estimate_costs(
     return costs
 
 
-def choose_method(
-    input_shape: Sequence[int],
-    weight_shape: Sequence[int],
-    *,
-    groups: int = 1,
-    stride=1,
-    dilation=1,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
-    separable: bool = False,
-    full: bool = False,
-    padding=None,
-) -> str:
+def choose_method(input_shape: Sequence[int], weight_shape: Sequence[int], **options: Any) -> str:
     """The cheapest of ``"direct"``, ``"separable"`` (when allowed) and ``"fft"``.
 
-    Arguments as :func:`estimate_costs`.
+    Arguments as :func:`estimate_costs` (the options keyword-only, as there).
 
     Returns:
         The name of the method with the smallest estimated time.
@@ -164,18 +157,7 @@ def choose_method(
         >>> choose_method((8, 16, 128, 128), (16, 16, 31, 31))
         'fft'
     """
-    costs = estimate_costs(
-        input_shape,
-        weight_shape,
-        groups=groups,
-        stride=stride,
-        dilation=dilation,
-        dtype=dtype,
-        device=device,
-        separable=separable,
-        full=full,
-        padding=padding,
-    )
+    costs = estimate_costs(input_shape, weight_shape, **options)
     taps = weight_shape[2:] if len(weight_shape) >= 3 else weight_shape  # bare kernel: all taps
     if all(int(k) == 1 for k in taps):
         # A one-tap kernel is a per-pixel (channel) product: a transform only adds work. The
