@@ -24,23 +24,24 @@ Example:
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from torch.nn.utils import parametrize
 
 from cnnconv import fft as _fft
 from cnnconv import planner as _planner
+from cnnconv.fft.arguments import check_causal_mode
 
 __all__ = [
-    "METHODS",
     "FFT_MIN_KERNEL_SIZE",
+    "METHODS",
+    "ConvertReport",
     "FFTConv1d",
     "FFTConv2d",
     "FFTConv3d",
-    "ConvertReport",
     "convert",
     "convert_back",
 ]
@@ -76,6 +77,36 @@ class _FFTConvMixin:
     # convert_back turns layers of this class into plain PyTorch layers; subclasses that carry
     # more state than a convolution (LearnableConv2d) set it to False and are left alone.
     _convert_back = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+        method: str = "auto",
+    ) -> None:
+        """The one constructor of the FFT layers: the PyTorch layer's (arguments in its order),
+        then ``method``; ``padding="causal"`` (1-D) is kept by the layer, not by PyTorch."""
+        causal = self._nd == 1 and isinstance(padding, str) and padding == "causal"
+        if causal:
+            check_causal_mode(padding, padding_mode)
+        super().__init__(  # type: ignore[call-arg]
+            in_channels, out_channels, kernel_size, stride, 0 if causal else padding, dilation,
+            groups, bias, padding_mode, device, dtype,
+        )
+        if causal:
+            self.padding = "causal"
+            left = self.dilation[0] * (self.kernel_size[0] - 1)
+            self._reversed_padding_repeated_twice = [left, 0]
+        self._init_fft(method)
 
     def _init_fft(self, method: str) -> None:
         self.method = _check_method(method)
@@ -183,34 +214,6 @@ class FFTConv1d(_FFTConvMixin, nn.Conv1d):
 
     _nd = 1
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device=None,
-        dtype=None,
-        method: str = "auto",
-    ) -> None:
-        causal = isinstance(padding, str) and padding == "causal"
-        if causal:
-            _fft._check_causal_mode(padding, padding_mode)
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, 0 if causal else padding, dilation,
-            groups, bias, padding_mode, device, dtype,
-        )
-        if causal:
-            self.padding = "causal"
-            left = self.dilation[0] * (self.kernel_size[0] - 1)
-            self._reversed_padding_repeated_twice = [left, 0]
-        self._init_fft(method)
-
 
 class FFTConv2d(_FFTConvMixin, nn.Conv2d):
     """``nn.Conv2d`` computed through the FFT (or directly, or whichever is cheaper).
@@ -231,27 +234,6 @@ class FFTConv2d(_FFTConvMixin, nn.Conv2d):
 
     _nd = 2
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device=None,
-        dtype=None,
-        method: str = "auto",
-    ) -> None:
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-            padding_mode, device, dtype,
-        )
-        self._init_fft(method)
-
 
 class FFTConv3d(_FFTConvMixin, nn.Conv3d):
     """``nn.Conv3d`` computed through the FFT (or directly, or whichever is cheaper).
@@ -271,27 +253,6 @@ class FFTConv3d(_FFTConvMixin, nn.Conv3d):
     """
 
     _nd = 3
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device=None,
-        dtype=None,
-        method: str = "auto",
-    ) -> None:
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-            padding_mode, device, dtype,
-        )
-        self._init_fft(method)
 
 
 _PAIRS = ((nn.Conv1d, FFTConv1d), (nn.Conv2d, FFTConv2d), (nn.Conv3d, FFTConv3d))

@@ -17,6 +17,7 @@ from torch import nn
 
 import cnnconv
 from cnnconv import cli, kernels, planner
+from cnnconv._utils import calibration
 from cnnconv.cli import progress as cli_progress
 from cnnconv.cli import main
 
@@ -86,7 +87,7 @@ def _fake_calibrate(consts):
     def calibrate(path=None, quick=False, device=None):
         target = planner.calibration_path(path)
         target.write_text(json.dumps({"cpu": consts}))
-        planner._loaded.clear()
+        calibration.forget_loaded()
         return consts
 
     return calibrate
@@ -120,7 +121,7 @@ def test_calibrate_prints_a_short_summary_with_units(monkeypatch, tmp_path, caps
     assert f"3x512x512 image, depthwise: the planner picks the FFT from {depthwise}x{depthwise} kernels" in out
     assert f"64->64 channels, 56x56: the planner picks the FFT from {dense}x{dense} kernels" in out
     assert lines[-1] == f"written to {tmp_path / 'calibration.json'}"
-    planner._loaded.clear()
+    calibration.forget_loaded()
 
 
 def test_calibrate_elsewhere_says_the_planner_does_not_use_it(monkeypatch, tmp_path, capsys):
@@ -131,7 +132,7 @@ def test_calibrate_elsewhere_says_the_planner_does_not_use_it(monkeypatch, tmp_p
     lines = capsys.readouterr().out.strip().splitlines()
     assert f"not in use: the planner reads {tmp_path / 'cache' / 'calibration.json'}" in lines[-2]
     assert lines[-1] == f"written to {tmp_path / 'cal.json'}"  # absolute, whatever was given
-    planner._loaded.clear()
+    calibration.forget_loaded()
 
 
 def test_calibrate_json_is_the_raw_data(monkeypatch, capsys):

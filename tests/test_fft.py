@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from cnnconv import fft
 from cnnconv.fft import SpectrumCache, fft_conv1d, fft_conv2d, next_fast_len
+from cnnconv.fft.plan import plan_for
 
 
 def _rel(a, b):
@@ -74,7 +75,7 @@ def test_gradgradcheck_with_padding_mode():
     x = torch.randn(1, 1, 70, 66, dtype=torch.float64, requires_grad=True)
     w = torch.randn(1, 1, 3, 3, dtype=torch.float64, requires_grad=True)
     g = lambda a, c: fft_conv2d(a, c, padding=1, memory_budget=75000)  # noqa: E731
-    assert fft._plan_for(x, w, padding=1, memory_budget=75000)["tiled"]
+    assert plan_for(x, w, padding=1, memory_budget=75000)["tiled"]
     assert torch.autograd.gradgradcheck(g, (x, w), fast_mode=True)
 
 
@@ -149,11 +150,11 @@ def test_spectrum_cache_hits_and_invalidates():
 def test_tiling_is_used_and_correct():
     x = torch.randn(2, 4, 120, 100, dtype=torch.float64, requires_grad=True)
     w = torch.randn(4, 4, 11, 11, dtype=torch.float64, requires_grad=True)
-    assert fft._plan_for(x[:, :, :30, :30], w[:, :, :5, :5], padding=2)["tiled"] is False
+    assert plan_for(x[:, :, :30, :30], w[:, :, :5, :5], padding=2)["tiled"] is False
     # One large image through a dense layer: kernel spectra at tile size are far cheaper.
-    big = fft._plan_for(torch.empty(1, 16, 512, 512), torch.empty(16, 16, 31, 31), padding=15)
+    big = plan_for(torch.empty(1, 16, 512, 512), torch.empty(16, 16, 31, 31), padding=15)
     assert big["tiled"] is True
-    small = fft._plan_for(x, w, padding=5, memory_budget=300_000)
+    small = plan_for(x, w, padding=5, memory_budget=300_000)
     assert small["tiled"] is True and small["n"][0] < 120
     y = fft_conv2d(x, w, padding=5, memory_budget=300_000)
     ref = F.conv2d(x, w, padding=5)

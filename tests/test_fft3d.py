@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from cnnconv import planner
 from cnnconv.conv import FFTConv3d, convert, convert_back
-from cnnconv.fft import ConvArgumentError, ConvDtypeError, SpectrumCache, _plan_for, fft_conv3d
+from cnnconv.fft import ConvArgumentError, ConvDtypeError, SpectrumCache, fft_conv3d
+from cnnconv.fft.plan import plan_for
 
 
 def _close(a, b, mean=1e-5, largest=1e-4):
@@ -162,7 +163,7 @@ def test_tiled_3d_matches_conv3d_forward_and_backward():
     x = torch.randn(2, 2, 40, 36, 44, dtype=torch.float64, requires_grad=True)
     w = torch.randn(3, 2, 5, 4, 3, dtype=torch.float64, requires_grad=True)
     budget = 1 << 19
-    plan = _plan_for(x, w, padding=2, memory_budget=budget)
+    plan = plan_for(x, w, padding=2, memory_budget=budget)
     assert plan["tiled"]
     y = fft_conv3d(x, w, padding=2, memory_budget=budget)
     r = F.conv3d(x, w, padding=2)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnconv import planner
+from cnnconv._utils import calibration
 from cnnconv.conv import FFTConv1d, FFTConv2d
 from cnnconv.fft import SpectrumCache, fft_conv1d, fft_conv2d
 from cnnconv.learnable import LearnableConv2d
@@ -300,14 +301,14 @@ def test_zero_region_exact_in_1d_strided_and_dilated_and_gradients_unchanged():
 def test_corrupted_calibration_is_ignored_with_one_warning(tmp_path, monkeypatch, text):
     monkeypatch.setenv("CNNCONV_CACHE_DIR", str(tmp_path))
     (tmp_path / "calibration.json").write_text(text)
-    planner._loaded.clear()
+    calibration.forget_loaded()
     x, w = torch.randn(1, 3, 64, 64), torch.randn(3, 1, 31, 31)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         y = fft_conv2d(x, w, padding=15, groups=3)
         fft_conv2d(x, w, padding=15, groups=3)
         consts = planner.load_constants("cpu")
-    planner._loaded.clear()
+    calibration.forget_loaded()
     mine = [c for c in caught if "calibration.json" in str(c.message)]
     assert len(mine) == 1, [str(c.message) for c in caught]
     assert consts == planner.DEFAULT_CONSTANTS["cpu"]
@@ -318,9 +319,9 @@ def test_corrupted_calibration_is_ignored_with_one_warning(tmp_path, monkeypatch
 def test_valid_calibration_still_used(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNCONV_CACHE_DIR", str(tmp_path))
     (tmp_path / "calibration.json").write_text(json.dumps({"cpu": {"fft": 1.5e-10}}))
-    planner._loaded.clear()
+    calibration.forget_loaded()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         consts = planner.load_constants("cpu")
-    planner._loaded.clear()
+    calibration.forget_loaded()
     assert consts["fft"] == 1.5e-10 and math.isclose(consts["matmul"], 6.0e-10)

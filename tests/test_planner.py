@@ -3,6 +3,7 @@
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 import torch
@@ -124,8 +125,8 @@ def test_constants_are_read_once_per_cache_location(tmp_path, monkeypatch):
         consts = dict(planner.DEFAULT_CONSTANTS["cpu"], fft=planner.DEFAULT_CONSTANTS["cpu"]["fft"] * scale)
         (root / "calibration.json").write_text(json.dumps({"cpu": consts}))
     reads = []
-    real = planner.Path.read_text
-    monkeypatch.setattr(planner.Path, "read_text", lambda self, *a, **k: reads.append(self) or real(self, *a, **k))
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: reads.append(self) or real(self, *a, **k))
     monkeypatch.setenv("CNNCONV_CACHE_DIR", str(first))
     a = [planner.load_constants("cpu")["fft"] for _ in range(5)]
     monkeypatch.setenv("CNNCONV_CACHE_DIR", str(second))
