@@ -34,7 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnconv.engines.padding import BORDERS, output_padding, pad
+from cnnconv import kernels as K
+from cnnconv.engines.padding import BORDERS
+from cnnconv.functional.correlation import apply_plan, filter2d
+from cnnconv.functional.gradients import apply_gradient_plan
+from cnnconv.functional.plan import FilterPlan, plan_filter, plan_gradient
 
 __all__ = [
     "GradientFilter",
@@ -74,8 +78,6 @@ def gradient_kernels(kernel="sobel", *, sigma: float = 1.0, normalized: bool = T
                 [-2.,  0.,  2.],
                 [-1.,  0.,  1.]])
     """
-    from cnnconv import kernels as K
-
     if isinstance(kernel, str):
         name = kernel.lower()
         if name == "sobel":
@@ -398,10 +400,27 @@ class GradientFilter(nn.Module):
         self.color = color
         self.border = border
         self.eps = float(eps)
+        self._plan: FilterPlan | None = None
         if self.learnable:
             self.weight = nn.Parameter(pair.clone())
         else:
             self.register_buffer("weight", pair.clone(), persistent=False)
+            self._replan()
+
+    def _replan(self) -> None:
+        """The plan of the fixed pair: a gradient pair (banded or separable engines) when the y
+        kernel is the transpose of a rank-1 x kernel, else the two kernels as one per-channel
+        filter of the input seen twice."""
+        kx, ky = self.weight[0, 0], self.weight[1, 0]
+        factors = K.separable_factors(kx) if torch.equal(ky, kx.t()) else None
+        self._transposed_pair = factors is not None
+        self._plan = plan_gradient(*factors, output="xy") if factors is not None else plan_filter(self.weight[:, 0])
+
+    def _apply(self, *args, **kwargs):
+        module = super()._apply(*args, **kwargs)
+        if self._plan is not None:  # the buffer was replaced: plan for the new one
+            self._replan()
+        return module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
@@ -409,9 +428,15 @@ class GradientFilter(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"input must have shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         B, C, H, W = x.shape
-        kh, kw = self.weight.shape[-2:]
-        xp = pad(x.reshape(B * C, 1, H, W), output_padding((kh, kw), "same", anchor="scipy"), self.border)
-        g = F.conv2d(xp, self.weight.to(x.dtype)).reshape(B, C, 2, H, W)
+        if self._plan is not None and self._transposed_pair:
+            g = apply_gradient_plan(x, self._plan, "xy", self.border)
+        else:  # every plane twice, as a two-channel image filtered by the x and y kernels
+            planes = x.reshape(B * C, 1, H, W).expand(B * C, 2, H, W)
+            if self._plan is None:
+                g = filter2d(planes, self.weight[:, 0], "same", self.border)
+            else:
+                g = apply_plan(planes, self._plan, "same", self.border)
+            g = g.reshape(B, C, 2, H, W)
         if C == 1:
             return g[:, 0]
         if self.color == "sum":

@@ -4,8 +4,10 @@ Each layer stores its arguments as read-only attributes (a different filter is a
 keeps its kernels in non-persistent buffers (they follow ``.to()`` and stay out of
 ``state_dict``; nothing is trained) and its ``forward`` is one call into
 :mod:`cnnconv.functional`, which decides how the filter is computed
-(:func:`cnnconv.functional.filter2d`). A kernel buffer changed in place is followed: what was
-derived from it (separable factors, the choice of engine) is derived again. Every layer pads
+(:func:`cnnconv.functional.filter2d`). Each layer makes its
+:class:`~cnnconv.functional.plan.FilterPlan` when it is built, and again when its buffers are
+moved (``.to()``, ``.double()``) or a kernel buffer is changed in place: what was derived from
+it (separable factors, the choice of engine) is derived again. Every layer pads
 with ``border="reflect"`` unless told otherwise.
 
 The layers can be captured as graphs: ``torch.export.export``, ``torch.onnx.export`` (both
@@ -27,9 +29,18 @@ from types import MappingProxyType
 import torch
 from torch import nn
 
-from . import functional as CF
-from . import kernels as K
+from cnnconv import kernels as K
+from cnnconv._utils.checks import check_choice
+from cnnconv.engines.checks import check_eps
 from cnnconv.engines.padding import check_border, check_mode, tracing
+from cnnconv.functional.blur import box_plan, odd_size, positive_size, sigma_pair
+from cnnconv.functional.correlation import apply_plan
+from cnnconv.functional.gradients import (
+    GRADIENT_OUTPUTS,
+    apply_gradient_plan,
+    derivative_factors,
+)
+from cnnconv.functional.plan import FilterPlan, check_method, plan_filter, plan_gradient
 
 __all__ = ["Filter2d", "BoxBlur", "GaussianBlur", "Sobel", "Prewitt", "Scharr", "Laplacian", "Sharpen"]
 
@@ -58,17 +69,35 @@ class _FixedFilter(nn.Module):
 
     def __init__(self, mode: str, border: str, method: str) -> None:
         super().__init__()
-        self._settings(mode=check_mode(mode), border=check_border(border), method=CF._check_method(method))
+        self._settings(mode=check_mode(mode), border=check_border(border), method=check_method(method))
+        self._filter_plan: FilterPlan | None = None
+        self._planned_for: torch.Tensor | None = None
 
     def _settings(self, **values) -> None:
         """Store the values of :class:`_Setting` attributes (at construction only)."""
         self.__dict__.setdefault("_setting_values", {}).update(values)
 
+    def _make_plan(self) -> FilterPlan:
+        """The plan of the layer's current buffers."""
+        raise NotImplementedError
+
+    def _replan(self) -> None:
+        """Plan again from the current buffers (and remember the kernel values planned for)."""
+        self._filter_plan = self._make_plan()
+        kernel = self._buffers.get("kernel")
+        self._planned_for = None if kernel is None else kernel.detach().clone()
+
+    def _apply(self, *args, **kwargs):
+        module = super()._apply(*args, **kwargs)
+        if self._filter_plan is not None:  # the buffers were replaced: plan for the new ones
+            self._replan()
+        return module
+
     def _follow_kernel(self) -> None:
-        """Call ``_plan(kernel)`` when the ``kernel`` buffer's values differ from those last
-        planned for. The values are compared with a kept copy (``torch.equal``, one pass over a
-        small kernel), because writes through ``.data``, numpy or a reused address move no
-        version counter. Skipped while a graph is captured."""
+        """Plan again when the ``kernel`` buffer's values differ from those last planned for.
+        The values are compared with a kept copy (``torch.equal``, one pass over a small
+        kernel), because writes through ``.data``, numpy or a reused address move no version
+        counter. Skipped while a graph is captured."""
         if tracing():
             return
         kernel = self.kernel
@@ -80,8 +109,7 @@ class _FixedFilter(nn.Module):
             or seen.device != kernel.device
             or not torch.equal(seen, kernel)
         ):
-            self._plan(kernel)
-            self._planned_for = kernel.detach().clone()
+            self._replan()
 
     def _set_buffer(self, name: str, value: torch.Tensor) -> None:
         """Refill a kernel buffer, keeping the device and dtype it was moved to."""
@@ -137,23 +165,19 @@ class Filter2d(_FixedFilter):
         self.register_buffer("ky", None, persistent=False)
         self.register_buffer("kx", None, persistent=False)
         # Find the kernel's structure once, here, instead of at every call.
-        self._planned_for = None
-        self._follow_kernel()
+        self._replan()
 
     kernel_name = _Setting()
     kernel_kwargs = _Setting()
 
-    def _plan(self, kernel: torch.Tensor) -> None:
-        factors = K.separable_factors(kernel) if self.method in ("auto", "separable") else None
-        self._method = self.method
-        if self.method == "auto" and CF._box_scale(kernel) is not None and CF._use_box(*kernel.shape[-2:]):
-            self._method, factors = "box", None
-        self.ky, self.kx = (None, None) if factors is None else factors
+    def _make_plan(self) -> FilterPlan:
+        plan = plan_filter(self.kernel, self.method)
+        self.ky, self.kx = (None, None) if plan.factors is None else plan.factors
+        return plan
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         self._follow_kernel()
-        factors = None if self.ky is None else (self.ky, self.kx)
-        return CF.filter2d(input, self.kernel, self.mode, self.border, method=self._method, factors=factors)
+        return apply_plan(input, self._filter_plan, self.mode, self.border)
 
     def extra_repr(self) -> str:
         name = f"{self.kernel_name!r}" if self.kernel_name is not None else "tensor"
@@ -183,7 +207,7 @@ class BoxBlur(_FixedFilter):
 
     def __init__(self, kernel_size=3, border: str = "reflect", mode: str = "same", *, normalized: bool = True, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self._settings(kernel_size=CF._positive_size(kernel_size, "kernel_size"), normalized=bool(normalized))
+        self._settings(kernel_size=positive_size(kernel_size, "kernel_size"), normalized=bool(normalized))
         self.register_buffer("kernel", None, persistent=False)
         self.reset_parameters()
 
@@ -192,21 +216,20 @@ class BoxBlur(_FixedFilter):
 
     def reset_parameters(self) -> None:
         self._set_buffer("kernel", K.box(self.kernel_size, normalized=self.normalized))
-        self._planned_for = None
-        self._follow_kernel()
+        self._replan()
 
-    def _plan(self, kernel: torch.Tensor) -> None:
+    def _make_plan(self) -> FilterPlan:
+        kernel = self.kernel
         # As built, then moved by .to() / .double(): the values the untouched buffer holds.
         box = K.box(self.kernel_size, normalized=self.normalized).to(device=kernel.device, dtype=kernel.dtype)
-        self._is_box = torch.equal(kernel, box)
+        if not torch.equal(kernel, box):  # changed in place: filtered as the kernel it now holds
+            return plan_filter(kernel, self.method)
+        # Decided from the size alone, so compiled graphs need no checks of kernel values.
+        return box_plan(kernel, self.normalized, self.method)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         self._follow_kernel()
-        if not self._is_box:  # changed in place: filtered as the kernel it now holds
-            return CF.filter2d(input, self.kernel, self.mode, self.border, method=self.method)
-        # Decided from the size alone, so compiled graphs need no checks of kernel values.
-        method, factors = CF._box_plan(self.kernel, self.normalized, self.method)
-        return CF.filter2d(input, self.kernel, self.mode, self.border, method=method, factors=factors)
+        return apply_plan(input, self._filter_plan, self.mode, self.border)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, normalized={self.normalized}, {self._common_repr()}"
@@ -234,11 +257,11 @@ class GaussianBlur(_FixedFilter):
 
     def __init__(self, sigma, kernel_size=None, border: str = "reflect", mode: str = "same", *, truncate: float = 4.0, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        sigma = CF._sigma_pair(sigma)
+        sigma = sigma_pair(sigma)
         truncate = K._check_truncate(truncate)
         if kernel_size is None:
             kernel_size = tuple(K.gaussian_size_from_sigma(s, truncate) for s in sigma)
-        self._settings(sigma=sigma, truncate=truncate, kernel_size=CF._odd_size(kernel_size, "kernel_size"))
+        self._settings(sigma=sigma, truncate=truncate, kernel_size=odd_size(kernel_size, "kernel_size"))
         self.register_buffer("ky", None, persistent=False)
         self.register_buffer("kx", None, persistent=False)
         self.reset_parameters()
@@ -250,6 +273,10 @@ class GaussianBlur(_FixedFilter):
     def reset_parameters(self) -> None:
         self._set_buffer("ky", K.gaussian1d(self.sigma[0], self.kernel_size[0]))
         self._set_buffer("kx", K.gaussian1d(self.sigma[1], self.kernel_size[1]))
+        self._replan()
+
+    def _make_plan(self) -> FilterPlan:
+        return plan_filter(None, self.method, (self.ky, self.kx))
 
     @property
     def kernel(self) -> torch.Tensor:
@@ -257,7 +284,7 @@ class GaussianBlur(_FixedFilter):
         return torch.outer(self.ky, self.kx)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return CF.filter2d(input, None, self.mode, self.border, method=self.method, factors=(self.ky, self.kx))
+        return apply_plan(input, self._filter_plan, self.mode, self.border)
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}, kernel_size={self.kernel_size}, truncate={self.truncate}, {self._common_repr()}"
@@ -268,7 +295,7 @@ class _Gradient(_FixedFilter):
 
     def __init__(self, output: str = "magnitude", normalized: bool = False, border: str = "reflect", mode: str = "same", *, eps: float = 0.0, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self._settings(output=CF._check_choice(output, "output", CF.GRADIENT_OUTPUTS), normalized=bool(normalized), eps=CF._check_eps(eps))
+        self._settings(output=check_choice(output, "output", GRADIENT_OUTPUTS), normalized=bool(normalized), eps=check_eps(eps))
         self.register_buffer("smooth", None, persistent=False)
         self.register_buffer("diff", None, persistent=False)
         self.reset_parameters()
@@ -278,9 +305,13 @@ class _Gradient(_FixedFilter):
     eps = _Setting()
 
     def reset_parameters(self) -> None:
-        smooth, diff = CF._derivative_factors(self._operator, self.normalized, torch.get_default_dtype(), None)
+        smooth, diff = derivative_factors(self._operator, self.normalized, torch.get_default_dtype(), None)
         self._set_buffer("smooth", smooth)
         self._set_buffer("diff", diff)
+        self._replan()
+
+    def _make_plan(self) -> FilterPlan:
+        return plan_gradient(self.smooth, self.diff, self.method, self.output)
 
     @property
     def kernel_x(self) -> torch.Tensor:
@@ -293,7 +324,7 @@ class _Gradient(_FixedFilter):
         return torch.outer(self.diff, self.smooth)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return CF.apply_gradient(input, self.smooth, self.diff, self.output, self.border, self.mode, eps=self.eps, method=self.method)
+        return apply_gradient_plan(input, self._filter_plan, self.output, self.border, self.mode, eps=self.eps)
 
     def extra_repr(self) -> str:
         return f"output={self.output!r}, normalized={self.normalized}, eps={self.eps}, {self._common_repr()}"
@@ -367,9 +398,14 @@ class Laplacian(_FixedFilter):
 
     def reset_parameters(self) -> None:
         self._set_buffer("kernel", K.laplacian(self.neighbours, normalized=self.normalized))
+        self._replan()
+
+    def _make_plan(self) -> FilterPlan:
+        return plan_filter(self.kernel, self.method)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return CF.filter2d(input, self.kernel, self.mode, self.border, method=self.method)
+        self._follow_kernel()
+        return apply_plan(input, self._filter_plan, self.mode, self.border)
 
     def extra_repr(self) -> str:
         return f"neighbours={self.neighbours}, normalized={self.normalized}, {self._common_repr()}"
@@ -399,9 +435,14 @@ class Sharpen(_FixedFilter):
 
     def reset_parameters(self) -> None:
         self._set_buffer("kernel", K.sharpen())
+        self._replan()
+
+    def _make_plan(self) -> FilterPlan:
+        return plan_filter(self.kernel, self.method)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return CF.filter2d(input, self.kernel, self.mode, self.border, method=self.method)
+        self._follow_kernel()
+        return apply_plan(input, self._filter_plan, self.mode, self.border)
 
     def extra_repr(self) -> str:
         return self._common_repr()
