@@ -33,7 +33,7 @@ from cnnconv import kernels as K
 from cnnconv._utils.checks import check_choice
 from cnnconv.engines.checks import check_eps
 from cnnconv.engines.padding import check_border, check_mode, tracing
-from cnnconv.functional.blur import box_plan, odd_size, positive_size, sigma_pair
+from cnnconv.functional.blur import box_plan, int_sizes, sigmas
 from cnnconv.functional.correlation import apply_plan
 from cnnconv.functional.gradients import (
     GRADIENT_OUTPUTS,
@@ -111,6 +111,18 @@ class _FixedFilter(nn.Module):
         ):
             self._replan()
 
+    @staticmethod
+    def _as_kernel(kernel, shapes: dict[int, str]) -> torch.Tensor:
+        """A copy of ``kernel``, a real floating point tensor whose number of dimensions is a
+        key of ``shapes`` (shape names for the error message)."""
+        if not isinstance(kernel, torch.Tensor):
+            kernel = torch.as_tensor(kernel, dtype=torch.get_default_dtype())
+        if kernel.ndim not in shapes or kernel.numel() == 0:
+            raise ValueError(f"kernel must have shape {' or '.join(shapes.values())}, got {tuple(kernel.shape)}")
+        if kernel.is_complex() or not kernel.is_floating_point():
+            raise TypeError(f"kernel must be a real floating point tensor, got dtype {kernel.dtype}")
+        return kernel.detach().clone()
+
     def _set_buffer(self, name: str, value: torch.Tensor) -> None:
         """Refill a kernel buffer, keeping the device and dtype it was moved to."""
         old = getattr(self, name, None)
@@ -118,11 +130,40 @@ class _FixedFilter(nn.Module):
             value = value.to(device=old.device, dtype=old.dtype)
         setattr(self, name, value)
 
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return apply_plan(input, self._filter_plan, self.mode, self.border)
+
     def _common_repr(self) -> str:
         return f"border={self.border!r}, mode={self.mode!r}, method={self.method!r}"
 
 
-class Filter2d(_FixedFilter):
+class _KernelFilter(_FixedFilter):
+    """A fixed layer whose ``kernel`` buffer is followed: changed in place, it is planned again."""
+
+    def _make_plan(self) -> FilterPlan:
+        return plan_filter(self.kernel, self.method)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        self._follow_kernel()
+        return super().forward(input)
+
+
+class _BuiltKernelFilter(_KernelFilter):
+    """A kernel layer whose kernel is built from its settings by ``_build_kernel``."""
+
+    def _build_kernel(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _init_kernel(self) -> None:
+        self.register_buffer("kernel", None, persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self._set_buffer("kernel", self._build_kernel())
+        self._replan()
+
+
+class Filter2d(_KernelFilter):
     """Depthwise correlation with a fixed kernel.
 
     Args:
@@ -153,14 +194,8 @@ class Filter2d(_FixedFilter):
             kernel = K.get_kernel(kernel, **kernel_kwargs)
         elif kernel_kwargs:
             raise TypeError(f"kernel_kwargs are only used with a kernel name, got {sorted(kernel_kwargs)}")
-        if not isinstance(kernel, torch.Tensor):
-            kernel = torch.as_tensor(kernel, dtype=torch.get_default_dtype())
-        if kernel.ndim not in (2, 3) or kernel.numel() == 0:
-            raise ValueError(f"kernel must have shape (kh, kw) or (C, kh, kw), got {tuple(kernel.shape)}")
-        if kernel.is_complex() or not kernel.is_floating_point():
-            raise TypeError(f"kernel must be a real floating point tensor, got dtype {kernel.dtype}")
+        kernel = self._as_kernel(kernel, {2: "(kh, kw)", 3: "(C, kh, kw)"})
         self._settings(kernel_name=kernel_name, kernel_kwargs=MappingProxyType(dict(kernel_kwargs)))
-        kernel = kernel.detach().clone()
         self.register_buffer("kernel", kernel, persistent=False)
         self.register_buffer("ky", None, persistent=False)
         self.register_buffer("kx", None, persistent=False)
@@ -175,17 +210,13 @@ class Filter2d(_FixedFilter):
         self.ky, self.kx = (None, None) if plan.factors is None else plan.factors
         return plan
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        self._follow_kernel()
-        return apply_plan(input, self._filter_plan, self.mode, self.border)
-
     def extra_repr(self) -> str:
         name = f"{self.kernel_name!r}" if self.kernel_name is not None else "tensor"
         kw = "".join(f", {k}={v!r}" for k, v in self.kernel_kwargs.items())
         return f"kernel={name}, kernel_shape={tuple(self.kernel.shape)}{kw}, {self._common_repr()}"
 
 
-class BoxBlur(_FixedFilter):
+class BoxBlur(_BuiltKernelFilter):
     """Box (mean) blur, computed with cumulative sums for large windows.
 
     Args:
@@ -207,16 +238,14 @@ class BoxBlur(_FixedFilter):
 
     def __init__(self, kernel_size=3, border: str = "reflect", mode: str = "same", *, normalized: bool = True, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self._settings(kernel_size=positive_size(kernel_size, "kernel_size"), normalized=bool(normalized))
-        self.register_buffer("kernel", None, persistent=False)
-        self.reset_parameters()
+        self._settings(kernel_size=int_sizes(kernel_size, 2, "kernel_size"), normalized=bool(normalized))
+        self._init_kernel()
 
     kernel_size = _Setting()
     normalized = _Setting()
 
-    def reset_parameters(self) -> None:
-        self._set_buffer("kernel", K.box(self.kernel_size, normalized=self.normalized))
-        self._replan()
+    def _build_kernel(self) -> torch.Tensor:
+        return K.box(self.kernel_size, normalized=self.normalized)
 
     def _make_plan(self) -> FilterPlan:
         kernel = self.kernel
@@ -226,10 +255,6 @@ class BoxBlur(_FixedFilter):
             return plan_filter(kernel, self.method)
         # Decided from the size alone, so compiled graphs need no checks of kernel values.
         return box_plan(kernel, self.normalized, self.method)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        self._follow_kernel()
-        return apply_plan(input, self._filter_plan, self.mode, self.border)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, normalized={self.normalized}, {self._common_repr()}"
@@ -257,11 +282,11 @@ class GaussianBlur(_FixedFilter):
 
     def __init__(self, sigma, kernel_size=None, border: str = "reflect", mode: str = "same", *, truncate: float = 4.0, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        sigma = sigma_pair(sigma)
+        sigma = sigmas(sigma, 2)
         truncate = K._check_truncate(truncate)
         if kernel_size is None:
             kernel_size = tuple(K.gaussian_size_from_sigma(s, truncate) for s in sigma)
-        self._settings(sigma=sigma, truncate=truncate, kernel_size=odd_size(kernel_size, "kernel_size"))
+        self._settings(sigma=sigma, truncate=truncate, kernel_size=int_sizes(kernel_size, 2, "kernel_size", odd=True))
         self.register_buffer("ky", None, persistent=False)
         self.register_buffer("kx", None, persistent=False)
         self.reset_parameters()
@@ -282,9 +307,6 @@ class GaussianBlur(_FixedFilter):
     def kernel(self) -> torch.Tensor:
         """The 2-D kernel ``outer(ky, kx)``."""
         return torch.outer(self.ky, self.kx)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return apply_plan(input, self._filter_plan, self.mode, self.border)
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}, kernel_size={self.kernel_size}, truncate={self.truncate}, {self._common_repr()}"
@@ -366,7 +388,7 @@ class Scharr(_Gradient):
     _operator = "scharr"
 
 
-class Laplacian(_FixedFilter):
+class Laplacian(_BuiltKernelFilter):
     """3x3 Laplacian (4- or 8-neighbour).
 
     Args:
@@ -390,28 +412,19 @@ class Laplacian(_FixedFilter):
         if neighbours not in (4, 8):
             raise ValueError(f"neighbours must be 4 or 8, got {neighbours!r}")
         self._settings(neighbours=int(neighbours), normalized=bool(normalized))
-        self.register_buffer("kernel", None, persistent=False)
-        self.reset_parameters()
+        self._init_kernel()
 
     neighbours = _Setting()
     normalized = _Setting()
 
-    def reset_parameters(self) -> None:
-        self._set_buffer("kernel", K.laplacian(self.neighbours, normalized=self.normalized))
-        self._replan()
-
-    def _make_plan(self) -> FilterPlan:
-        return plan_filter(self.kernel, self.method)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        self._follow_kernel()
-        return apply_plan(input, self._filter_plan, self.mode, self.border)
+    def _build_kernel(self) -> torch.Tensor:
+        return K.laplacian(self.neighbours, normalized=self.normalized)
 
     def extra_repr(self) -> str:
         return f"neighbours={self.neighbours}, normalized={self.normalized}, {self._common_repr()}"
 
 
-class Sharpen(_FixedFilter):
+class Sharpen(_BuiltKernelFilter):
     """3x3 sharpen ``[[0,-1,0],[-1,5,-1],[0,-1,0]]``.
 
     Args:
@@ -430,19 +443,10 @@ class Sharpen(_FixedFilter):
 
     def __init__(self, border: str = "reflect", mode: str = "same", *, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self.register_buffer("kernel", None, persistent=False)
-        self.reset_parameters()
+        self._init_kernel()
 
-    def reset_parameters(self) -> None:
-        self._set_buffer("kernel", K.sharpen())
-        self._replan()
-
-    def _make_plan(self) -> FilterPlan:
-        return plan_filter(self.kernel, self.method)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        self._follow_kernel()
-        return apply_plan(input, self._filter_plan, self.mode, self.border)
+    def _build_kernel(self) -> torch.Tensor:
+        return K.sharpen()
 
     def extra_repr(self) -> str:
         return self._common_repr()

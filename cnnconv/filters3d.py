@@ -22,6 +22,7 @@ from cnnconv._utils.checks import check_choice
 from cnnconv.engines.checks import check_eps
 from cnnconv.engines.separable import outer3
 from cnnconv.filters import _FixedFilter
+from cnnconv.functional.blur import int_sizes, sigmas
 from cnnconv.functional.gradients3d import apply_gradient_plan3d, gradient_factors3d
 from cnnconv.functional.plan import FilterPlan, plan_filter3d
 from cnnconv.functional.volume import apply_plan3d, check_method3d
@@ -35,6 +36,9 @@ class _FixedFilter3d(_FixedFilter):
     def __init__(self, mode: str, border: str, method: str) -> None:
         check_method3d(method)
         super().__init__(mode, border, method)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return apply_plan3d(input, self._filter_plan, self.mode, self.border)
 
 
 class _Separable3d(_FixedFilter3d):
@@ -55,9 +59,6 @@ class _Separable3d(_FixedFilter3d):
 
     def _make_plan(self) -> FilterPlan:
         return plan_filter3d(None, self._planned_method(), (self.kz, self.ky, self.kx))
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return apply_plan3d(input, self._filter_plan, self.mode, self.border)
 
     @property
     def kernel(self) -> torch.Tensor:
@@ -87,13 +88,7 @@ class Filter3d(_FixedFilter3d):
 
     def __init__(self, kernel, mode: str = "same", border: str = "reflect", *, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        if not isinstance(kernel, torch.Tensor):
-            kernel = torch.as_tensor(kernel, dtype=torch.get_default_dtype())
-        if kernel.ndim not in (3, 4) or kernel.numel() == 0:
-            raise ValueError(f"kernel must have shape (kd, kh, kw) or (C, kd, kh, kw), got {tuple(kernel.shape)}")
-        if kernel.is_complex() or not kernel.is_floating_point():
-            raise TypeError(f"kernel must be a real floating point tensor, got dtype {kernel.dtype}")
-        self.register_buffer("kernel", kernel.detach().clone(), persistent=False)
+        self.register_buffer("kernel", self._as_kernel(kernel, {3: "(kd, kh, kw)", 4: "(C, kd, kh, kw)"}), persistent=False)
         for name in ("kz", "ky", "kx"):
             self.register_buffer(name, None, persistent=False)
         # The kernel is fixed: find its structure once, here, instead of at every call.
@@ -103,9 +98,6 @@ class Filter3d(_FixedFilter3d):
         plan = plan_filter3d(self.kernel, self.method)
         self.kz, self.ky, self.kx = plan.factors if plan.method == "separable" else (None,) * 3
         return plan
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return apply_plan3d(input, self._filter_plan, self.mode, self.border)
 
     def extra_repr(self) -> str:
         return f"kernel_shape={tuple(self.kernel.shape)}, {self._common_repr()}"
@@ -133,7 +125,7 @@ class BoxBlur3d(_Separable3d):
 
     def __init__(self, kernel_size=3, border: str = "reflect", mode: str = "same", *, normalized: bool = True, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self.kernel_size = F3.int_triple(kernel_size, "kernel_size")
+        self.kernel_size = int_sizes(kernel_size, 3, "kernel_size")
         self.normalized = bool(normalized)
         self.reset_parameters()
 
@@ -167,7 +159,7 @@ class GaussianBlur3d(_Separable3d):
 
     def __init__(self, sigma, kernel_size=None, border: str = "reflect", mode: str = "same", *, truncate: float = 4.0, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self.sigma = F3.sigma_triple(sigma)
+        self.sigma = sigmas(sigma, 3)
         self.truncate = K._check_truncate(truncate)
         self.kernel_size = F3.gaussian_size3d(self.sigma, kernel_size, self.truncate)
         self.reset_parameters()
@@ -271,9 +263,6 @@ class Laplacian3d(_FixedFilter3d):
 
     def _make_plan(self) -> FilterPlan:
         return plan_filter3d(self.kernel, "direct")
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return apply_plan3d(input, self._filter_plan, self.mode, self.border)
 
     def extra_repr(self) -> str:
         return f"neighbours={self.neighbours}, normalized={self.normalized}, {self._common_repr()}"

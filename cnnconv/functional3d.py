@@ -21,14 +21,12 @@ Conventions (those of :mod:`cnnconv.functional`, with one more axis):
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 
 from cnnconv import kernels as K
 from cnnconv.engines.padding import pad3d
-from cnnconv.functional.correlation import padding_anchor
+from cnnconv.functional.blur import int_sizes, sigmas
+from cnnconv.functional.correlation import padding_anchor, signal_doc
 from cnnconv.functional.gradients3d import (
     SOBEL3D_OUTPUTS,
     apply_gradient3d,
@@ -57,66 +55,21 @@ __all__ = [
 # --------------------------------------------------------------------------- validation
 
 
-def int_triple(value, name: str, odd: bool = False) -> tuple[int, int, int]:
-    """An int or ``(kd, kh, kw)`` of positive (and, with ``odd``, odd) ints."""
-    sizes = tuple(value) if isinstance(value, (tuple, list)) else (value,) * 3
-    if len(sizes) != 3:
-        raise ValueError(f"{name} must be an int or a triple, got {value!r}")
-    for v in sizes:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{name} must be an int or a triple of ints, got {value!r}")
-        if v < 1 or (odd and v % 2 == 0):
-            raise ValueError(f"{name} must be {'odd and ' if odd else ''}positive, got {value!r}")
-    return tuple(int(v) for v in sizes)
-
-
-def sigma_triple(sigma) -> tuple[float, float, float]:
-    """A positive number or ``(sigma_z, sigma_y, sigma_x)`` as three floats."""
-    sigmas = tuple(sigma) if isinstance(sigma, (tuple, list)) else (sigma,) * 3
-    if len(sigmas) != 3:
-        raise ValueError(f"sigma must be a number or a triple (sigma_z, sigma_y, sigma_x), got {sigma!r}")
-    out = []
-    for s in sigmas:
-        if isinstance(s, torch.Tensor) and s.numel() == 1:
-            s = float(s)
-        if isinstance(s, bool) or not isinstance(s, numbers.Real):
-            raise TypeError(f"sigma must be a number or a triple of numbers, got {sigma!r}")
-        if not (s > 0) or not math.isfinite(s):
-            raise ValueError(f"sigma must be positive and finite, got {sigma!r}")
-        out.append(float(s))
-    return out[0], out[1], out[2]
-
-
 # --------------------------------------------------------------------------- correlate / convolve
 
 
-def correlate3d(
-    input: torch.Tensor,
-    kernel: torch.Tensor,
-    mode: str = "full",
-    border: str = "zeros",
-    *,
-    method: str = "auto",
-    anchor: str = "signal",
-) -> torch.Tensor:
+@signal_doc(3, """``"signal"``
+            (``scipy.signal.correlate``) or ``"ndimage"`` (``scipy.ndimage.correlate``); both
+            put kernel element ``k // 2`` on the output voxel.""")
+def correlate3d(input: torch.Tensor, kernel: torch.Tensor, mode: str = "full", border: str = "zeros", *,
+        method: str = "auto", anchor: str = "signal") -> torch.Tensor:
     """3-D correlation (no kernel flip, PyTorch's convention) of every channel.
 
     Agrees with ``scipy.signal.correlate`` on volumes (``border="zeros"``) in every mode, with
     its defaults (``mode="full"``, zeros), and with ``scipy.ndimage.correlate`` for each border
     in ``same`` mode.
 
-    Args:
-        input: ``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)``.
-        kernel: ``(kd, kh, kw)`` shared or ``(C, kd, kh, kw)`` per channel.
-        mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: see :func:`filter3d`.
-        method: see :func:`filter3d`.
-        anchor: only matters for even kernels in ``same`` mode: ``"signal"``
-            (``scipy.signal.correlate``) or ``"ndimage"`` (``scipy.ndimage.correlate``); both
-            put kernel element ``k // 2`` on the output voxel.
-
-    Returns:
-        Tensor with the input's number of dimensions.
+    {args}
 
     Example:
         >>> x = torch.arange(27.0).reshape(3, 3, 3)
@@ -127,31 +80,16 @@ def correlate3d(
     return filter3d(input, kernel, mode, border, method=method, anchor=padding_anchor(anchor, False, two_d=False))
 
 
-def convolve3d(
-    input: torch.Tensor,
-    kernel: torch.Tensor,
-    mode: str = "full",
-    border: str = "zeros",
-    *,
-    method: str = "auto",
-    anchor: str = "signal",
-) -> torch.Tensor:
+@signal_doc(3, """``"signal"``
+            (``scipy.signal.convolve``) or ``"ndimage"`` (``scipy.ndimage.convolve``).""")
+def convolve3d(input: torch.Tensor, kernel: torch.Tensor, mode: str = "full", border: str = "zeros", *,
+        method: str = "auto", anchor: str = "signal") -> torch.Tensor:
     """3-D convolution: correlation with the kernel flipped in all three axes.
 
     Agrees with ``scipy.signal.convolve`` on volumes (``border="zeros"``) in every mode, and
     with ``scipy.ndimage.convolve`` for each border in ``same`` mode.
 
-    Args:
-        input: ``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)``.
-        kernel: ``(kd, kh, kw)`` shared or ``(C, kd, kh, kw)`` per channel.
-        mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: see :func:`filter3d`.
-        method: see :func:`filter3d`.
-        anchor: only matters for even kernels in ``same`` mode: ``"signal"``
-            (``scipy.signal.convolve``) or ``"ndimage"`` (``scipy.ndimage.convolve``).
-
-    Returns:
-        Tensor with the input's number of dimensions.
+    {args}
 
     Example:
         >>> x = torch.arange(27.0).reshape(3, 3, 3)
@@ -202,7 +140,7 @@ def box_blur3d(
         True
     """
     check_input3d(input)
-    factors = box_factors3d(int_triple(kernel_size, "kernel_size"), normalized, input.dtype, input.device)
+    factors = box_factors3d(int_sizes(kernel_size, 3, "kernel_size"), normalized, input.dtype, input.device)
     return filter3d(input, None, mode, border, method=method, factors=factors)
 
 
@@ -215,7 +153,7 @@ def gaussian_size3d(sigma, kernel_size, truncate) -> tuple[int, int, int]:
     """``kernel_size`` checked, or the size from ``sigma`` and ``truncate`` when it is None."""
     if kernel_size is None:
         return tuple(K.gaussian_size_from_sigma(s, truncate) for s in sigma)
-    return int_triple(kernel_size, "kernel_size", odd=True)
+    return int_sizes(kernel_size, 3, "kernel_size", odd=True)
 
 
 def gaussian_blur3d(
@@ -250,7 +188,7 @@ def gaussian_blur3d(
         torch.Size([1, 2, 8, 16, 16])
     """
     check_input3d(input)
-    sigma = sigma_triple(sigma)
+    sigma = sigmas(sigma, 3)
     truncate = K._check_truncate(truncate)
     factors = gaussian_factors3d(sigma, gaussian_size3d(sigma, kernel_size, truncate), input.dtype, input.device)
     method = "separable" if check_method3d(method) == "auto" else method

@@ -16,47 +16,45 @@ from cnnconv.functional.plan import FilterPlan, check_method, plan_filter, use_b
 __all__ = ["box_blur2d", "box_plan", "gaussian_blur2d", "laplacian", "sharpen"]
 
 
-def odd_size(value, name: str) -> tuple[int, int]:
-    """An int or a pair of odd positive ints as ``(kh, kw)``."""
-    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {value!r}")
-    for v in pair:
+_GROUPS = {2: "pair", 3: "triple"}
+_SIGMA_NAMES = {2: "(sigma_y, sigma_x)", 3: "(sigma_z, sigma_y, sigma_x)"}
+
+
+def int_sizes(value, n: int, name: str, *, odd: bool = False) -> tuple[int, ...]:
+    """An int or ``n`` ints, positive (and, with ``odd``, odd), as a tuple of ``n`` ints.
+
+    Example:
+        >>> int_sizes(3, 2, "kernel_size"), int_sizes((3, 5, 7), 3, "kernel_size", odd=True)
+        ((3, 3), (3, 5, 7))
+    """
+    group = _GROUPS[n]
+    sizes = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+    if len(sizes) != n:
+        raise ValueError(f"{name} must be an int or a {group}, got {value!r}")
+    for v in sizes:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-        if v < 1 or v % 2 == 0:
-            raise ValueError(f"{name} must be odd and positive, got {value!r}")
-    return int(pair[0]), int(pair[1])
+            raise TypeError(f"{name} must be an int or a {group} of ints, got {value!r}")
+        if v < 1 or (odd and v % 2 == 0):
+            raise ValueError(f"{name} must be {'odd and ' if odd else ''}positive, got {value!r}")
+    return tuple(int(v) for v in sizes)
 
 
-def positive_size(value, name: str) -> tuple[int, int]:
-    """An int or a pair of positive ints as ``(kh, kw)``."""
-    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {value!r}")
-    for v in pair:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-        if v < 1:
-            raise ValueError(f"{name} must be positive, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def sigma_pair(sigma) -> tuple[float, float]:
-    """A positive number or ``(sigma_y, sigma_x)`` as a pair of floats."""
-    pair = tuple(sigma) if isinstance(sigma, (tuple, list)) else (sigma, sigma)
-    if len(pair) != 2:
-        raise ValueError(f"sigma must be a number or a pair (sigma_y, sigma_x), got {sigma!r}")
+def sigmas(sigma, n: int) -> tuple[float, ...]:
+    """A positive finite number (or one-element tensor), or ``n`` of them, as ``n`` floats."""
+    group = _GROUPS[n]
+    values = tuple(sigma) if isinstance(sigma, (tuple, list)) else (sigma,) * n
+    if len(values) != n:
+        raise ValueError(f"sigma must be a number or a {group} {_SIGMA_NAMES[n]}, got {sigma!r}")
     out = []
-    for s in pair:
+    for s in values:
         if isinstance(s, torch.Tensor) and s.numel() == 1:
             s = float(s)
         if isinstance(s, bool) or not isinstance(s, numbers.Real):
-            raise TypeError(f"sigma must be a number or a pair of numbers, got {sigma!r}")
+            raise TypeError(f"sigma must be a number or a {group} of numbers, got {sigma!r}")
         if not (s > 0) or not math.isfinite(s):
-            raise ValueError(f"sigma must be positive, got {sigma!r}")
+            raise ValueError(f"sigma must be positive and finite, got {sigma!r}")
         out.append(float(s))
-    return out[0], out[1]
+    return tuple(out)
 
 
 def box_blur2d(
@@ -89,7 +87,7 @@ def box_blur2d(
         True
     """
     check_input(input, 2, 4, INPUT_SHAPES)
-    kh, kw = positive_size(kernel_size, "kernel_size")
+    kh, kw = int_sizes(kernel_size, 2, "kernel_size")
     k = K.box((kh, kw), normalized=normalized, dtype=input.dtype, device=input.device)
     return apply_plan(input, box_plan(k, normalized, method), mode, border)
 
@@ -146,12 +144,12 @@ def gaussian_blur2d(
         torch.Size([2, 3, 32, 32])
     """
     check_input(input, 2, 4, INPUT_SHAPES)
-    sy, sx = sigma_pair(sigma)
+    sy, sx = sigmas(sigma, 2)
     truncate = K._check_truncate(truncate)
     if kernel_size is None:
         kh, kw = K.gaussian_size_from_sigma(sy, truncate), K.gaussian_size_from_sigma(sx, truncate)
     else:
-        kh, kw = odd_size(kernel_size, "kernel_size")
+        kh, kw = int_sizes(kernel_size, 2, "kernel_size", odd=True)
     opts = dict(dtype=input.dtype, device=input.device)
     ky = K.gaussian1d(sy, kh, **opts)
     kx = K.gaussian1d(sx, kw, **opts)

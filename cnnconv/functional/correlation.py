@@ -203,15 +203,43 @@ def padding_anchor(anchor, flipped: bool, two_d: bool = True) -> str:
     return "torch" if flipped else "scipy"
 
 
-def correlate2d(
-    input: torch.Tensor,
-    kernel: torch.Tensor,
-    mode: str = "full",
-    border: str = "zeros",
-    *,
-    method: str = "auto",
-    anchor: str = "signal",
-) -> torch.Tensor:
+_SIGNAL_SHAPES = {
+    1: ("``(L,)``, ``(C, L)`` or ``(B, C, L)``", "``(k,)``", "``(C, k)``", "filter2d"),
+    2: ("``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``", "``(kh, kw)``", "``(C, kh, kw)``", "filter2d"),
+    3: ("``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)``", "``(kd, kh, kw)``", "``(C, kd, kh, kw)``",
+        "cnnconv.functional3d.filter3d"),
+}
+
+
+def signal_doc(dims: int, anchor: str):
+    """Decorator: write the ``Args`` and ``Returns`` that the scipy-named correlate / convolve
+    functions of ``dims`` dimensions share where their docstring says ``{args}``; ``anchor``
+    tells what the two anchors match."""
+    inp, shared, per_channel, dispatch = _SIGNAL_SHAPES[dims]
+    args = f"""Args:
+        input: {inp}.
+        kernel: {shared} shared or {per_channel} per channel.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
+        method: see :func:`{dispatch}`.
+        anchor: only matters for even kernels in ``same`` mode: {anchor}
+
+    Returns:
+        Tensor with the input's number of dimensions."""
+
+    def decorate(fn):
+        fn.__doc__ = fn.__doc__.replace("{args}", args)
+        return fn
+
+    return decorate
+
+
+@signal_doc(2, """``"signal"`` (like
+            ``scipy.signal.correlate2d``: kernel element ``(k-1)//2`` on the output pixel) or
+            ``"ndimage"`` (like ``scipy.ndimage.correlate`` and ``cv2.filter2D``: element
+            ``k//2``).""")
+def correlate2d(input: torch.Tensor, kernel: torch.Tensor, mode: str = "full", border: str = "zeros", *,
+        method: str = "auto", anchor: str = "signal") -> torch.Tensor:
     """2-D correlation (no kernel flip, PyTorch's convention) of every channel.
 
     Agrees with ``scipy.signal.correlate2d`` (``border="zeros"``) in every mode, with its
@@ -221,19 +249,7 @@ def correlate2d(
     of the two, as in scipy.signal (output ``(kh - H + 1, kw - W + 1)``); this also holds for
     :func:`convolve2d`, :func:`correlate1d` and :func:`convolve1d`.
 
-    Args:
-        input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
-        kernel: ``(kh, kw)`` shared or ``(C, kh, kw)`` per channel.
-        mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
-        method: see :func:`filter2d`.
-        anchor: only matters for even kernels in ``same`` mode: ``"signal"`` (like
-            ``scipy.signal.correlate2d``: kernel element ``(k-1)//2`` on the output pixel) or
-            ``"ndimage"`` (like ``scipy.ndimage.correlate`` and ``cv2.filter2D``: element
-            ``k//2``).
-
-    Returns:
-        Tensor with the input's number of dimensions.
+    {args}
 
     Shape:
         ``(*, H, W) -> (*, H_out, W_out)``.
@@ -246,32 +262,17 @@ def correlate2d(
     return _signal_filter(input, kernel, mode, border, method, padding_anchor(anchor, False))
 
 
-def convolve2d(
-    input: torch.Tensor,
-    kernel: torch.Tensor,
-    mode: str = "full",
-    border: str = "zeros",
-    *,
-    method: str = "auto",
-    anchor: str = "signal",
-) -> torch.Tensor:
+@signal_doc(2, """``"signal"`` (like
+            ``scipy.signal.convolve2d``) or ``"ndimage"`` (like ``scipy.ndimage.convolve``).""")
+def convolve2d(input: torch.Tensor, kernel: torch.Tensor, mode: str = "full", border: str = "zeros", *,
+        method: str = "auto", anchor: str = "signal") -> torch.Tensor:
     """2-D convolution: correlation with the kernel flipped in both axes.
 
     Agrees with ``scipy.signal.convolve2d`` (``border="zeros"``) in every mode, with its
     defaults (``mode="full"``, zeros), and with ``scipy.ndimage.convolve`` for each border in
     ``same`` mode.
 
-    Args:
-        input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
-        kernel: ``(kh, kw)`` shared or ``(C, kh, kw)`` per channel.
-        mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
-        method: see :func:`filter2d`.
-        anchor: only matters for even kernels in ``same`` mode: ``"signal"`` (like
-            ``scipy.signal.convolve2d``) or ``"ndimage"`` (like ``scipy.ndimage.convolve``).
-
-    Returns:
-        Tensor with the input's number of dimensions.
+    {args}
 
     Example:
         >>> x = torch.arange(9.0).reshape(3, 3)
@@ -322,31 +323,16 @@ def _filter1d(input, kernel, mode, border, method, anchor, flip):
     return y.squeeze(-2)
 
 
-def correlate1d(
-    input: torch.Tensor,
-    kernel: torch.Tensor,
-    mode: str = "full",
-    border: str = "zeros",
-    *,
-    method: str = "auto",
-    anchor: str = "signal",
-) -> torch.Tensor:
+@signal_doc(1, """``"signal"``
+            (``scipy.signal.correlate`` and ``numpy.correlate``) or ``"ndimage"``
+            (``scipy.ndimage.correlate1d``); both put kernel element ``k // 2`` on the output
+            sample.""")
+def correlate1d(input: torch.Tensor, kernel: torch.Tensor, mode: str = "full", border: str = "zeros", *,
+        method: str = "auto", anchor: str = "signal") -> torch.Tensor:
     """1-D correlation along the last axis (``numpy.correlate`` / ``scipy.signal.correlate``,
     whose defaults it takes: ``mode="full"``, zeros).
 
-    Args:
-        input: ``(L,)``, ``(C, L)`` or ``(B, C, L)``.
-        kernel: ``(k,)`` shared or ``(C, k)`` per channel.
-        mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
-        method: see :func:`filter2d`.
-        anchor: only matters for even kernels in ``same`` mode: ``"signal"``
-            (``scipy.signal.correlate`` and ``numpy.correlate``) or ``"ndimage"``
-            (``scipy.ndimage.correlate1d``); both put kernel element ``k // 2`` on the output
-            sample.
-
-    Returns:
-        Tensor with the input's number of dimensions.
+    {args}
 
     Example:
         >>> correlate1d(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.0, 1.0, 1.0]), "full").tolist()
@@ -355,30 +341,15 @@ def correlate1d(
     return _filter1d(input, kernel, mode, border, method, anchor, flip=False)
 
 
-def convolve1d(
-    input: torch.Tensor,
-    kernel: torch.Tensor,
-    mode: str = "full",
-    border: str = "zeros",
-    *,
-    method: str = "auto",
-    anchor: str = "signal",
-) -> torch.Tensor:
+@signal_doc(1, """``"signal"``
+            (``numpy.convolve``, ``scipy.signal.convolve``) or ``"ndimage"``
+            (``scipy.ndimage.convolve1d``).""")
+def convolve1d(input: torch.Tensor, kernel: torch.Tensor, mode: str = "full", border: str = "zeros", *,
+        method: str = "auto", anchor: str = "signal") -> torch.Tensor:
     """1-D convolution (kernel flipped) along the last axis; matches ``numpy.convolve`` and
     ``scipy.signal.convolve`` (whose defaults it takes: ``mode="full"``, zeros).
 
-    Args:
-        input: ``(L,)``, ``(C, L)`` or ``(B, C, L)``.
-        kernel: ``(k,)`` shared or ``(C, k)`` per channel.
-        mode: ``"full"``, ``"same"`` or ``"valid"``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
-        method: see :func:`filter2d`.
-        anchor: only matters for even kernels in ``same`` mode: ``"signal"``
-            (``numpy.convolve``, ``scipy.signal.convolve``) or ``"ndimage"``
-            (``scipy.ndimage.convolve1d``).
-
-    Returns:
-        Tensor with the input's number of dimensions.
+    {args}
 
     Example:
         >>> convolve1d(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.0, 1.0, 1.0]), "full").tolist()
