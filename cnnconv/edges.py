@@ -1,5 +1,6 @@
 """Gradient filters and thin edge maps: Sobel / Scharr / Prewitt / derivative of Gaussian,
-differentiable magnitude and direction, non-maximum suppression and hysteresis.
+differentiable magnitude and direction, non-maximum suppression (hysteresis and binary edge
+maps: :mod:`cnnconv.evaluation.edges`).
 
 Conventions:
 
@@ -34,7 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnconv.engines.padding import BORDERS, output_padding, pad
+from cnnconv import kernels as K
+from cnnconv.engines.padding import BORDERS
+from cnnconv.functional.correlation import apply_plan, filter2d
+from cnnconv.functional.gradients import apply_gradient_plan
+from cnnconv.functional.plan import FilterPlan, plan_filter, plan_gradient
 
 __all__ = [
     "GradientFilter",
@@ -42,9 +47,7 @@ __all__ = [
     "gradient_magnitude",
     "gradient_direction",
     "non_max_suppression",
-    "hysteresis",
     "thin_edges",
-    "edge_map",
     "COLOR_MODES",
 ]
 
@@ -74,8 +77,6 @@ def gradient_kernels(kernel="sobel", *, sigma: float = 1.0, normalized: bool = T
                 [-2.,  0.,  2.],
                 [-1.,  0.,  1.]])
     """
-    from cnnconv import kernels as K
-
     if isinstance(kernel, str):
         name = kernel.lower()
         if name == "sobel":
@@ -155,7 +156,8 @@ def gradient_direction(grad: torch.Tensor) -> torch.Tensor:
     return torch.atan2(grad[:, 1:2], grad[:, 0:1])
 
 
-def _check_map(t, name: str) -> None:
+def check_map(t, name: str) -> None:
+    """Raise unless ``t`` is a ``(B, 1, H, W)`` tensor (a magnitude, direction or edge map)."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a tensor, got {type(t).__name__}")
     if t.ndim != 4 or t.shape[1] != 1:
@@ -186,8 +188,8 @@ def non_max_suppression(magnitude: torch.Tensor, direction: torch.Tensor, *, kee
         >>> (nms[0, 0] > 0.25).nonzero()[:, 1].unique().tolist()   # one column
         [4]
     """
-    _check_map(magnitude, "magnitude")
-    _check_map(direction, "direction")
+    check_map(magnitude, "magnitude")
+    check_map(direction, "direction")
     if magnitude.shape != direction.shape:
         raise ValueError(
             f"magnitude and direction must have one shape, got {tuple(magnitude.shape)} and {tuple(direction.shape)}"
@@ -229,106 +231,6 @@ def non_max_suppression(magnitude: torch.Tensor, direction: torch.Tensor, *, kee
     keep_plus = plus <= m if keep_ties else plus < m
     keep = (m > 0) & keep_plus & (minus <= m)
     return torch.where(keep, m, torch.zeros_like(m))
-
-
-def _shift_min(lab: torch.Tensor, big: int, connectivity: int) -> torch.Tensor:
-    H, W = lab.shape[-2:]
-    p = F.pad(lab, (1, 1, 1, 1), value=big)
-    out = lab
-    offsets = [(-1, 0), (1, 0), (0, -1), (0, 1)]
-    if connectivity == 8:
-        offsets += [(-1, -1), (-1, 1), (1, -1), (1, 1)]
-    for dy, dx in offsets:
-        out = torch.minimum(out, p[..., 1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W])
-    return out
-
-
-def connected_to(mask: torch.Tensor, seeds: torch.Tensor, connectivity: int = 8) -> torch.Tensor:
-    """Pixels of ``mask`` whose connected component (within ``mask``) contains a seed.
-
-    Pure-torch connected components (runs on any device): labels are pixel indices, merged by
-    hooking each neighbourhood minimum onto the label's root and pointer jumping, until
-    nothing changes.
-
-    Args:
-        mask, seeds: boolean ``(B, 1, H, W)``; seeds outside the mask are ignored.
-        connectivity: 8 (default) or 4.
-
-    Returns:
-        Boolean tensor ``(B, 1, H, W)``.
-    """
-    if connectivity not in (4, 8):
-        raise ValueError(f"connectivity must be 4 or 8, got {connectivity!r}")
-    B, _, H, W = mask.shape
-    n = H * W
-    big = n  # background label, one past the last pixel index
-    idx = torch.arange(n, device=mask.device).reshape(1, 1, H, W).expand(B, 1, H, W)
-    lab = torch.where(mask, idx, torch.full_like(idx, big))
-    # Hook and compress (Shiloach-Vishkin style): every pixel holds the index of a pixel of its
-    # component; each round, the smallest label around a pixel is also written to the pixel its
-    # label points at (hooking whole trees at once), then labels follow their labels until
-    # they stop changing. Converges in a few rounds for typical edge maps.
-    flat = torch.cat([lab.reshape(B, n), torch.full((B, 1), big, device=mask.device, dtype=lab.dtype)], 1)
-    while True:
-        cur = flat[:, :n].reshape(B, 1, H, W)
-        nb = torch.where(mask, _shift_min(cur, big, connectivity), cur).reshape(B, n)
-        new = flat.clone()
-        new[:, :n] = torch.minimum(new[:, :n], nb)
-        new.scatter_reduce_(1, flat[:, :n], nb, reduce="amin")
-        new[:, big] = big
-        while True:  # compress: follow labels to the root
-            jumped = new.gather(1, new)
-            if torch.equal(jumped, new):
-                break
-            new = jumped
-        if torch.equal(new, flat):
-            break
-        flat = new
-    lab = flat[:, :n].reshape(B, 1, H, W)
-    seeded = (seeds & mask).reshape(B, n).to(torch.float32)
-    hit = torch.zeros(B, n + 1, dtype=torch.float32, device=mask.device)
-    hit.scatter_reduce_(1, lab.reshape(B, n), seeded, reduce="amax")
-    hit = hit > 0
-    hit[:, big] = False
-    return hit.gather(1, lab.reshape(B, n)).reshape(B, 1, H, W) & mask
-
-
-def _threshold(t, like: torch.Tensor, name: str) -> torch.Tensor:
-    if isinstance(t, torch.Tensor):
-        t = t.to(like.dtype).to(like.device)
-        if t.ndim == 1:
-            t = t.reshape(-1, 1, 1, 1)
-        return t
-    if isinstance(t, bool) or not isinstance(t, (int, float)):
-        raise TypeError(f"{name} must be a number or a tensor, got {type(t).__name__}: {t!r}")
-    return torch.tensor(float(t), dtype=like.dtype, device=like.device)
-
-
-def hysteresis(nms: torch.Tensor, low, high, *, connectivity: int = 8) -> torch.Tensor:
-    """Hysteresis thresholding: pixels ``> low`` connected to a pixel ``> high``.
-
-    Same definition as ``skimage.filters.apply_hysteresis_threshold`` (strict inequalities),
-    whose components are 4-connected in 2-D (``connectivity=4``); scikit-image's Canny links
-    8-connected pixels (``connectivity=8``, the default here).
-
-    Args:
-        nms: ``(B, 1, H, W)`` edge strength, usually :func:`non_max_suppression`'s output.
-        low, high: thresholds (numbers, or tensors of shape ``(B,)`` for per-image values).
-        connectivity: 8 or 4.
-
-    Returns:
-        Boolean tensor ``(B, 1, H, W)``.
-
-    Example:
-        >>> s = torch.tensor([[0.0, 0.3, 0.3, 0.9, 0.0, 0.3]]).reshape(1, 1, 1, 6)
-        >>> hysteresis(s, 0.2, 0.5).int().flatten().tolist()
-        [0, 1, 1, 1, 0, 0]
-    """
-    _check_map(nms, "nms")
-    lo, hi = _threshold(low, nms, "low"), _threshold(high, nms, "high")
-    if bool((lo > hi).any()):
-        raise ValueError(f"low must not exceed high, got low={low!r}, high={high!r}")
-    return connected_to(nms > lo, nms > hi, connectivity)
 
 
 def thin_edges(grad: torch.Tensor, *, eps: float = 1e-12, keep_ties: bool = False) -> torch.Tensor:
@@ -398,10 +300,27 @@ class GradientFilter(nn.Module):
         self.color = color
         self.border = border
         self.eps = float(eps)
+        self._plan: FilterPlan | None = None
         if self.learnable:
             self.weight = nn.Parameter(pair.clone())
         else:
             self.register_buffer("weight", pair.clone(), persistent=False)
+            self._replan()
+
+    def _replan(self) -> None:
+        """The plan of the fixed pair: a gradient pair (banded or separable engines) when the y
+        kernel is the transpose of a rank-1 x kernel, else the two kernels as one per-channel
+        filter of the input seen twice."""
+        kx, ky = self.weight[0, 0], self.weight[1, 0]
+        factors = K.separable_factors(kx) if torch.equal(ky, kx.t()) else None
+        self._transposed_pair = factors is not None
+        self._plan = plan_gradient(*factors, output="xy") if factors is not None else plan_filter(self.weight[:, 0])
+
+    def _apply(self, *args, **kwargs):
+        module = super()._apply(*args, **kwargs)
+        if self._plan is not None:  # the buffer was replaced: plan for the new one
+            self._replan()
+        return module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
@@ -409,9 +328,15 @@ class GradientFilter(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"input must have shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         B, C, H, W = x.shape
-        kh, kw = self.weight.shape[-2:]
-        xp = pad(x.reshape(B * C, 1, H, W), output_padding((kh, kw), "same", anchor="scipy"), self.border)
-        g = F.conv2d(xp, self.weight.to(x.dtype)).reshape(B, C, 2, H, W)
+        if self._plan is not None and self._transposed_pair:
+            g = apply_gradient_plan(x, self._plan, "xy", self.border)
+        else:  # every plane twice, as a two-channel image filtered by the x and y kernels
+            planes = x.reshape(B * C, 1, H, W).expand(B * C, 2, H, W)
+            if self._plan is None:
+                g = filter2d(planes, self.weight[:, 0], "same", self.border)
+            else:
+                g = apply_plan(planes, self._plan, "same", self.border)
+            g = g.reshape(B, C, 2, H, W)
         if C == 1:
             return g[:, 0]
         if self.color == "sum":
@@ -432,12 +357,6 @@ class GradientFilter(nn.Module):
     def thin(self, x: torch.Tensor, *, keep_ties: bool = False) -> torch.Tensor:
         """Non-maximum-suppressed magnitude ``(B, 1, H, W)``."""
         return thin_edges(self(x), eps=self.eps, keep_ties=keep_ties)
-
-    def edge_map(self, x: torch.Tensor, low=0.1, high=0.2, *, relative: bool = True,
-                 use_hysteresis: bool = True, connectivity: int = 8) -> torch.Tensor:
-        """Thin binary edge map ``(B, 1, H, W)`` (see :func:`edge_map`)."""
-        return _binarise(self.thin(x), low, high, relative, use_hysteresis, connectivity)
-
     def extra_repr(self) -> str:
         kh, kw = self.weight.shape[-2:]
         return (
@@ -445,66 +364,3 @@ class GradientFilter(nn.Module):
             f"normalized={self.normalized}, in_channels={self.in_channels}, color={self.color!r}, "
             f"border={self.border!r}"
         )
-
-
-def _binarise(nms, low, high, relative, use_hysteresis, connectivity):
-    if relative:
-        peak = nms.amax(dim=(1, 2, 3))  # per image
-        low_t = _threshold(low, nms, "low") * peak.reshape(-1, 1, 1, 1)
-        high_t = _threshold(high, nms, "high") * peak.reshape(-1, 1, 1, 1)
-        low_t, high_t = low_t.reshape(-1), high_t.reshape(-1)
-    else:
-        low_t, high_t = low, high
-    if use_hysteresis:
-        return hysteresis(nms, low_t, high_t, connectivity=connectivity)
-    return nms > _threshold(high_t, nms, "high")
-
-
-def edge_map(
-    x: torch.Tensor,
-    kernel="sobel",
-    *,
-    sigma: float | None = None,
-    low=0.1,
-    high=0.2,
-    relative: bool = True,
-    use_hysteresis: bool = True,
-    connectivity: int = 8,
-    color: str = "max",
-    border: str = "reflect",
-) -> torch.Tensor:
-    """Thin binary edge map: optional Gaussian smoothing, gradient, NMS, thresholds.
-
-    Args:
-        x: ``(B, C, H, W)`` image.
-        kernel: gradient kernels (as :class:`GradientFilter`).
-        sigma: Gaussian pre-smoothing (``None``: none); for ``kernel="dog"`` it is the DoG scale.
-        low, high: thresholds; with ``relative=True`` fractions of each image's largest
-            suppressed magnitude.
-        use_hysteresis: link weak to strong edges; otherwise ``nms > high``.
-        connectivity: hysteresis connectivity (8 or 4).
-        color, border: as :class:`GradientFilter`.
-
-    Returns:
-        Boolean tensor ``(B, 1, H, W)``.
-
-    Example:
-        >>> x = torch.zeros(1, 1, 16, 16); x[..., 4:12, 4:12] = 1.0
-        >>> e = edge_map(x, sigma=1.0)
-        >>> e.shape, e.dtype
-        (torch.Size([1, 1, 16, 16]), torch.bool)
-    """
-    if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        raise ValueError(f"x must have shape (B, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
-    if sigma is not None and not (isinstance(kernel, str) and kernel.lower() == "dog"):
-        from cnnconv.kernels import gaussian_size_from_sigma
-        from cnnconv.parametric import gaussian_blur
-
-        if not sigma > 0:
-            raise ValueError(f"sigma must be positive, got {sigma!r}")
-        x = gaussian_blur(x, float(sigma), gaussian_size_from_sigma(sigma), border="reflect")
-    f = GradientFilter(
-        kernel, sigma=1.0 if sigma is None else sigma, in_channels=x.shape[1], color=color, border=border,
-        dtype=x.dtype, device=x.device,
-    )
-    return f.edge_map(x, low, high, relative=relative, use_hysteresis=use_hysteresis, connectivity=connectivity)

@@ -4,8 +4,10 @@ Each layer stores its arguments as read-only attributes (a different filter is a
 keeps its kernels in non-persistent buffers (they follow ``.to()`` and stay out of
 ``state_dict``; nothing is trained) and its ``forward`` is one call into
 :mod:`cnnconv.functional`, which decides how the filter is computed
-(:func:`cnnconv.functional.filter2d`). A kernel buffer changed in place is followed: what was
-derived from it (separable factors, the choice of engine) is derived again. Every layer pads
+(:func:`cnnconv.functional.filter2d`). Each layer makes its
+:class:`~cnnconv.functional.plan.FilterPlan` when it is built, and again when its buffers are
+moved (``.to()``, ``.double()``) or a kernel buffer is changed in place: what was derived from
+it (separable factors, the choice of engine) is derived again. Every layer pads
 with ``border="reflect"`` unless told otherwise.
 
 The layers can be captured as graphs: ``torch.export.export``, ``torch.onnx.export`` (both
@@ -27,9 +29,18 @@ from types import MappingProxyType
 import torch
 from torch import nn
 
-from . import functional as CF
-from . import kernels as K
+from cnnconv import kernels as K
+from cnnconv._utils.checks import check_choice
+from cnnconv.engines.checks import check_eps
 from cnnconv.engines.padding import check_border, check_mode, tracing
+from cnnconv.functional.blur import box_plan, int_sizes, sigmas
+from cnnconv.functional.correlation import apply_plan
+from cnnconv.functional.gradients import (
+    GRADIENT_OUTPUTS,
+    apply_gradient_plan,
+    derivative_factors,
+)
+from cnnconv.functional.plan import FilterPlan, check_method, plan_filter, plan_gradient
 
 __all__ = ["Filter2d", "BoxBlur", "GaussianBlur", "Sobel", "Prewitt", "Scharr", "Laplacian", "Sharpen"]
 
@@ -58,17 +69,35 @@ class _FixedFilter(nn.Module):
 
     def __init__(self, mode: str, border: str, method: str) -> None:
         super().__init__()
-        self._settings(mode=check_mode(mode), border=check_border(border), method=CF._check_method(method))
+        self._settings(mode=check_mode(mode), border=check_border(border), method=check_method(method))
+        self._filter_plan: FilterPlan | None = None
+        self._planned_for: torch.Tensor | None = None
 
     def _settings(self, **values) -> None:
         """Store the values of :class:`_Setting` attributes (at construction only)."""
         self.__dict__.setdefault("_setting_values", {}).update(values)
 
+    def _make_plan(self) -> FilterPlan:
+        """The plan of the layer's current buffers."""
+        raise NotImplementedError
+
+    def _replan(self) -> None:
+        """Plan again from the current buffers (and remember the kernel values planned for)."""
+        self._filter_plan = self._make_plan()
+        kernel = self._buffers.get("kernel")
+        self._planned_for = None if kernel is None else kernel.detach().clone()
+
+    def _apply(self, *args, **kwargs):
+        module = super()._apply(*args, **kwargs)
+        if self._filter_plan is not None:  # the buffers were replaced: plan for the new ones
+            self._replan()
+        return module
+
     def _follow_kernel(self) -> None:
-        """Call ``_plan(kernel)`` when the ``kernel`` buffer's values differ from those last
-        planned for. The values are compared with a kept copy (``torch.equal``, one pass over a
-        small kernel), because writes through ``.data``, numpy or a reused address move no
-        version counter. Skipped while a graph is captured."""
+        """Plan again when the ``kernel`` buffer's values differ from those last planned for.
+        The values are compared with a kept copy (``torch.equal``, one pass over a small
+        kernel), because writes through ``.data``, numpy or a reused address move no version
+        counter. Skipped while a graph is captured."""
         if tracing():
             return
         kernel = self.kernel
@@ -80,8 +109,19 @@ class _FixedFilter(nn.Module):
             or seen.device != kernel.device
             or not torch.equal(seen, kernel)
         ):
-            self._plan(kernel)
-            self._planned_for = kernel.detach().clone()
+            self._replan()
+
+    @staticmethod
+    def _as_kernel(kernel, shapes: dict[int, str]) -> torch.Tensor:
+        """A copy of ``kernel``, a real floating point tensor whose number of dimensions is a
+        key of ``shapes`` (shape names for the error message)."""
+        if not isinstance(kernel, torch.Tensor):
+            kernel = torch.as_tensor(kernel, dtype=torch.get_default_dtype())
+        if kernel.ndim not in shapes or kernel.numel() == 0:
+            raise ValueError(f"kernel must have shape {' or '.join(shapes.values())}, got {tuple(kernel.shape)}")
+        if kernel.is_complex() or not kernel.is_floating_point():
+            raise TypeError(f"kernel must be a real floating point tensor, got dtype {kernel.dtype}")
+        return kernel.detach().clone()
 
     def _set_buffer(self, name: str, value: torch.Tensor) -> None:
         """Refill a kernel buffer, keeping the device and dtype it was moved to."""
@@ -90,11 +130,40 @@ class _FixedFilter(nn.Module):
             value = value.to(device=old.device, dtype=old.dtype)
         setattr(self, name, value)
 
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return apply_plan(input, self._filter_plan, self.mode, self.border)
+
     def _common_repr(self) -> str:
         return f"border={self.border!r}, mode={self.mode!r}, method={self.method!r}"
 
 
-class Filter2d(_FixedFilter):
+class _KernelFilter(_FixedFilter):
+    """A fixed layer whose ``kernel`` buffer is followed: changed in place, it is planned again."""
+
+    def _make_plan(self) -> FilterPlan:
+        return plan_filter(self.kernel, self.method)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        self._follow_kernel()
+        return super().forward(input)
+
+
+class _BuiltKernelFilter(_KernelFilter):
+    """A kernel layer whose kernel is built from its settings by ``_build_kernel``."""
+
+    def _build_kernel(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _init_kernel(self) -> None:
+        self.register_buffer("kernel", None, persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self._set_buffer("kernel", self._build_kernel())
+        self._replan()
+
+
+class Filter2d(_KernelFilter):
     """Depthwise correlation with a fixed kernel.
 
     Args:
@@ -125,35 +194,21 @@ class Filter2d(_FixedFilter):
             kernel = K.get_kernel(kernel, **kernel_kwargs)
         elif kernel_kwargs:
             raise TypeError(f"kernel_kwargs are only used with a kernel name, got {sorted(kernel_kwargs)}")
-        if not isinstance(kernel, torch.Tensor):
-            kernel = torch.as_tensor(kernel, dtype=torch.get_default_dtype())
-        if kernel.ndim not in (2, 3) or kernel.numel() == 0:
-            raise ValueError(f"kernel must have shape (kh, kw) or (C, kh, kw), got {tuple(kernel.shape)}")
-        if kernel.is_complex() or not kernel.is_floating_point():
-            raise TypeError(f"kernel must be a real floating point tensor, got dtype {kernel.dtype}")
+        kernel = self._as_kernel(kernel, {2: "(kh, kw)", 3: "(C, kh, kw)"})
         self._settings(kernel_name=kernel_name, kernel_kwargs=MappingProxyType(dict(kernel_kwargs)))
-        kernel = kernel.detach().clone()
         self.register_buffer("kernel", kernel, persistent=False)
         self.register_buffer("ky", None, persistent=False)
         self.register_buffer("kx", None, persistent=False)
         # Find the kernel's structure once, here, instead of at every call.
-        self._planned_for = None
-        self._follow_kernel()
+        self._replan()
 
     kernel_name = _Setting()
     kernel_kwargs = _Setting()
 
-    def _plan(self, kernel: torch.Tensor) -> None:
-        factors = K.separable_factors(kernel) if self.method in ("auto", "separable") else None
-        self._method = self.method
-        if self.method == "auto" and CF._box_scale(kernel) is not None and CF._use_box(*kernel.shape[-2:]):
-            self._method, factors = "box", None
-        self.ky, self.kx = (None, None) if factors is None else factors
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        self._follow_kernel()
-        factors = None if self.ky is None else (self.ky, self.kx)
-        return CF.filter2d(input, self.kernel, self.mode, self.border, method=self._method, factors=factors)
+    def _make_plan(self) -> FilterPlan:
+        plan = plan_filter(self.kernel, self.method)
+        self.ky, self.kx = (None, None) if plan.factors is None else plan.factors
+        return plan
 
     def extra_repr(self) -> str:
         name = f"{self.kernel_name!r}" if self.kernel_name is not None else "tensor"
@@ -161,7 +216,7 @@ class Filter2d(_FixedFilter):
         return f"kernel={name}, kernel_shape={tuple(self.kernel.shape)}{kw}, {self._common_repr()}"
 
 
-class BoxBlur(_FixedFilter):
+class BoxBlur(_BuiltKernelFilter):
     """Box (mean) blur, computed with cumulative sums for large windows.
 
     Args:
@@ -183,30 +238,23 @@ class BoxBlur(_FixedFilter):
 
     def __init__(self, kernel_size=3, border: str = "reflect", mode: str = "same", *, normalized: bool = True, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self._settings(kernel_size=CF._positive_size(kernel_size, "kernel_size"), normalized=bool(normalized))
-        self.register_buffer("kernel", None, persistent=False)
-        self.reset_parameters()
+        self._settings(kernel_size=int_sizes(kernel_size, 2, "kernel_size"), normalized=bool(normalized))
+        self._init_kernel()
 
     kernel_size = _Setting()
     normalized = _Setting()
 
-    def reset_parameters(self) -> None:
-        self._set_buffer("kernel", K.box(self.kernel_size, normalized=self.normalized))
-        self._planned_for = None
-        self._follow_kernel()
+    def _build_kernel(self) -> torch.Tensor:
+        return K.box(self.kernel_size, normalized=self.normalized)
 
-    def _plan(self, kernel: torch.Tensor) -> None:
+    def _make_plan(self) -> FilterPlan:
+        kernel = self.kernel
         # As built, then moved by .to() / .double(): the values the untouched buffer holds.
         box = K.box(self.kernel_size, normalized=self.normalized).to(device=kernel.device, dtype=kernel.dtype)
-        self._is_box = torch.equal(kernel, box)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        self._follow_kernel()
-        if not self._is_box:  # changed in place: filtered as the kernel it now holds
-            return CF.filter2d(input, self.kernel, self.mode, self.border, method=self.method)
+        if not torch.equal(kernel, box):  # changed in place: filtered as the kernel it now holds
+            return plan_filter(kernel, self.method)
         # Decided from the size alone, so compiled graphs need no checks of kernel values.
-        method, factors = CF._box_plan(self.kernel, self.normalized, self.method)
-        return CF.filter2d(input, self.kernel, self.mode, self.border, method=method, factors=factors)
+        return box_plan(kernel, self.normalized, self.method)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, normalized={self.normalized}, {self._common_repr()}"
@@ -234,11 +282,11 @@ class GaussianBlur(_FixedFilter):
 
     def __init__(self, sigma, kernel_size=None, border: str = "reflect", mode: str = "same", *, truncate: float = 4.0, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        sigma = CF._sigma_pair(sigma)
+        sigma = sigmas(sigma, 2)
         truncate = K._check_truncate(truncate)
         if kernel_size is None:
             kernel_size = tuple(K.gaussian_size_from_sigma(s, truncate) for s in sigma)
-        self._settings(sigma=sigma, truncate=truncate, kernel_size=CF._odd_size(kernel_size, "kernel_size"))
+        self._settings(sigma=sigma, truncate=truncate, kernel_size=int_sizes(kernel_size, 2, "kernel_size", odd=True))
         self.register_buffer("ky", None, persistent=False)
         self.register_buffer("kx", None, persistent=False)
         self.reset_parameters()
@@ -250,14 +298,15 @@ class GaussianBlur(_FixedFilter):
     def reset_parameters(self) -> None:
         self._set_buffer("ky", K.gaussian1d(self.sigma[0], self.kernel_size[0]))
         self._set_buffer("kx", K.gaussian1d(self.sigma[1], self.kernel_size[1]))
+        self._replan()
+
+    def _make_plan(self) -> FilterPlan:
+        return plan_filter(None, self.method, (self.ky, self.kx))
 
     @property
     def kernel(self) -> torch.Tensor:
         """The 2-D kernel ``outer(ky, kx)``."""
         return torch.outer(self.ky, self.kx)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return CF.filter2d(input, None, self.mode, self.border, method=self.method, factors=(self.ky, self.kx))
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}, kernel_size={self.kernel_size}, truncate={self.truncate}, {self._common_repr()}"
@@ -268,7 +317,7 @@ class _Gradient(_FixedFilter):
 
     def __init__(self, output: str = "magnitude", normalized: bool = False, border: str = "reflect", mode: str = "same", *, eps: float = 0.0, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self._settings(output=CF._check_choice(output, "output", CF.GRADIENT_OUTPUTS), normalized=bool(normalized), eps=CF._check_eps(eps))
+        self._settings(output=check_choice(output, "output", GRADIENT_OUTPUTS), normalized=bool(normalized), eps=check_eps(eps))
         self.register_buffer("smooth", None, persistent=False)
         self.register_buffer("diff", None, persistent=False)
         self.reset_parameters()
@@ -278,9 +327,13 @@ class _Gradient(_FixedFilter):
     eps = _Setting()
 
     def reset_parameters(self) -> None:
-        smooth, diff = CF._derivative_factors(self._operator, self.normalized, torch.get_default_dtype(), None)
+        smooth, diff = derivative_factors(self._operator, self.normalized, torch.get_default_dtype(), None)
         self._set_buffer("smooth", smooth)
         self._set_buffer("diff", diff)
+        self._replan()
+
+    def _make_plan(self) -> FilterPlan:
+        return plan_gradient(self.smooth, self.diff, self.method, self.output)
 
     @property
     def kernel_x(self) -> torch.Tensor:
@@ -293,7 +346,7 @@ class _Gradient(_FixedFilter):
         return torch.outer(self.diff, self.smooth)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return CF.apply_gradient(input, self.smooth, self.diff, self.output, self.border, self.mode, eps=self.eps, method=self.method)
+        return apply_gradient_plan(input, self._filter_plan, self.output, self.border, self.mode, eps=self.eps)
 
     def extra_repr(self) -> str:
         return f"output={self.output!r}, normalized={self.normalized}, eps={self.eps}, {self._common_repr()}"
@@ -335,7 +388,7 @@ class Scharr(_Gradient):
     _operator = "scharr"
 
 
-class Laplacian(_FixedFilter):
+class Laplacian(_BuiltKernelFilter):
     """3x3 Laplacian (4- or 8-neighbour).
 
     Args:
@@ -359,23 +412,19 @@ class Laplacian(_FixedFilter):
         if neighbours not in (4, 8):
             raise ValueError(f"neighbours must be 4 or 8, got {neighbours!r}")
         self._settings(neighbours=int(neighbours), normalized=bool(normalized))
-        self.register_buffer("kernel", None, persistent=False)
-        self.reset_parameters()
+        self._init_kernel()
 
     neighbours = _Setting()
     normalized = _Setting()
 
-    def reset_parameters(self) -> None:
-        self._set_buffer("kernel", K.laplacian(self.neighbours, normalized=self.normalized))
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return CF.filter2d(input, self.kernel, self.mode, self.border, method=self.method)
+    def _build_kernel(self) -> torch.Tensor:
+        return K.laplacian(self.neighbours, normalized=self.normalized)
 
     def extra_repr(self) -> str:
         return f"neighbours={self.neighbours}, normalized={self.normalized}, {self._common_repr()}"
 
 
-class Sharpen(_FixedFilter):
+class Sharpen(_BuiltKernelFilter):
     """3x3 sharpen ``[[0,-1,0],[-1,5,-1],[0,-1,0]]``.
 
     Args:
@@ -394,14 +443,10 @@ class Sharpen(_FixedFilter):
 
     def __init__(self, border: str = "reflect", mode: str = "same", *, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self.register_buffer("kernel", None, persistent=False)
-        self.reset_parameters()
+        self._init_kernel()
 
-    def reset_parameters(self) -> None:
-        self._set_buffer("kernel", K.sharpen())
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return CF.filter2d(input, self.kernel, self.mode, self.border, method=self.method)
+    def _build_kernel(self) -> torch.Tensor:
+        return K.sharpen()
 
     def extra_repr(self) -> str:
         return self._common_repr()

@@ -16,9 +16,16 @@ from __future__ import annotations
 
 import torch
 
-from . import functional as CF
-from . import functional3d as F3
-from .filters import _FixedFilter
+from cnnconv import functional3d as F3
+from cnnconv import kernels as K
+from cnnconv._utils.checks import check_choice
+from cnnconv.engines.checks import check_eps
+from cnnconv.engines.separable import outer3
+from cnnconv.filters import _FixedFilter
+from cnnconv.functional.blur import int_sizes, sigmas
+from cnnconv.functional.gradients3d import apply_gradient_plan3d, gradient_factors3d
+from cnnconv.functional.plan import FilterPlan, plan_filter3d
+from cnnconv.functional.volume import apply_plan3d, check_method3d
 
 __all__ = ["Filter3d", "BoxBlur3d", "GaussianBlur3d", "Sobel3d", "Laplacian3d"]
 
@@ -27,8 +34,11 @@ class _FixedFilter3d(_FixedFilter):
     """Common arguments of the 3-D layers: output ``mode``, ``border`` and ``method``."""
 
     def __init__(self, mode: str, border: str, method: str) -> None:
-        F3._check_method3d(method)
+        check_method3d(method)
         super().__init__(mode, border, method)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return apply_plan3d(input, self._filter_plan, self.mode, self.border)
 
 
 class _Separable3d(_FixedFilter3d):
@@ -42,11 +52,18 @@ class _Separable3d(_FixedFilter3d):
     def _set_factors(self, factors) -> None:
         for name, f in zip(("kz", "ky", "kx"), factors):
             self._set_buffer(name, f)
+        self._replan()
+
+    def _planned_method(self) -> str:
+        return self.method
+
+    def _make_plan(self) -> FilterPlan:
+        return plan_filter3d(None, self._planned_method(), (self.kz, self.ky, self.kx))
 
     @property
     def kernel(self) -> torch.Tensor:
         """The 3-D kernel ``kz x ky x kx``."""
-        return F3._outer3(self.kz, self.ky, self.kx)
+        return outer3(self.kz, self.ky, self.kx)
 
 
 class Filter3d(_FixedFilter3d):
@@ -71,27 +88,16 @@ class Filter3d(_FixedFilter3d):
 
     def __init__(self, kernel, mode: str = "same", border: str = "reflect", *, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        if not isinstance(kernel, torch.Tensor):
-            kernel = torch.as_tensor(kernel, dtype=torch.get_default_dtype())
-        if kernel.ndim not in (3, 4) or kernel.numel() == 0:
-            raise ValueError(f"kernel must have shape (kd, kh, kw) or (C, kd, kh, kw), got {tuple(kernel.shape)}")
-        if kernel.is_complex() or not kernel.is_floating_point():
-            raise TypeError(f"kernel must be a real floating point tensor, got dtype {kernel.dtype}")
-        self.register_buffer("kernel", kernel.detach().clone(), persistent=False)
+        self.register_buffer("kernel", self._as_kernel(kernel, {3: "(kd, kh, kw)", 4: "(C, kd, kh, kw)"}), persistent=False)
+        for name in ("kz", "ky", "kx"):
+            self.register_buffer(name, None, persistent=False)
         # The kernel is fixed: find its structure once, here, instead of at every call.
-        factors = F3.separable_factors3d(kernel) if method in ("auto", "separable") else None
-        if method == "separable" and factors is None:
-            raise ValueError("method='separable' needs a rank-1 kernel, got a kernel of higher rank")
-        taps = kernel.shape[-3] * kernel.shape[-2] * kernel.shape[-1]
-        if method == "auto":
-            method = "separable" if factors is not None and taps > F3._SEPARABLE_MIN_TAPS else "direct"
-        self._method = method
-        for name, f in zip(("kz", "ky", "kx"), factors if method == "separable" else (None,) * 3):
-            self.register_buffer(name, f, persistent=False)
+        self._replan()
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        factors = (self.kz, self.ky, self.kx) if self._method == "separable" else None
-        return F3.filter3d(input, self.kernel, self.mode, self.border, method=self._method, factors=factors)
+    def _make_plan(self) -> FilterPlan:
+        plan = plan_filter3d(self.kernel, self.method)
+        self.kz, self.ky, self.kx = plan.factors if plan.method == "separable" else (None,) * 3
+        return plan
 
     def extra_repr(self) -> str:
         return f"kernel_shape={tuple(self.kernel.shape)}, {self._common_repr()}"
@@ -119,15 +125,12 @@ class BoxBlur3d(_Separable3d):
 
     def __init__(self, kernel_size=3, border: str = "reflect", mode: str = "same", *, normalized: bool = True, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self.kernel_size = F3._triple(kernel_size, "kernel_size")
+        self.kernel_size = int_sizes(kernel_size, 3, "kernel_size")
         self.normalized = bool(normalized)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self._set_factors(F3._box_factors(self.kernel_size, self.normalized, torch.get_default_dtype(), None))
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return F3.filter3d(input, None, self.mode, self.border, method=self.method, factors=(self.kz, self.ky, self.kx))
+        self._set_factors(F3.box_factors3d(self.kernel_size, self.normalized, torch.get_default_dtype(), None))
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, normalized={self.normalized}, {self._common_repr()}"
@@ -156,17 +159,16 @@ class GaussianBlur3d(_Separable3d):
 
     def __init__(self, sigma, kernel_size=None, border: str = "reflect", mode: str = "same", *, truncate: float = 4.0, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self.sigma = F3._sigma_triple(sigma)
-        self.truncate = F3._check_truncate(truncate)
-        self.kernel_size = F3._gaussian_size(self.sigma, kernel_size, self.truncate)
+        self.sigma = sigmas(sigma, 3)
+        self.truncate = K._check_truncate(truncate)
+        self.kernel_size = F3.gaussian_size3d(self.sigma, kernel_size, self.truncate)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self._set_factors(F3._gaussian_factors(self.sigma, self.kernel_size, torch.get_default_dtype(), None))
+        self._set_factors(F3.gaussian_factors3d(self.sigma, self.kernel_size, torch.get_default_dtype(), None))
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        method = "separable" if self.method == "auto" else self.method
-        return F3.filter3d(input, None, self.mode, self.border, method=method, factors=(self.kz, self.ky, self.kx))
+    def _planned_method(self) -> str:
+        return "separable" if self.method == "auto" else self.method
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}, kernel_size={self.kernel_size}, truncate={self.truncate}, {self._common_repr()}"
@@ -195,26 +197,30 @@ class Sobel3d(_FixedFilter3d):
 
     def __init__(self, output: str = "magnitude", normalized: bool = False, border: str = "reflect", mode: str = "same", *, eps: float = 0.0, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self.output = CF._check_choice(output, "output", F3.SOBEL3D_OUTPUTS)
+        self.output = check_choice(output, "output", F3.SOBEL3D_OUTPUTS)
         self.normalized = bool(normalized)
-        self.eps = CF._check_eps(eps)
+        self.eps = check_eps(eps)
         self.register_buffer("smooth", None, persistent=False)
         self.register_buffer("diff", None, persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        smooth, diff = F3._gradient_factors3d("sobel", self.normalized, torch.get_default_dtype(), None)
+        smooth, diff = gradient_factors3d("sobel", self.normalized, torch.get_default_dtype(), None)
         self._set_buffer("smooth", smooth)
         self._set_buffer("diff", diff)
+        self._replan()
+
+    def _make_plan(self) -> FilterPlan:
+        return plan_filter3d(None, self.method, (self.smooth, self.smooth, self.diff))
 
     @property
     def kernel(self) -> torch.Tensor:
         """The x, y and z kernels stacked ``(3, 3, 3, 3)``."""
         s, d = self.smooth, self.diff
-        return torch.stack((F3._outer3(s, s, d), F3._outer3(s, d, s), F3._outer3(d, s, s)))
+        return torch.stack((outer3(s, s, d), outer3(s, d, s), outer3(d, s, s)))
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return F3.apply_gradient3d(input, self.smooth, self.diff, self.output, self.border, self.mode, eps=self.eps, method=self.method)
+        return apply_gradient_plan3d(input, self._filter_plan, self.output, self.border, self.mode, eps=self.eps)
 
     def extra_repr(self) -> str:
         return f"output={self.output!r}, normalized={self.normalized}, eps={self.eps}, {self._common_repr()}"
@@ -252,10 +258,11 @@ class Laplacian3d(_FixedFilter3d):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self._set_buffer("kernel", F3._laplacian_kernel3d(self.neighbours, self.normalized, torch.get_default_dtype(), None))
+        self._set_buffer("kernel", F3.laplacian_kernel3d(self.neighbours, self.normalized, torch.get_default_dtype(), None))
+        self._replan()
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return F3.filter3d(input, self.kernel, self.mode, self.border, method="direct")
+    def _make_plan(self) -> FilterPlan:
+        return plan_filter3d(self.kernel, "direct")
 
     def extra_repr(self) -> str:
         return f"neighbours={self.neighbours}, normalized={self.normalized}, {self._common_repr()}"

@@ -19,14 +19,13 @@ from skimage.filters import apply_hysteresis_threshold
 from cnnconv import kernels
 from cnnconv.edges import (
     GradientFilter,
-    edge_map,
     gradient_direction,
     gradient_kernels,
     gradient_magnitude,
-    hysteresis,
     non_max_suppression,
     thin_edges,
 )
+from cnnconv.evaluation.edges import edge_map, hysteresis
 
 D = torch.float64
 

@@ -215,7 +215,7 @@ def test_gaussian_blur3d_never_builds_the_3d_kernel(monkeypatch):
     def fail(*args):
         raise AssertionError("the 3-D kernel was built")
 
-    monkeypatch.setattr(F3, "_outer3", fail)
+    monkeypatch.setattr("cnnconv.functional.volume.outer3", fail)
     x = torch.rand(1, 2, 6, 7, 8)
     y = F3.gaussian_blur3d(x, 1.0, kernel_size=3)  # 27 taps: would be direct under filter3d's rule
     assert y.shape == x.shape
@@ -493,10 +493,10 @@ def test_layer_kernels_and_repr():
 def test_filter3d_layer_detects_structure_once():
     k, _ = _rank1(4, 4, 4, dtype=torch.float32)
     layer = L.Filter3d(k, border="replicate")
-    assert layer._method == "separable" and layer.kz is not None
+    assert layer._filter_plan.method == "separable" and layer.kz is not None
     x = torch.randn(1, 2, 6, 7, 8)
     torch.testing.assert_close(layer(x), _reference(x, k, "same", "replicate").float(), rtol=1e-5, atol=1e-5)
-    assert L.Filter3d(torch.rand(4, 4, 4))._method == "direct"
+    assert L.Filter3d(torch.rand(4, 4, 4))._filter_plan.method == "direct"
     assert L.Filter3d(k, method="direct").kz is None
 
 

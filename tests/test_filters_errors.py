@@ -39,9 +39,9 @@ X = torch.rand(2, 3, 8, 8)
         (lambda: L.BoxBlur(2.5), TypeError, r"kernel_size must be an int or a pair of ints, got 2.5"),
         (lambda: L.Filter2d("sobel_x", size=4), ValueError, r"size must be 3 or 5, got 4"),
         # sigma
-        (lambda: L.GaussianBlur(-1.0), ValueError, r"sigma must be positive, got -1.0"),
-        (lambda: L.GaussianBlur(0), ValueError, r"sigma must be positive, got 0"),
-        (lambda: CF.gaussian_blur2d(X, (1.0, -2.0)), ValueError, r"sigma must be positive, got \(1.0, -2.0\)"),
+        (lambda: L.GaussianBlur(-1.0), ValueError, r"sigma must be positive and finite, got -1.0"),
+        (lambda: L.GaussianBlur(0), ValueError, r"sigma must be positive and finite, got 0"),
+        (lambda: CF.gaussian_blur2d(X, (1.0, -2.0)), ValueError, r"sigma must be positive and finite, got \(1.0, -2.0\)"),
         (lambda: CF.gaussian_blur2d(X, "big"), TypeError, r"sigma must be a number or a pair of numbers, got 'big'"),
         (lambda: L.GaussianBlur(1.0, truncate=0), ValueError, r"truncate must be a positive finite number, got 0"),
         # names

@@ -362,4 +362,4 @@ def test_box_layer_moved_to_float64_keeps_its_plan():
     layer = L.BoxBlur(19).double()
     x = torch.rand(1, 2, 30, 30, dtype=torch.float64)
     torch.testing.assert_close(layer(x), _conv_ref(x, layer.kernel))
-    assert layer._is_box
+    assert layer._filter_plan.method == "box" and layer._filter_plan.kernel.dtype == torch.float64

@@ -32,7 +32,7 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-__all__ = ["BORDERS", "MODES", "ANCHORS", "check_border", "check_mode", "output_padding", "pad", "tracing"]
+__all__ = ["ANCHORS", "BORDERS", "MODES", "check_border", "check_mode", "output_padding", "pad", "pad3d", "tracing"]
 
 BORDERS = frozenset({"zeros", "reflect", "replicate", "circular", "symmetric"})
 MODES = frozenset({"full", "same", "valid"})
@@ -181,6 +181,36 @@ def pad(x: torch.Tensor, pads, border: str = "zeros") -> torch.Tensor:
     rows = _indices(h, top, bottom, border, x.device)
     cols = _indices(w, left, right, border, x.device)
     return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def pad3d(x: torch.Tensor, pads, border: str = "zeros") -> torch.Tensor:
+    """Pad the last three dimensions of ``x`` with a border mode.
+
+    Each axis is padded on its own with :func:`pad` (depth through a
+    transposed view), so every border it supports works here, wide margins included.
+
+    Args:
+        x: tensor with at least three dimensions ``(..., D, H, W)``.
+        pads: ``(front, back, top, bottom, left, right)``, non-negative.
+        border: a border name of :func:`check_border`.
+
+    Returns:
+        Tensor ``(..., D + front + back, H + top + bottom, W + left + right)``.
+
+    Example:
+        >>> pad3d(torch.arange(2.0).reshape(2, 1, 1), (1, 2, 0, 0, 0, 0), "circular").flatten().tolist()
+        [1.0, 0.0, 1.0, 0.0, 1.0]
+    """
+    check_border(border)
+    pads = tuple(pads)
+    if len(pads) != 6 or any(isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 0 for p in pads):
+        raise ValueError(f"pads must be six non-negative ints (front, back, top, bottom, left, right), got {pads!r}")
+    if x.ndim < 3:
+        raise ValueError(f"input must have at least 3 dimensions, got shape {tuple(x.shape)}")
+    front, back = pads[:2]
+    if front or back:
+        x = pad(x.transpose(-3, -2), (front, back, 0, 0), border).transpose(-3, -2)
+    return pad(x, pads[2:], border)
 
 
 def fills_from_interior(border: str, before: int, after: int, n: int) -> bool:
