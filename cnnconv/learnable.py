@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnconv import conv as _conv
+from cnnconv.kernels.transforms import centre_pad
 
 __all__ = ["METHODS", "LearnableConv2d"]
 
@@ -61,19 +62,6 @@ def _check_kernel_size(kernel_size) -> tuple[int, int]:
     ):
         raise ValueError(f"kernel_size must be an int or a pair of positive ints, got {kernel_size!r}")
     return tuple(size)
-
-
-def _centre_pad(k: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Zero-pad ``k`` symmetrically to ``size`` (the centre stays the centre)."""
-    kh, kw = k.shape
-    th, tw = size
-    dh, dw = th - kh, tw - kw
-    if dh < 0 or dw < 0 or dh % 2 or dw % 2:
-        raise ValueError(
-            f"cannot centre a {kh}x{kw} kernel in a {th}x{tw} one "
-            "(sizes must differ by an even, non-negative amount)"
-        )
-    return F.pad(k, (dw // 2, dw // 2, dh // 2, dh // 2))
 
 
 def _parse_kernels(kernels, in_channels, noise, channel_mode) -> list[tuple[torch.Tensor, str]]:
@@ -128,7 +116,7 @@ def _centred_bank(
 ) -> tuple[torch.Tensor, tuple[int, int]]:
     """The kernels centred in ``size`` (default: the largest), ``(n, kh, kw)`` float64, and the size."""
     size = _largest_size(built) if size is None else size
-    return torch.stack([_centre_pad(k, size) for k, _ in built]), size
+    return torch.stack([centre_pad(k, size) for k, _ in built]), size
 
 
 #: ``weights(built, size)`` -> ``(bank, size)``: the layer weights ``(n, kh, kw)`` for the parsed
@@ -229,37 +217,7 @@ class LearnableConv2d(_conv.FFTConv2d):
 
     _convert_back = False
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device=None,
-        dtype=None,
-        *,
-        method: str = "auto",
-    ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            bias=bias,
-            padding_mode=padding_mode,
-            device=device,
-            dtype=dtype,
-            method=method,
-        )
-        self.kernel_names: list[str] | None = None
+    kernel_names: list[str] | None = None  # set by from_kernels
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnconv import conv as _conv
+from cnnconv.kernels.transforms import centre_pad
 from cnnconv import learnable
 from cnnconv.conv import _replace
 
@@ -108,7 +109,7 @@ def _solve_raw(built, size, pdc: str, theta: float, exact: bool) -> tuple[torch.
     eq_units = pdc_equivalent_weight(units, pdc, theta)[:, 0]
     eq_size = (int(eq_units.shape[-2]), int(eq_units.shape[-1]))
     matrix = eq_units.reshape(n_raw, -1).T
-    targets = torch.stack([learnable._centre_pad(k, eq_size) for k, _ in built]).reshape(len(built), -1)
+    targets = torch.stack([centre_pad(k, eq_size) for k, _ in built]).reshape(len(built), -1)
     raw = torch.linalg.lstsq(matrix, targets.T, driver="gelsd").solution.T
     residuals = ((raw @ matrix.T - targets).norm(dim=1) / targets.norm(dim=1).clamp_min(1e-300)).tolist()
     bad = [(name, r) for (_, name), r in zip(built, residuals) if r > 1e-9]
