@@ -8,7 +8,7 @@ How an experiment uses it (the whole of a small ``experiments/my_exp.py``)::
 
     from dataclasses import dataclass
     import torch
-    from cnnconv.training import Run, experiment_main, param
+    from cnnconv.training import Run, atomic_write_text, experiment_main, param
 
     @dataclass
     class MyConfig:
@@ -36,7 +36,7 @@ How an experiment uses it (the whole of a small ``experiments/my_exp.py``)::
                          checkpoint_every=cfg.checkpoint_every)
         history = run.read_metrics(tag="main")           # {"loss": (steps, values)}
         if run.is_main:
-            (run.dir / "report.md").write_text(f"final loss {history['loss'][1][-1]:.3g}")
+            atomic_write_text(run.dir / "report.md", f"final loss {history['loss'][1][-1]:.3g}")
         return {"seconds": result.seconds}
 
     if __name__ == "__main__":

@@ -21,8 +21,8 @@ from cnnconv.training.checkpoints import CheckpointError
 from cnnconv.training.config import config_help, config_to_dict, load_config
 from cnnconv.training.ddp import cleanup_distributed, setup_distributed
 from cnnconv.training.metrics_log import _summary_writer_class
-from cnnconv.training.rundir import RunFolderInUse, RunLock, atomic_write_text, claim_run_dir
 from cnnconv.training.run import Run
+from cnnconv.training.rundir import RunFolderInUse, RunLock, atomic_write_text, claim_run_dir
 
 __all__ = ["experiment_main", "run_record"]
 
@@ -70,8 +70,8 @@ def run_record(argv: Sequence[str], device: torch.device, source: str | os.PathL
             installed).
 
     Returns:
-        ``command`` (this process's), ``arguments`` (the experiment's), ``versions`` (python, torch, numpy, cnnconv), ``git_commit``, ``device``,
-        ``threads``, ``started`` (UTC).
+        ``command`` (this process's), ``arguments`` (the experiment's), ``versions`` (python,
+        torch, numpy, cnnconv), ``git_commit``, ``device``, ``threads``, ``started`` (UTC).
     """
     import platform
 
@@ -125,7 +125,8 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
         description = (module.__doc__ or "").strip() if module else ""
     epilog = "config fields (set with --set key=value):\n" + "\n".join(config_help(config_cls))
     package = getattr(run_fn, "__module__", "").rpartition(".")[0]
-    prog = f"cnnconv run {name}" if package.startswith("cnnconv.") else f"python -m {package}.{name}"
+    prog = (f"cnnconv run {name}" if package.startswith("cnnconv.")
+            else f"python -m {package}.{name}")
     parser = argparse.ArgumentParser(
         prog=prog, description=description, epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -16,8 +16,8 @@ __all__ = ["RunFolderInUse", "RunLock", "atomic_write_text", "claim_run_dir", "m
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path``, fsync it and rename it into place.
 
-    See :func:`cnnconv._utils.io.atomic_write` (permissions follow the umask; a failure such as a full
-    disk raises an ``OSError`` naming ``path`` and leaves the old file).
+    See :func:`cnnconv._utils.io.atomic_write` (permissions follow the umask; a failure such as a
+    full disk raises an ``OSError`` naming ``path`` and leaves the old file).
 
     Example:
         >>> import tempfile, pathlib
