@@ -38,7 +38,7 @@ def _dialect() -> tuple[type, type]:
     in one mapping is an error. The dumper quotes whatever the loader would not read back as it
     was written.
     """
-    yaml = _yaml()
+    yaml: Any = _yaml()
     resolvers = [
         ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
         ("tag:yaml.org,2002:int", r"^[-+]?[0-9][0-9_]*$", "-+0123456789"),

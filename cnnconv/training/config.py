@@ -132,7 +132,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return value
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, Mapping):
@@ -397,7 +397,7 @@ def config_help(cls: type, prefix: str = "") -> list[str]:
         for f in dataclasses.fields(cls)) else None
     for f in dataclasses.fields(cls):
         tp = hints.get(f.name, Any)
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             lines.extend(config_help(tp, prefix + f.name + "."))
             continue
         default = getattr(defaults, f.name) if defaults is not None else "required"

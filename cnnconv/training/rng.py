@@ -37,7 +37,8 @@ def capture_rng_state(generators: Mapping[str, Any] | None = None) -> dict:
     Returns:
         A dict of tensors and builtin types (loadable with ``torch.load(weights_only=True)``).
     """
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()
+    saved: dict[str, Any] = {}
     state = {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -45,13 +46,13 @@ def capture_rng_state(generators: Mapping[str, Any] | None = None) -> dict:
                   "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
                   "cached_gaussian": float(np_state[4])},
         "python": random.getstate(),
-        "generators": {},
+        "generators": saved,
     }
     for name, gen in (generators or {}).items():
         if isinstance(gen, torch.Generator):
-            state["generators"][name] = gen.get_state()
+            saved[name] = gen.get_state()
         elif isinstance(gen, np.random.Generator):
-            state["generators"][name] = gen.bit_generator.state
+            saved[name] = gen.bit_generator.state
         else:
             raise TypeError(f"generators[{name!r}] must be a torch.Generator or "
                             f"numpy.random.Generator, got {type(gen).__name__}")
