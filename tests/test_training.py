@@ -390,6 +390,8 @@ def test_package_reexports_exactly_its_modules_public_names():
 
     exported: dict[str, object] = {}
     for info in pkgutil.iter_modules(training.__path__):
+        # a name shared by a module and a function makes `training.<name>` ambiguous
+        assert info.name not in training.__all__, info.name
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"cnnconv.training.{info.name}")

@@ -61,8 +61,8 @@ overrides, checks), :mod:`~cnnconv.training.ddp` (devices, ranks, batch shards),
 :mod:`~cnnconv.training.rng` (random state), :mod:`~cnnconv.training.checkpoints`,
 :mod:`~cnnconv.training.rundir` (run folders and their lock),
 :mod:`~cnnconv.training.metrics_log` (``metrics.csv``, TensorBoard),
-:mod:`~cnnconv.training.progress`, :mod:`~cnnconv.training.run` (:class:`Run` and its loop) and
-:mod:`~cnnconv.training.main` (:func:`experiment_main`).
+:mod:`~cnnconv.training.progress_meter` (progress bars and lines), :mod:`~cnnconv.training.run`
+(:class:`Run` and its loop) and :mod:`~cnnconv.training.main` (:func:`experiment_main`).
 """
 
 from cnnconv.training.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
@@ -88,7 +88,7 @@ from cnnconv.training.ddp import (
 )
 from cnnconv.training.main import experiment_main, run_record
 from cnnconv.training.metrics_log import MetricsLogger, read_metrics
-from cnnconv.training.progress import ProgressMeter, progress
+from cnnconv.training.progress_meter import ProgressMeter, progress
 from cnnconv.training.rng import capture_rng_state, restore_rng_state, step_generator
 from cnnconv.training.run import FitResult, Run
 from cnnconv.training.rundir import (

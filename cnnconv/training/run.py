@@ -14,7 +14,7 @@ from torch import nn
 from cnnconv.training.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from cnnconv.training.ddp import DistInfo, shard_batch
 from cnnconv.training.metrics_log import MetricsLogger, _summary_writer_class, read_metrics
-from cnnconv.training.progress import ProgressMeter
+from cnnconv.training.progress_meter import ProgressMeter
 from cnnconv.training.rng import step_generator
 
 __all__ = ["FitResult", "Run"]
