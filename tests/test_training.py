@@ -1,7 +1,10 @@
 """Configs, run folders, checkpoints, metrics and the experiment command line."""
 
 import dataclasses
+import io
 import random
+import re
+import sys
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -14,6 +17,7 @@ from cnnconv import training
 from cnnconv.training import (
     DistInfo,
     MetricsLogger,
+    ProgressMeter,
     Run,
     capture_rng_state,
     config_to_dict,
@@ -22,6 +26,7 @@ from cnnconv.training import (
     load_config,
     make_run_dir,
     param,
+    progress,
     read_metrics,
     restore_rng_state,
     save_checkpoint,
@@ -374,3 +379,66 @@ def test_config_dataclass_fields_documented():
     for name in training.__all__:
         assert getattr(training, name).__doc__, name
     assert dataclasses.is_dataclass(training.FitResult)
+
+
+# -- the package's shape and its optional dependencies ------------------------------------------
+
+
+def test_package_reexports_exactly_its_modules_public_names():
+    import importlib
+    import pkgutil
+
+    exported: dict[str, object] = {}
+    for info in pkgutil.iter_modules(training.__path__):
+        # a name shared by a module and a function makes `training.<name>` ambiguous
+        assert info.name not in training.__all__, info.name
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"cnnconv.training.{info.name}")
+        for name in module.__all__:
+            assert name not in exported, f"{name} is public in two modules"
+            exported[name] = getattr(module, name)
+    assert sorted(exported) == sorted(training.__all__)
+    for name, obj in exported.items():
+        assert getattr(training, name) is obj, name
+
+
+def test_configs_without_pyyaml_say_how_to_install_it(tmp_path, monkeypatch):
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 3\n")
+    assert load_config(Cfg, path).steps == 3
+    monkeypatch.setitem(sys.modules, "yaml", None)  # import yaml now raises ImportError
+    with pytest.raises(ImportError, match=r"configs needs .*pip install"):
+        load_config(Cfg, path)
+    assert load_config(Cfg).steps == 10  # no file, no override: no YAML needed
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_without_tqdm_falls_back_to_lines(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    items = [1, 2, 3]
+    assert progress(items, disable=False) is items
+    assert list(progress(total=3, initial=1, disable=False)) == [1, 2]
+    out = _Terminal()
+    meter = ProgressMeter(3, "demo", every=0.0, stream=out)  # a terminal, but no tqdm
+    meter.update(3)
+    meter.close()
+    assert out.getvalue().startswith("demo: 3/3 steps (100%)")
+
+
+def test_tensorboard_missing_fails_before_making_a_run_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    with pytest.raises(SystemExit) as info:
+        experiment_main("demo", Cfg, lambda c, r: None,
+                        ["--out", str(tmp_path), "--tensorboard", "--device", "cpu"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert re.search(r"error: --tensorboard needs .*pip install tensorboard\n$", err)
+    assert not (tmp_path / "demo").exists()
+    with pytest.raises(ImportError, match="pip install tensorboard"):
+        Run(Cfg(), tmp_path / "run", tensorboard=True)

@@ -39,14 +39,16 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO], None], *,
+def atomic_write(path: str | os.PathLike,
+                 data: bytes | bytearray | memoryview | str | Callable[[BinaryIO], None], *,
                  encoding: str = "utf-8") -> Path:
     """Write ``data`` to ``path`` atomically and durably, replacing any existing file.
 
     Args:
         path: Destination file; its folder is created if missing.
-        data: The new content: ``bytes``, ``str`` (encoded with ``encoding``), or a function
-            ``write(fh)`` that writes into a binary file object (e.g. ``torch.save(obj, fh)``).
+        data: The new content: ``bytes`` (or a ``bytearray``/``memoryview``), ``str`` (encoded
+            with ``encoding``), or a function ``write(fh)`` that writes into a binary file object
+            (e.g. ``torch.save(obj, fh)``).
         encoding: Text encoding of a ``str``.
 
     Returns:
