@@ -142,7 +142,7 @@ def relative_error(w: torch.Tensor) -> float:
 
 def aligned_error(w: torch.Tensor) -> float:
     """Kernel recovery error after the best sign/rotation alignment (cnnconv.evaluation.metrics)."""
-    from cnnconv.evaluation.metrics import kernel_recovery_error
+    from cnnconv.analysis import kernel_recovery_error
 
     return kernel_recovery_error(w.detach().cpu()[:, 0], sobel_pair()[:, 0]).error
 
