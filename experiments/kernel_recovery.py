@@ -141,7 +141,7 @@ def relative_error(w: torch.Tensor) -> float:
 
 
 def aligned_error(w: torch.Tensor) -> float:
-    """Kernel recovery error after the best sign/rotation alignment (cnnconv.evaluation.metrics)."""
+    """Kernel recovery error after the best sign/rotation alignment (cnnconv.analysis)."""
     from cnnconv.analysis import kernel_recovery_error
 
     return kernel_recovery_error(w.detach().cpu()[:, 0], sobel_pair()[:, 0]).error
@@ -279,7 +279,7 @@ def write_report(cfg, run: Run, results, curves, learned) -> dict:
               ["check", "measured", "pass"])
     rep.section("Results")
     rep.paragraph("`rel_error` = ||learned - Sobel|| / ||Sobel|| with no alignment; "
-                  "`aligned_error` = the same after the best sign/rotation (cnnconv.evaluation.metrics); "
+                  "`aligned_error` = the same after the best sign/rotation (cnnconv.analysis); "
                   "`outer_energy` = share of the kernel's energy outside the central 3x3; "
                   "`ring_energy` = share on the outermost ring.")
     rep.table(results, ["data", "k", "rel_error", "aligned_error", "outer_energy", "ring_energy",
