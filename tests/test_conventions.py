@@ -3,8 +3,6 @@ default), and scipy.signal's defaults for the scipy-named functions."""
 
 import numpy as np
 import pytest
-import scipy.ndimage as ndi
-import scipy.signal as sps
 import torch
 
 from cnnconv import edges as E
@@ -14,6 +12,9 @@ from cnnconv import functional as CF
 from cnnconv import functional3d as CF3
 from cnnconv import kernels as K
 from cnnconv import parametric as P
+
+ndi = pytest.importorskip("scipy.ndimage")
+sps = pytest.importorskip("scipy.signal")
 
 KERNEL = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75], [1.0, 3.0, -2.0]])
 KERNEL3 = torch.rand(3, 3, 3) - 0.5

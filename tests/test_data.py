@@ -13,8 +13,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
-from skimage.morphology import thin as sk_thin
 
 from cnnconv.evaluation.data import (
     PHOTOGRAPHS,
@@ -24,6 +22,9 @@ from cnnconv.evaluation.data import (
     bundled_photographs,
     make_scene,
 )
+
+ndimage = pytest.importorskip("scipy.ndimage")
+sk_thin = pytest.importorskip("skimage.morphology").thin
 
 SOBEL_X = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=torch.float64)
 

@@ -2,19 +2,12 @@
 
 import math
 
-import cv2
-import kornia
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import ndimage as ndi
-from skimage.feature import canny
-from skimage.feature._canny import _preprocess
-from skimage.feature._canny_cy import _nonmaximum_suppression_bilinear
-from skimage.filters import apply_hysteresis_threshold
 
 from cnnconv import kernels
 from cnnconv.edges import (
@@ -26,6 +19,14 @@ from cnnconv.edges import (
     thin_edges,
 )
 from cnnconv.evaluation.edges import edge_map, hysteresis
+
+cv2 = pytest.importorskip("cv2")
+kornia = pytest.importorskip("kornia")
+ndi = pytest.importorskip("scipy.ndimage")
+canny = pytest.importorskip("skimage.feature").canny
+_preprocess = pytest.importorskip("skimage.feature._canny")._preprocess
+_nonmaximum_suppression_bilinear = pytest.importorskip("skimage.feature._canny_cy")._nonmaximum_suppression_bilinear
+apply_hysteresis_threshold = pytest.importorskip("skimage.filters").apply_hysteresis_threshold
 
 D = torch.float64
 

@@ -1,14 +1,15 @@
 """cnnconv.filters layers: module == functional, references, buffers, dtypes, layouts, compile."""
 
-import cv2
 import numpy as np
 import pytest
-import scipy.ndimage as ndi
 import torch
 
 from cnnconv import filters as L
 from cnnconv import functional as CF
 from cnnconv import kernels as K
+
+cv2 = pytest.importorskip("cv2")
+ndi = pytest.importorskip("scipy.ndimage")
 
 LAYERS = [
     (lambda: L.Filter2d(K.laplacian(8), border="reflect"), lambda x: CF.correlate2d(x, K.laplacian(8, dtype=x.dtype), "same", border="reflect")),

@@ -3,8 +3,6 @@ scipy.ndimage / scipy.signal, float64 ``F.conv3d`` on a volume padded by ``numpy
 
 import numpy as np
 import pytest
-import scipy.ndimage as ndi
-import scipy.signal as sps
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
@@ -13,6 +11,9 @@ from hypothesis import strategies as st
 from cnnconv.engines import padding as _padding
 from cnnconv import filters3d as L
 from cnnconv import functional3d as F3
+
+ndi = pytest.importorskip("scipy.ndimage")
+sps = pytest.importorskip("scipy.signal")
 
 # cnnconv border -> numpy.pad mode / scipy.ndimage mode (the borders either library can express)
 NUMPY_BORDER = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap", "symmetric": "symmetric"}

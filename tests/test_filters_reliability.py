@@ -6,13 +6,14 @@ import math
 
 import numpy as np
 import pytest
-import scipy.signal as ss
 import torch
 import torch.nn.functional as F
 
 from cnnconv import filters as L
 from cnnconv import functional as CF
 from cnnconv import kernels as K
+
+ss = pytest.importorskip("scipy.signal")
 
 
 def _conv_ref(x: torch.Tensor, kernel: torch.Tensor, border: str = "reflect") -> torch.Tensor:

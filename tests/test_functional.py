@@ -1,11 +1,8 @@
 """cnnconv.functional and cnnconv.engines.padding against scipy.signal, scipy.ndimage, OpenCV, kornia,
 torchvision, numpy and F.conv2d."""
 
-import cv2
 import numpy as np
 import pytest
-import scipy.ndimage as ndi
-import scipy.signal as ss
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
@@ -14,6 +11,10 @@ from hypothesis import strategies as st
 from cnnconv.engines import padding as P
 from cnnconv import functional as CF
 from cnnconv import kernels as K
+
+cv2 = pytest.importorskip("cv2")
+ndi = pytest.importorskip("scipy.ndimage")
+ss = pytest.importorskip("scipy.signal")
 
 NP_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 NDI_MODE = {"zeros": "constant", "reflect": "mirror", "replicate": "nearest", "circular": "wrap"}

@@ -2,14 +2,15 @@
 
 import math
 
-import cv2
 import numpy as np
 import pytest
-import scipy.ndimage as ndi
 import torch
 
 from cnnconv import kernels as K
 from cnnconv import functional as CF
+
+cv2 = pytest.importorskip("cv2")
+ndi = pytest.importorskip("scipy.ndimage")
 
 
 def _ramp(h=9, w=9, axis="x", dtype=torch.float64):

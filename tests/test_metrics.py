@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import math
 
-import networkx as nx
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.optimize import linear_sum_assignment
-from skimage.morphology import thin as sk_thin
 
 from cnnconv.evaluation.metrics import (
     BoundaryEvaluation,
@@ -30,6 +27,10 @@ from cnnconv.evaluation.metrics import (
     summarize_counts,
     thin_boundaries,
 )
+
+nx = pytest.importorskip("networkx")
+linear_sum_assignment = pytest.importorskip("scipy.optimize").linear_sum_assignment
+sk_thin = pytest.importorskip("skimage.morphology").thin
 
 # ------------------------------------------------------------------------------------------
 # Independent references

@@ -2,7 +2,6 @@
 
 import math
 
-import kornia
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,6 +9,8 @@ import torch.nn.functional as F
 from cnnconv import kernels
 from cnnconv.learnable import LearnableConv2d
 from cnnconv.models import DEFAULT_BANK, EdgeDetector, SmallCNN
+
+kornia = pytest.importorskip("kornia")
 
 D = torch.float64
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from cnnconv import kernels
 from cnnconv.parametric import (
@@ -19,6 +18,8 @@ from cnnconv.parametric import (
     gaussian_kernel1d,
     hermite_gaussian1d,
 )
+
+ndimage = pytest.importorskip("scipy.ndimage")
 
 D = torch.float64
 

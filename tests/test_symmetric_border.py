@@ -1,10 +1,8 @@
 """border="symmetric" (edge sample repeated: dcba|abcd|dcba) against scipy.ndimage mode="reflect"
 and OpenCV BORDER_REFLECT, for every fixed filter, the layers and the padding helpers."""
 
-import cv2
 import numpy as np
 import pytest
-import scipy.ndimage as ndi
 import torch
 
 from cnnconv import edges
@@ -12,6 +10,9 @@ from cnnconv import filters as L
 from cnnconv import functional as CF
 from cnnconv import kernels as K
 from cnnconv.engines.padding import BORDERS, pad
+
+cv2 = pytest.importorskip("cv2")
+ndi = pytest.importorskip("scipy.ndimage")
 
 D = torch.float64
 
