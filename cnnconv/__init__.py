@@ -81,9 +81,25 @@ _LAZY_NAMES = {
 }
 
 _SUBMODULES = {
-    "kernels", "functional", "filters", "planner", "fft", "conv", "learnable", "constraints",
-    "parametric", "edges", "models", "analysis", "evaluation", "training", "cli",
-    "pdc", "longconv", "functional3d", "filters3d",
+    "kernels",
+    "functional",
+    "filters",
+    "planner",
+    "fft",
+    "conv",
+    "learnable",
+    "constraints",
+    "parametric",
+    "edges",
+    "models",
+    "analysis",
+    "evaluation",
+    "training",
+    "cli",
+    "pdc",
+    "longconv",
+    "functional3d",
+    "filters3d",
 }
 
 __all__ = sorted(_LAZY_NAMES) + sorted(_SUBMODULES)

@@ -99,8 +99,17 @@ class _FFTConvMixin:
         if causal:
             check_causal_mode(padding, padding_mode)
         super().__init__(  # type: ignore[call-arg]
-            in_channels, out_channels, kernel_size, stride, 0 if causal else padding, dilation,
-            groups, bias, padding_mode, device, dtype,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            0 if causal else padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            device,
+            dtype,
         )
         if causal:
             self.padding = "causal"
@@ -314,9 +323,7 @@ def _rebuild(old: nn.Module, cls, drop=()) -> nn.Module:
     return new
 
 
-def convert(
-    model: nn.Module, method: str = "auto", min_kernel_size: int | None = None, *, report: bool = False
-):
+def convert(model: nn.Module, method: str = "auto", min_kernel_size: int | None = None, *, report: bool = False):
     """Replace the ``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Conv3d`` layers of ``model`` (in place) by
     FFT layers.
 
@@ -418,8 +425,11 @@ def convert_back(model: nn.Module) -> nn.Module:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    causal = [name for name, m in model.named_modules()
-              if isinstance(m, _FFTConvMixin) and m._convert_back and m.padding == "causal"]
+    causal = [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, _FFTConvMixin) and m._convert_back and m.padding == "causal"
+    ]
     if causal:
         raise ValueError(
             f"convert_back cannot replace layer(s) {', '.join(map(repr, causal))}: they have "

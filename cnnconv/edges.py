@@ -42,21 +42,22 @@ from cnnconv.functional.gradients import apply_gradient_plan
 from cnnconv.functional.plan import FilterPlan, plan_filter, plan_gradient
 
 __all__ = [
+    "COLOR_MODES",
     "GradientFilter",
+    "gradient_direction",
     "gradient_kernels",
     "gradient_magnitude",
-    "gradient_direction",
     "non_max_suppression",
     "thin_edges",
-    "COLOR_MODES",
 ]
 
 COLOR_MODES = ("max", "sum", "mean")
 _NAMED = ("sobel", "scharr", "prewitt", "dog")
 
 
-def gradient_kernels(kernel="sobel", *, sigma: float = 1.0, normalized: bool = True, kernel_size=None,
-                     dtype=None, device=None) -> torch.Tensor:
+def gradient_kernels(
+    kernel="sobel", *, sigma: float = 1.0, normalized: bool = True, kernel_size=None, dtype=None, device=None
+) -> torch.Tensor:
     """The ``(2, kh, kw)`` pair ``[kx, ky]`` for a named detector or a given pair.
 
     Args:
@@ -109,9 +110,7 @@ def gradient_kernels(kernel="sobel", *, sigma: float = 1.0, normalized: bool = T
             )
         pair = torch.stack([k.detach() for k in kernel])
     else:
-        raise TypeError(
-            f"kernel must be a name or a pair of 2-D tensors, got {type(kernel).__name__}: {kernel!r}"
-        )
+        raise TypeError(f"kernel must be a name or a pair of 2-D tensors, got {type(kernel).__name__}: {kernel!r}")
     return pair.to(dtype=dtype or torch.get_default_dtype(), device=device)
 
 
@@ -357,6 +356,7 @@ class GradientFilter(nn.Module):
     def thin(self, x: torch.Tensor, *, keep_ties: bool = False) -> torch.Tensor:
         """Non-maximum-suppressed magnitude ``(B, 1, H, W)``."""
         return thin_edges(self(x), eps=self.eps, keep_ties=keep_ties)
+
     def extra_repr(self) -> str:
         kh, kw = self.weight.shape[-2:]
         return (

@@ -42,7 +42,7 @@ from cnnconv.functional.gradients import (
 )
 from cnnconv.functional.plan import FilterPlan, check_method, plan_filter, plan_gradient
 
-__all__ = ["Filter2d", "BoxBlur", "GaussianBlur", "Sobel", "Prewitt", "Scharr", "Laplacian", "Sharpen"]
+__all__ = ["BoxBlur", "Filter2d", "GaussianBlur", "Laplacian", "Prewitt", "Scharr", "Sharpen", "Sobel"]
 
 
 class _Setting:
@@ -57,7 +57,9 @@ class _Setting:
 
     def __set__(self, obj, value) -> None:
         cls = type(obj).__name__
-        raise AttributeError(f"{cls}.{self.name} is fixed when the layer is built; build a new {cls} with {self.name}={value!r} instead")
+        raise AttributeError(
+            f"{cls}.{self.name} is fixed when the layer is built; build a new {cls} with {self.name}={value!r} instead"
+        )
 
 
 class _FixedFilter(nn.Module):
@@ -186,7 +188,9 @@ class Filter2d(_KernelFilter):
         torch.Size([1, 3, 16, 16])
     """
 
-    def __init__(self, kernel, mode: str = "same", border: str = "reflect", *, method: str = "auto", **kernel_kwargs) -> None:
+    def __init__(
+        self, kernel, mode: str = "same", border: str = "reflect", *, method: str = "auto", **kernel_kwargs
+    ) -> None:
         super().__init__(mode, border, method)
         kernel_name = None
         if isinstance(kernel, str):
@@ -236,7 +240,15 @@ class BoxBlur(_BuiltKernelFilter):
         torch.Size([2, 3, 16, 16])
     """
 
-    def __init__(self, kernel_size=3, border: str = "reflect", mode: str = "same", *, normalized: bool = True, method: str = "auto") -> None:
+    def __init__(
+        self,
+        kernel_size=3,
+        border: str = "reflect",
+        mode: str = "same",
+        *,
+        normalized: bool = True,
+        method: str = "auto",
+    ) -> None:
         super().__init__(mode, border, method)
         self._settings(kernel_size=int_sizes(kernel_size, 2, "kernel_size"), normalized=bool(normalized))
         self._init_kernel()
@@ -280,7 +292,16 @@ class GaussianBlur(_FixedFilter):
         GaussianBlur(sigma=(1.5, 1.5), kernel_size=(13, 13), truncate=4.0, border='reflect', mode='same', method='auto')
     """
 
-    def __init__(self, sigma, kernel_size=None, border: str = "reflect", mode: str = "same", *, truncate: float = 4.0, method: str = "auto") -> None:
+    def __init__(
+        self,
+        sigma,
+        kernel_size=None,
+        border: str = "reflect",
+        mode: str = "same",
+        *,
+        truncate: float = 4.0,
+        method: str = "auto",
+    ) -> None:
         super().__init__(mode, border, method)
         sigma = sigmas(sigma, 2)
         truncate = K._check_truncate(truncate)
@@ -315,9 +336,20 @@ class GaussianBlur(_FixedFilter):
 class _Gradient(_FixedFilter):
     _operator = "sobel"
 
-    def __init__(self, output: str = "magnitude", normalized: bool = False, border: str = "reflect", mode: str = "same", *, eps: float = 0.0, method: str = "auto") -> None:
+    def __init__(
+        self,
+        output: str = "magnitude",
+        normalized: bool = False,
+        border: str = "reflect",
+        mode: str = "same",
+        *,
+        eps: float = 0.0,
+        method: str = "auto",
+    ) -> None:
         super().__init__(mode, border, method)
-        self._settings(output=check_choice(output, "output", GRADIENT_OUTPUTS), normalized=bool(normalized), eps=check_eps(eps))
+        self._settings(
+            output=check_choice(output, "output", GRADIENT_OUTPUTS), normalized=bool(normalized), eps=check_eps(eps)
+        )
         self.register_buffer("smooth", None, persistent=False)
         self.register_buffer("diff", None, persistent=False)
         self.reset_parameters()
@@ -407,7 +439,15 @@ class Laplacian(_BuiltKernelFilter):
         torch.Size([1, 8, 8])
     """
 
-    def __init__(self, neighbours: int = 4, normalized: bool = False, border: str = "reflect", mode: str = "same", *, method: str = "auto") -> None:
+    def __init__(
+        self,
+        neighbours: int = 4,
+        normalized: bool = False,
+        border: str = "reflect",
+        mode: str = "same",
+        *,
+        method: str = "auto",
+    ) -> None:
         super().__init__(mode, border, method)
         if neighbours not in (4, 8):
             raise ValueError(f"neighbours must be 4 or 8, got {neighbours!r}")

@@ -27,7 +27,7 @@ from cnnconv.functional.gradients3d import apply_gradient_plan3d, gradient_facto
 from cnnconv.functional.plan import FilterPlan, plan_filter3d
 from cnnconv.functional.volume import apply_plan3d, check_method3d
 
-__all__ = ["Filter3d", "BoxBlur3d", "GaussianBlur3d", "Sobel3d", "Laplacian3d"]
+__all__ = ["BoxBlur3d", "Filter3d", "GaussianBlur3d", "Laplacian3d", "Sobel3d"]
 
 
 class _FixedFilter3d(_FixedFilter):
@@ -88,7 +88,9 @@ class Filter3d(_FixedFilter3d):
 
     def __init__(self, kernel, mode: str = "same", border: str = "reflect", *, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self.register_buffer("kernel", self._as_kernel(kernel, {3: "(kd, kh, kw)", 4: "(C, kd, kh, kw)"}), persistent=False)
+        self.register_buffer(
+            "kernel", self._as_kernel(kernel, {3: "(kd, kh, kw)", 4: "(C, kd, kh, kw)"}), persistent=False
+        )
         for name in ("kz", "ky", "kx"):
             self.register_buffer(name, None, persistent=False)
         # The kernel is fixed: find its structure once, here, instead of at every call.
@@ -123,7 +125,15 @@ class BoxBlur3d(_Separable3d):
         BoxBlur3d(kernel_size=(3, 5, 5), normalized=True, border='reflect', mode='same', method='auto')
     """
 
-    def __init__(self, kernel_size=3, border: str = "reflect", mode: str = "same", *, normalized: bool = True, method: str = "auto") -> None:
+    def __init__(
+        self,
+        kernel_size=3,
+        border: str = "reflect",
+        mode: str = "same",
+        *,
+        normalized: bool = True,
+        method: str = "auto",
+    ) -> None:
         super().__init__(mode, border, method)
         self.kernel_size = int_sizes(kernel_size, 3, "kernel_size")
         self.normalized = bool(normalized)
@@ -157,7 +167,16 @@ class GaussianBlur3d(_Separable3d):
         GaussianBlur3d(sigma=(1.0, 1.0, 1.0), kernel_size=(9, 9, 9), truncate=4.0, border='reflect', mode='same', method='auto')
     """
 
-    def __init__(self, sigma, kernel_size=None, border: str = "reflect", mode: str = "same", *, truncate: float = 4.0, method: str = "auto") -> None:
+    def __init__(
+        self,
+        sigma,
+        kernel_size=None,
+        border: str = "reflect",
+        mode: str = "same",
+        *,
+        truncate: float = 4.0,
+        method: str = "auto",
+    ) -> None:
         super().__init__(mode, border, method)
         self.sigma = sigmas(sigma, 3)
         self.truncate = K._check_truncate(truncate)
@@ -195,7 +214,16 @@ class Sobel3d(_FixedFilter3d):
         torch.Size([2, 6, 6, 6])
     """
 
-    def __init__(self, output: str = "magnitude", normalized: bool = False, border: str = "reflect", mode: str = "same", *, eps: float = 0.0, method: str = "auto") -> None:
+    def __init__(
+        self,
+        output: str = "magnitude",
+        normalized: bool = False,
+        border: str = "reflect",
+        mode: str = "same",
+        *,
+        eps: float = 0.0,
+        method: str = "auto",
+    ) -> None:
         super().__init__(mode, border, method)
         self.output = check_choice(output, "output", F3.SOBEL3D_OUTPUTS)
         self.normalized = bool(normalized)
@@ -246,7 +274,15 @@ class Laplacian3d(_FixedFilter3d):
         torch.Size([1, 5, 5, 5])
     """
 
-    def __init__(self, neighbours: int = 6, normalized: bool = False, border: str = "reflect", mode: str = "same", *, method: str = "auto") -> None:
+    def __init__(
+        self,
+        neighbours: int = 6,
+        normalized: bool = False,
+        border: str = "reflect",
+        mode: str = "same",
+        *,
+        method: str = "auto",
+    ) -> None:
         super().__init__(mode, border, method)
         if neighbours not in (6, 26):
             raise ValueError(f"neighbours must be 6 or 26, got {neighbours!r}")
@@ -258,7 +294,9 @@ class Laplacian3d(_FixedFilter3d):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self._set_buffer("kernel", F3.laplacian_kernel3d(self.neighbours, self.normalized, torch.get_default_dtype(), None))
+        self._set_buffer(
+            "kernel", F3.laplacian_kernel3d(self.neighbours, self.normalized, torch.get_default_dtype(), None)
+        )
         self._replan()
 
     def _make_plan(self) -> FilterPlan:

@@ -39,17 +39,17 @@ from cnnconv.functional.volume import check_input3d, check_method3d, filter3d
 __all__ = [
     "METHODS3D",
     "SOBEL3D_OUTPUTS",
+    "apply_gradient3d",
+    "box_blur3d",
+    "convolve3d",
+    "correlate3d",
+    "filter3d",
+    "gaussian_blur3d",
+    "laplacian3d",
     "pad3d",
     "separable_factors3d",
-    "filter3d",
-    "correlate3d",
-    "convolve3d",
-    "box_blur3d",
-    "gaussian_blur3d",
-    "apply_gradient3d",
     "sobel3d",
     "spatial_gradient3d",
-    "laplacian3d",
 ]
 
 # --------------------------------------------------------------------------- validation
@@ -58,11 +58,21 @@ __all__ = [
 # --------------------------------------------------------------------------- correlate / convolve
 
 
-@signal_doc(3, """``"signal"``
+@signal_doc(
+    3,
+    """``"signal"``
             (``scipy.signal.correlate``) or ``"ndimage"`` (``scipy.ndimage.correlate``); both
-            put kernel element ``k // 2`` on the output voxel.""")
-def correlate3d(input: torch.Tensor, kernel: torch.Tensor, mode: str = "full", border: str = "zeros", *,
-        method: str = "auto", anchor: str = "signal") -> torch.Tensor:
+            put kernel element ``k // 2`` on the output voxel.""",
+)
+def correlate3d(
+    input: torch.Tensor,
+    kernel: torch.Tensor,
+    mode: str = "full",
+    border: str = "zeros",
+    *,
+    method: str = "auto",
+    anchor: str = "signal",
+) -> torch.Tensor:
     """3-D correlation (no kernel flip, PyTorch's convention) of every channel.
 
     Agrees with ``scipy.signal.correlate`` on volumes (``border="zeros"``) in every mode, with
@@ -80,10 +90,20 @@ def correlate3d(input: torch.Tensor, kernel: torch.Tensor, mode: str = "full", b
     return filter3d(input, kernel, mode, border, method=method, anchor=padding_anchor(anchor, False, two_d=False))
 
 
-@signal_doc(3, """``"signal"``
-            (``scipy.signal.convolve``) or ``"ndimage"`` (``scipy.ndimage.convolve``).""")
-def convolve3d(input: torch.Tensor, kernel: torch.Tensor, mode: str = "full", border: str = "zeros", *,
-        method: str = "auto", anchor: str = "signal") -> torch.Tensor:
+@signal_doc(
+    3,
+    """``"signal"``
+            (``scipy.signal.convolve``) or ``"ndimage"`` (``scipy.ndimage.convolve``).""",
+)
+def convolve3d(
+    input: torch.Tensor,
+    kernel: torch.Tensor,
+    mode: str = "full",
+    border: str = "zeros",
+    *,
+    method: str = "auto",
+    anchor: str = "signal",
+) -> torch.Tensor:
     """3-D convolution: correlation with the kernel flipped in all three axes.
 
     Agrees with ``scipy.signal.convolve`` on volumes (``border="zeros"``) in every mode, and

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from cnnconv import conv as _conv
 from cnnconv.kernels.transforms import centre_pad
@@ -47,8 +46,7 @@ def _build_kernel(spec) -> tuple[torch.Tensor, str]:
             raise TypeError(f"kernel tensors must be floating point, got dtype {spec.dtype}")
         return spec.detach().to(device="cpu", dtype=torch.float64), "tensor"
     raise TypeError(
-        "kernels must be registry names, (name, kwargs) pairs or 2-D tensors, "
-        f"got {type(spec).__name__}: {spec!r}"
+        f"kernels must be registry names, (name, kwargs) pairs or 2-D tensors, got {type(spec).__name__}: {spec!r}"
     )
 
 
@@ -67,9 +65,7 @@ def _check_kernel_size(kernel_size) -> tuple[int, int]:
 def _parse_kernels(kernels, in_channels, noise, channel_mode) -> list[tuple[torch.Tensor, str]]:
     """Check the common arguments of ``from_kernels`` and build each kernel: a list of
     ``(float64 CPU kernel, name)``."""
-    if isinstance(kernels, str) or (
-        isinstance(kernels, tuple) and len(kernels) == 2 and isinstance(kernels[1], dict)
-    ):
+    if isinstance(kernels, str) or (isinstance(kernels, tuple) and len(kernels) == 2 and isinstance(kernels[1], dict)):
         kernels = [kernels]
     elif isinstance(kernels, torch.Tensor):
         if kernels.ndim == 2:
@@ -77,9 +73,7 @@ def _parse_kernels(kernels, in_channels, noise, channel_mode) -> list[tuple[torc
         elif kernels.ndim == 3:
             kernels = list(kernels.unbind(0))
         else:
-            raise ValueError(
-                f"a kernel tensor must be (kh, kw) or (n, kh, kw), got shape {tuple(kernels.shape)}"
-            )
+            raise ValueError(f"a kernel tensor must be (kh, kw) or (n, kh, kw), got shape {tuple(kernels.shape)}")
     if not isinstance(kernels, Sequence) or len(kernels) == 0:
         raise ValueError(f"kernels must be a non-empty sequence, got {kernels!r}")
     if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
@@ -121,7 +115,9 @@ def _centred_bank(
 
 #: ``weights(built, size)`` -> ``(bank, size)``: the layer weights ``(n, kh, kw)`` for the parsed
 #: kernels and the requested ``kernel_size`` (``None``: the builder's default).
-_WeightBuilder = Callable[[list[tuple[torch.Tensor, str]], "tuple[int, int] | None"], tuple[torch.Tensor, tuple[int, int]]]
+_WeightBuilder = Callable[
+    [list[tuple[torch.Tensor, str]], "tuple[int, int] | None"], tuple[torch.Tensor, tuple[int, int]]
+]
 
 
 def _from_kernels(

@@ -26,7 +26,7 @@ import torch.nn as nn
 
 from cnnconv.fft import next_fast_len
 
-__all__ = ["long_conv1d", "LongConv1d"]
+__all__ = ["LongConv1d", "long_conv1d"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -45,7 +45,9 @@ def _check(input, kernel, skip) -> None:
     if kernel.shape[0] != c:
         raise ValueError(f"kernel must have one row per input channel ({c}), got shape {tuple(kernel.shape)}")
     if kernel.shape[1] < 1 or length < 1:
-        raise ValueError(f"kernel and input need at least one sample, got kernel {tuple(kernel.shape)}, input {tuple(input.shape)}")
+        raise ValueError(
+            f"kernel and input need at least one sample, got kernel {tuple(kernel.shape)}, input {tuple(input.shape)}"
+        )
     if skip is not None:
         if not isinstance(skip, torch.Tensor):
             raise TypeError(f"skip must be a torch.Tensor or None, got {type(skip).__name__}")
@@ -69,8 +71,9 @@ def kernel_spectrum(kernel: torch.Tensor, length: int) -> torch.Tensor:
     return torch.fft.rfft(k, n=fft_length(length, k.shape[-1]))
 
 
-def long_conv1d(input: torch.Tensor, kernel: torch.Tensor, skip: torch.Tensor | None = None, *,
-                spectrum: torch.Tensor | None = None) -> torch.Tensor:
+def long_conv1d(
+    input: torch.Tensor, kernel: torch.Tensor, skip: torch.Tensor | None = None, *, spectrum: torch.Tensor | None = None
+) -> torch.Tensor:
     """Causal depthwise convolution of each channel with its own (long) kernel, through the FFT.
 
     Args:
@@ -134,8 +137,7 @@ class LongConv1d(nn.Module):
         torch.Size([2, 8, 1024])
     """
 
-    def __init__(self, channels: int, length: int, *, skip: bool = True, decay=None,
-                 device=None, dtype=None) -> None:
+    def __init__(self, channels: int, length: int, *, skip: bool = True, decay=None, device=None, dtype=None) -> None:
         super().__init__()
         for name, v in (("channels", channels), ("length", length)):
             if isinstance(v, bool) or not isinstance(v, int):
@@ -171,7 +173,7 @@ class LongConv1d(nn.Module):
 
     def reset_parameters(self) -> None:
         """Kernel taps ~ N(0, 1/length) (unit output variance for unit input); skip = 1."""
-        nn.init.normal_(self.weight, std=self.length ** -0.5)
+        nn.init.normal_(self.weight, std=self.length**-0.5)
         if self.skip is not None:
             nn.init.ones_(self.skip)
         self._cache = None

@@ -119,17 +119,35 @@ class EdgeDetector(nn.Module):
         self.conv: LearnableConv2d | PixelDifferenceConv2d
         if isinstance(init, str) and init == "random" and pdc is not None:
             self.conv = PixelDifferenceConv2d(
-                in_channels, 2, kernel_size, padding="same", bias=bias, pdc=pdc, theta=theta,
-                padding_mode=padding_mode, device=device, dtype=dtype, method=method,
+                in_channels,
+                2,
+                kernel_size,
+                padding="same",
+                bias=bias,
+                pdc=pdc,
+                theta=theta,
+                padding_mode=padding_mode,
+                device=device,
+                dtype=dtype,
+                method=method,
             )
         elif isinstance(init, str) and init == "random":
             self.conv = LearnableConv2d(
-                in_channels, 2, kernel_size, padding="same", bias=bias, padding_mode=padding_mode,
-                device=device, dtype=dtype, method=method,
+                in_channels,
+                2,
+                kernel_size,
+                padding="same",
+                bias=bias,
+                padding_mode=padding_mode,
+                device=device,
+                dtype=dtype,
+                method=method,
             )
         else:
             pair = gradient_kernels(
-                init, sigma=sigma, normalized=normalized,
+                init,
+                sigma=sigma,
+                normalized=normalized,
                 kernel_size=kernel_size if isinstance(init, str) and init == "dog" else None,
                 dtype=torch.float64,
             )
@@ -139,8 +157,14 @@ class EdgeDetector(nn.Module):
                     f"kernel_size={kernel_size}"
                 )
             options: dict[str, Any] = {
-                "noise": noise, "bias": bias, "padding": "same", "padding_mode": padding_mode,
-                "generator": generator, "kernel_size": kernel_size, "method": method, "device": device,
+                "noise": noise,
+                "bias": bias,
+                "padding": "same",
+                "padding_mode": padding_mode,
+                "generator": generator,
+                "kernel_size": kernel_size,
+                "method": method,
+                "device": device,
                 "dtype": dtype,
             }
             if pdc is None:
@@ -189,8 +213,7 @@ class EdgeDetector(nn.Module):
         return thin_edges(self(x), eps=self.eps)
 
     def extra_repr(self) -> str:
-        return (f"kernel_size={self.kernel_size}, init={self.init!r}, constraint={self.constraint!r}, "
-                f"pdc={self.pdc!r}")
+        return f"kernel_size={self.kernel_size}, init={self.init!r}, constraint={self.constraint!r}, pdc={self.pdc!r}"
 
 
 class SmallCNN(nn.Module):
@@ -247,8 +270,14 @@ class SmallCNN(nn.Module):
             self.first = LearnableConv2d(in_channels, n_first, kernel_size, padding="same", method=method)
         else:
             self.first = LearnableConv2d.from_kernels(
-                list(kernels), in_channels, noise=noise, bias=True, padding="same",
-                generator=generator, kernel_size=kernel_size, method=method,
+                list(kernels),
+                in_channels,
+                noise=noise,
+                bias=True,
+                padding="same",
+                generator=generator,
+                kernel_size=kernel_size,
+                method=method,
             )
             if first_layer == "hand":
                 self.first.freeze()

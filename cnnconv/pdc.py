@@ -51,9 +51,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnconv import conv as _conv
-from cnnconv.kernels.transforms import centre_pad
 from cnnconv import learnable
 from cnnconv.conv import _replace
+from cnnconv.kernels.transforms import centre_pad
 
 __all__ = ["PDC_TYPES", "PixelDifferenceConv2d", "pdc_equivalent_weight", "reparameterize_pdc"]
 
@@ -93,8 +93,7 @@ def _check_kernel_size(pdc: str, kernel_size) -> None:
     kernel_size = tuple(kernel_size)
     if pdc in ("ad", "rd") and kernel_size != (3, 3):
         raise ValueError(
-            f"kernel_size must be 3 for pdc={pdc!r} (its pixel pairs lie on the 3x3 ring), "
-            f"got {kernel_size}"
+            f"kernel_size must be 3 for pdc={pdc!r} (its pixel pairs lie on the 3x3 ring), got {kernel_size}"
         )
     if pdc == "cd" and any(k % 2 == 0 for k in kernel_size):
         raise ValueError(f"kernel_size must be odd for pdc='cd' (it needs a centre), got {kernel_size}")
@@ -217,8 +216,18 @@ class PixelDifferenceConv2d(_conv.FFTConv2d):
         _check_pdc(pdc)
         theta = _check_theta(theta)
         super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-            padding_mode, device, dtype, method=method,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            device,
+            dtype,
+            method=method,
         )
         _check_kernel_size(pdc, self.kernel_size)
         self.pdc = pdc
@@ -304,7 +313,7 @@ class PixelDifferenceConv2d(_conv.FFTConv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.equivalent_weight()
-        if self.pdc != "rd" or self.padding == "same" and self.padding_mode == "zeros":
+        if self.pdc != "rd" or (self.padding == "same" and self.padding_mode == "zeros"):
             # The FFT layer's engine, with the layer's own padding ("same" also fits rd's 5x5).
             return self._conv_forward(x, w, self.bias)
         if self.padding_mode == "zeros":

@@ -33,23 +33,31 @@ DEFAULT_CONSTANTS: dict[str, dict] = {
         "elementwise": 1.0e-9,
         "t0_fft": 5.0e-4,
         "t0_direct": 2.0e-5,
-        "direct_dense": [[1, 1.3e-10], [9, 3e-11], [81, 1e-10], [225, 1.1e-10], [961, 1.1e-10],
-                         [3969, 1.1e-10]],
+        "direct_dense": [[1, 1.3e-10], [9, 3e-11], [81, 1e-10], [225, 1.1e-10], [961, 1.1e-10], [3969, 1.1e-10]],
         "direct_ch0": 0.0,
         # Dense rate tables by channel product Cin/g * Cout (oneDNN is ~100x less efficient per
         # multiply-add with one channel than with 64x64).
         "direct_dense_by_ch": [
-            [1, [[1, 1e-9], [9, 7e-10], [25, 4.5e-10], [81, 4.4e-9], [225, 3.9e-9], [961, 2.9e-9],
-                 [3969, 2.9e-9]]],
-            [16, [[1, 1.2e-10], [9, 1e-10], [25, 1e-10], [81, 1.6e-10], [225, 1e-10],
-                  [961, 8e-11], [3969, 8e-11]]],
-            [256, [[1, 1.1e-10], [9, 2.4e-11], [25, 1.8e-11], [81, 3e-11], [225, 3e-11],
-                   [961, 2.8e-11], [3969, 2.8e-11]]],
-            [4096, [[1, 2e-11], [9, 1.8e-11], [25, 1.5e-11], [81, 2.2e-11], [225, 1.6e-11],
-                    [961, 1.9e-11], [3969, 1.9e-11]]],
+            [1, [[1, 1e-9], [9, 7e-10], [25, 4.5e-10], [81, 4.4e-9], [225, 3.9e-9], [961, 2.9e-9], [3969, 2.9e-9]]],
+            [16, [[1, 1.2e-10], [9, 1e-10], [25, 1e-10], [81, 1.6e-10], [225, 1e-10], [961, 8e-11], [3969, 8e-11]]],
+            [
+                256,
+                [[1, 1.1e-10], [9, 2.4e-11], [25, 1.8e-11], [81, 3e-11], [225, 3e-11], [961, 2.8e-11], [3969, 2.8e-11]],
+            ],
+            [
+                4096,
+                [
+                    [1, 2e-11],
+                    [9, 1.8e-11],
+                    [25, 1.5e-11],
+                    [81, 2.2e-11],
+                    [225, 1.6e-11],
+                    [961, 1.9e-11],
+                    [3969, 1.9e-11],
+                ],
+            ],
         ],
-        "direct_depthwise": [[1, 5e-10], [9, 2e-10], [81, 6e-11], [225, 2e-10], [961, 1.5e-9],
-                             [3969, 2.8e-9]],
+        "direct_depthwise": [[1, 5e-10], [9, 2e-10], [81, 6e-11], [225, 2e-10], [961, 1.5e-9], [3969, 2.8e-9]],
     },
     "cuda": {
         "fft": 2.0e-12,
@@ -96,8 +104,7 @@ def load_constants(device_type: str = "cpu", path: str | os.PathLike | None = No
         try:
             data = json.loads(text)
             stored = data.get(device_type, {}) if isinstance(data, dict) else None
-            if not (isinstance(stored, dict) and all(_valid_constant(k, v)
-                                                     for k, v in stored.items())):
+            if not (isinstance(stored, dict) and all(_valid_constant(k, v) for k, v in stored.items())):
                 raise ValueError("not a table of cost-model constants")
         except ValueError as exc:
             warnings.warn(
@@ -116,18 +123,22 @@ def _positive(v: Any) -> bool:
 
 
 def _valid_table(table: Any) -> bool:
-    return isinstance(table, list) and bool(table) and all(
-        isinstance(row, list) and len(row) == 2 and _positive(row[0]) and _positive(row[1])
-        for row in table
+    return (
+        isinstance(table, list)
+        and bool(table)
+        and all(isinstance(row, list) and len(row) == 2 and _positive(row[0]) and _positive(row[1]) for row in table)
     )
 
 
 def _valid_constant(key: str, value: Any) -> bool:
     """Whether a stored constant has the type the cost model reads (unknown keys are kept)."""
     if key == "direct_dense_by_ch":
-        return isinstance(value, list) and bool(value) and all(
-            isinstance(row, list) and len(row) == 2 and _positive(row[0]) and _valid_table(row[1])
-            for row in value
+        return (
+            isinstance(value, list)
+            and bool(value)
+            and all(
+                isinstance(row, list) and len(row) == 2 and _positive(row[0]) and _valid_table(row[1]) for row in value
+            )
         )
     if key.startswith("direct_") and key != "direct_ch0":
         return _valid_table(value)

@@ -39,9 +39,7 @@ def int_tuple(value: Any, nd: int, name: str) -> tuple[int, ...]:
         raise TypeError(f"{name} must be an int or a tuple of {nd} ints, got {value!r}")
     if isinstance(value, int):
         return (value,) * nd
-    if isinstance(value, (tuple, list)) and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
-    ):
+    if isinstance(value, (tuple, list)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         if len(value) == 1:
             return (int(value[0]),) * nd
         if len(value) == nd:
@@ -112,5 +110,7 @@ def check_tensor(value: Any, name: str, ndims: Collection[int] | None = None) ->
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if ndims is not None and value.ndim not in ndims:
-        raise ValueError(f"{name} must have {' or '.join(map(str, sorted(ndims)))} dimensions, got shape {tuple(value.shape)}")
+        raise ValueError(
+            f"{name} must have {' or '.join(map(str, sorted(ndims)))} dimensions, got shape {tuple(value.shape)}"
+        )
     return value

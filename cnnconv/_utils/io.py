@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 __all__ = ["atomic_write", "remove_stale_temporaries"]
 
@@ -39,9 +40,12 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike,
-                 data: bytes | bytearray | memoryview | str | Callable[[BinaryIO], None], *,
-                 encoding: str = "utf-8") -> Path:
+def atomic_write(
+    path: str | os.PathLike,
+    data: bytes | bytearray | memoryview | str | Callable[[BinaryIO], None],
+    *,
+    encoding: str = "utf-8",
+) -> Path:
     """Write ``data`` to ``path`` atomically and durably, replacing any existing file.
 
     Args:
@@ -68,8 +72,7 @@ def atomic_write(path: str | os.PathLike,
     if isinstance(data, str):
         data = data.encode(encoding)
     if not isinstance(data, (bytes, bytearray, memoryview)) and not callable(data):
-        raise TypeError(f"data must be bytes, str or a function writing to a file, "
-                        f"got {type(data).__name__}")
+        raise TypeError(f"data must be bytes, str or a function writing to a file, got {type(data).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
@@ -90,8 +93,7 @@ def atomic_write(path: str | os.PathLike,
             pass
         if isinstance(exc, OSError):
             if exc.errno:
-                raise OSError(exc.errno, f"could not write {path}: {os.strerror(exc.errno)}"
-                              ) from exc
+                raise OSError(exc.errno, f"could not write {path}: {os.strerror(exc.errno)}") from exc
             raise OSError(f"could not write {path}: {exc}") from exc
         raise
     _fsync_folder(path.parent)

@@ -103,4 +103,3 @@ def _golden(score: Callable[[float], float], lo: float, hi: float, steps: int = 
             a, c = c, d
             d = a + inv_phi * (b - a)
     return [c, d, 0.5 * (a + b)]
-

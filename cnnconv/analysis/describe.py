@@ -208,18 +208,35 @@ def _describe_1d(k: torch.Tensor, grid: int) -> KernelDescription1d:
         symmetry = float((even * even).sum()) / total
         antisymmetry = float((odd * odd).sum()) / total
         stats: dict[str, Any] = {
-            "symmetry": symmetry, "antisymmetry": antisymmetry, "length_90": _shortest_window(energy, 0.9),
-            "length_99": _shortest_window(energy, 0.99), "decay_rate": _decay_rate(k),
-            "side_balance": (after - before) / total, "bandwidth_3db": bandwidth_3db, "bandwidth_90": bandwidth_90,
+            "symmetry": symmetry,
+            "antisymmetry": antisymmetry,
+            "length_90": _shortest_window(energy, 0.9),
+            "length_99": _shortest_window(energy, 0.99),
+            "decay_rate": _decay_rate(k),
+            "side_balance": (after - before) / total,
+            "bandwidth_3db": bandwidth_3db,
+            "bandwidth_90": bandwidth_90,
         }
     else:
         stats = {
-            "symmetry": nan, "antisymmetry": nan, "length_90": 0, "length_99": 0, "decay_rate": nan,
-            "side_balance": nan, "bandwidth_3db": nan, "bandwidth_90": nan,
+            "symmetry": nan,
+            "antisymmetry": nan,
+            "length_90": 0,
+            "length_99": 0,
+            "decay_rate": nan,
+            "side_balance": nan,
+            "bandwidth_3db": nan,
+            "bandwidth_90": nan,
         }
     return KernelDescription1d(
-        shape=(n,), dc_gain=float(k.sum()), l2_norm=math.sqrt(total), **stats,
-        peak_frequency=float(freqs[peak]), peak_gain=peak_gain, frequency_response=mag, frequencies=freqs,
+        shape=(n,),
+        dc_gain=float(k.sum()),
+        l2_norm=math.sqrt(total),
+        **stats,
+        peak_frequency=float(freqs[peak]),
+        peak_gain=peak_gain,
+        frequency_response=mag,
+        frequencies=freqs,
     )
 
 

@@ -307,7 +307,9 @@ def _records_from_module(model: nn.Module) -> list[KernelRecord]:
             is_param = parametrize.is_parametrized(module, "weight")
             parameter = f"{name}.weight" if name else "weight"
             records.append(
-                KernelRecord(name, parameter, tuple(weight.shape), weight.detach(), type(module).__name__, is_param, note)
+                KernelRecord(
+                    name, parameter, tuple(weight.shape), weight.detach(), type(module).__name__, is_param, note
+                )
             )
     return records
 
@@ -371,7 +373,9 @@ def extract_kernels(obj: nn.Module | Mapping | str | os.PathLike, *, layer: str 
         chosen = [
             r
             for r in records
-            if layer in (r.name, r.parameter) or fnmatch.fnmatchcase(r.name, layer) or fnmatch.fnmatchcase(r.parameter, layer)
+            if layer in (r.name, r.parameter)
+            or fnmatch.fnmatchcase(r.name, layer)
+            or fnmatch.fnmatchcase(r.parameter, layer)
         ]
         if not chosen:
             names = ", ".join(r.label for r in records)

@@ -127,7 +127,9 @@ def _coarse_chunks(family: str, shape):
     sigmas = _sigma_grid(shape)
     if family == "gabor":
         sigmas = [s for s in sigmas[::3] if s >= 0.5]
-    rows = {"gaussian_derivative": 2, "gaussian_second_derivative": steps}.get(family, 2 * steps * len(_GABOR_FREQUENCIES))
+    rows = {"gaussian_derivative": 2, "gaussian_second_derivative": steps}.get(
+        family, 2 * steps * len(_GABOR_FREQUENCIES)
+    )
     values = rows * shape[0] * shape[1]
     if values * len(sigmas) <= _FIT_CACHE_ELEMENTS:
         if len(_FIT_CACHE) >= 64:
@@ -185,6 +187,7 @@ def _refine_fit(family: str, target: torch.Tensor, shape, params: list[float]) -
 
     for _ in range(2):
         for j in free:
+
             def score(v, j=j):
                 return score_at(params[:j] + [v] + params[j + 1 :])
 
@@ -294,4 +297,4 @@ def _fit_family(family: str, kernel: torch.Tensor) -> KernelFit:
 
 def _rank_fits(fits: Iterable[KernelFit]) -> list[KernelFit]:
     """Fits best first; a later family of :data:`FIT_FAMILIES` must gain more than 1e-3."""
-    return sorted(fits, key=lambda f: (-f.similarity + _FIT_PREFERENCE * FIT_FAMILIES.index(f.family)))
+    return sorted(fits, key=lambda f: -f.similarity + _FIT_PREFERENCE * FIT_FAMILIES.index(f.family))

@@ -181,8 +181,16 @@ def match_kernel(k: Any, bank: Any = None, top: int = 3) -> list[KernelMatch]:
         order[fit.family] = len(order)
         refined.add(fit.family)
         matches.append(
-            KernelMatch(fit.family, fit.similarity, "negated" if fit.scale < 0 else "identity", abs(fit.scale),
-                        fit.params, fit.params["sigma"], fit.fitted / fit.scale, fit.fitted)
+            KernelMatch(
+                fit.family,
+                fit.similarity,
+                "negated" if fit.scale < 0 else "identity",
+                abs(fit.scale),
+                fit.params,
+                fit.params["sigma"],
+                fit.fitted / fit.scale,
+                fit.fitted,
+            )
         )
     matches.sort(key=key)
 

@@ -183,7 +183,9 @@ def _match_1d(kernel: torch.Tensor, bank: Any, top: int) -> list[KernelMatch]:
         if any(_same_direction(aligned, o.aligned) for o in kept):
             continue
         kept.append(
-            KernelMatch(name, min(sim, 1.0), transform, scale, params, sigma, ref.to(device), aligned.to(device), first + at)
+            KernelMatch(
+                name, min(sim, 1.0), transform, scale, params, sigma, ref.to(device), aligned.to(device), first + at
+            )
         )
         if len(kept) == top:
             break

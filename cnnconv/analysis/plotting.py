@@ -131,7 +131,9 @@ def save_figure(fig, path, *, overwrite: bool = False, dpi: int = 120) -> str:
                 raise FileExistsError(f"refusing to overwrite existing file {path!r} (pass overwrite=True)") from None
             except OSError:  # filesystems without hard links
                 if os.path.exists(path):
-                    raise FileExistsError(f"refusing to overwrite existing file {path!r} (pass overwrite=True)") from None
+                    raise FileExistsError(
+                        f"refusing to overwrite existing file {path!r} (pass overwrite=True)"
+                    ) from None
                 os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -228,16 +230,22 @@ def _draw_kernel(ax, k: torch.Tensor, title, vmax: float, cmap: str, fontsize: f
         ax.set_title(title, fontsize=_title_fontsize(title, panel_w))
     if fontsize:
         for (r, c), v in zip(((r, c) for r in range(k.shape[0]) for c in range(k.shape[1])), k.flatten().tolist()):
-            ax.text(c, r, f"{v:.2g}", ha="center", va="center", fontsize=fontsize,
-                    color="white" if abs(v) > 0.6 * vmax else "black")
+            ax.text(
+                c,
+                r,
+                f"{v:.2g}",
+                ha="center",
+                va="center",
+                fontsize=fontsize,
+                color="white" if abs(v) > 0.6 * vmax else "black",
+            )
     return image
 
 
 def _colorbar(fig, image, axes, ticks=None, label=None, aspect: float = 20):
     """A colour bar for ``image`` beside ``axes`` (one Axes or a list sharing the scale),
     ``aspect`` times longer than wide."""
-    cbar = fig.colorbar(image, ax=axes, fraction=0.046 if not isinstance(axes, list) else 0.02, pad=0.02,
-                        aspect=aspect)
+    cbar = fig.colorbar(image, ax=axes, fraction=0.046 if not isinstance(axes, list) else 0.02, pad=0.02, aspect=aspect)
     if ticks is not None:
         cbar.set_ticks(ticks)
         cbar.set_ticklabels([f"{t:.2g}" for t in ticks])
@@ -310,7 +318,7 @@ def plot_kernels(
     titles = _check_titles(titles, len(items))
     nrows, ncols = _grid_shape(len(items), ncols)
     fig, axes, shrink = _grid_figure(nrows, ncols, 2.2, 2.0, suptitle)
-    rows = [items[r * ncols:(r + 1) * ncols] for r in range(nrows)]
+    rows = [items[r * ncols : (r + 1) * ncols] for r in range(nrows)]
     limits = [_limit(items)] * nrows if share == "all" else [_limit(row) for row in rows]
     for r, row in enumerate(rows):
         for c, ax in enumerate(axes[r]):
@@ -375,7 +383,7 @@ def plot_frequency_response(
     for k in items:
         mag, freqs = frequency_response(k, size=max(size, max(k.shape)))
         panels.append((20.0 * torch.log10(mag.clamp_min(1e-12)) if log else mag, freqs))
-    rows = [panels[r * ncols:(r + 1) * ncols] for r in range(nrows)]
+    rows = [panels[r * ncols : (r + 1) * ncols] for r in range(nrows)]
     shared = rows if share == "row" else [panels] * nrows
     for r, row in enumerate(rows):
         vmin = min(float(v.min()) for v, _ in shared[r])
@@ -387,8 +395,9 @@ def plot_frequency_response(
             values, freqs = row[c]
             step = float(freqs[1] - freqs[0])
             lo, hi = float(freqs[0]) - step / 2, float(freqs[-1]) + step / 2
-            image = ax.imshow(values.cpu().numpy(), cmap=cmap, extent=(lo, hi, hi, lo), vmin=vmin, vmax=vmax,
-                              interpolation="nearest")
+            image = ax.imshow(
+                values.cpu().numpy(), cmap=cmap, extent=(lo, hi, hi, lo), vmin=vmin, vmax=vmax, interpolation="nearest"
+            )
             ax.set_xlabel("fx (cycles/px)", fontsize=8)
             ax.set_ylabel("fy (cycles/px)", fontsize=8)
             ticks = [t for t in (-0.5, -0.25, 0.0, 0.25, 0.5) if lo <= t <= hi]  # inside the image
@@ -458,7 +467,9 @@ def plot_side_by_side(
         raise ValueError(f"reference must have one kernel per learned kernel ({len(learned)}), got {len(reference)}")
     for i, (a, b) in enumerate(zip(learned, reference)):
         if a.shape != b.shape:
-            raise ValueError(f"reference[{i}] must have the shape of learned[{i}] {tuple(a.shape)}, got {tuple(b.shape)}")
+            raise ValueError(
+                f"reference[{i}] must have the shape of learned[{i}] {tuple(a.shape)}, got {tuple(b.shape)}"
+            )
     titles = _check_titles(titles, len(learned))
     reference_titles = _check_titles(reference_titles, len(learned), "reference_titles")
     rows = 3 if difference else 2
@@ -476,8 +487,15 @@ def plot_side_by_side(
         vmax = _limit([a, b])
         fontsize = _value_fontsize(a, 2.2 * shrink) if annotate else None
         _draw_kernel(axes[top, col], a, titles[i] or f"learned {i}", vmax, cmap, fontsize, 2.2 * shrink)
-        image = _draw_kernel(axes[top + 1, col], b, f"{reference_titles[i] or f'reference {i}'}\nscaled x {scale:.3g}",
-                             vmax, cmap, fontsize, 2.2 * shrink)
+        image = _draw_kernel(
+            axes[top + 1, col],
+            b,
+            f"{reference_titles[i] or f'reference {i}'}\nscaled x {scale:.3g}",
+            vmax,
+            cmap,
+            fontsize,
+            2.2 * shrink,
+        )
         _colorbar(fig, image, [axes[top, col], axes[top + 1, col]], [-vmax, 0.0, vmax], aspect=60)
         if difference:
             diff = a - b
@@ -485,8 +503,15 @@ def plot_side_by_side(
             # A residual below 1e-12 of the kernel is rounding: not magnified.
             title = f"difference x {_factor_text(vmax / dmax)}" if dmax > 1e-12 * vmax else "difference (zero)"
             dmax = dmax if dmax > 1e-12 * vmax else vmax
-            image = _draw_kernel(axes[top + 2, col], diff, title, dmax, cmap,
-                                 _value_fontsize(diff, 2.2 * shrink) if annotate else None, 2.2 * shrink)
+            image = _draw_kernel(
+                axes[top + 2, col],
+                diff,
+                title,
+                dmax,
+                cmap,
+                _value_fontsize(diff, 2.2 * shrink) if annotate else None,
+                2.2 * shrink,
+            )
             _colorbar(fig, image, axes[top + 2, col], [-dmax, 0.0, dmax])
     for i in range(n, blocks * ncols):
         for r in range(rows):

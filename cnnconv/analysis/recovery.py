@@ -132,7 +132,6 @@ def kernel_recovery_error(learned: Any, reference: Any, *, allow_mirror: bool = 
                     best = KernelRecovery(err, tf)
     if best is None:
         raise ValueError(
-            f"no rotation of a kernel of size {tuple(a.shape[-2:])} matches the reference size "
-            f"{tuple(b.shape[-2:])}"
+            f"no rotation of a kernel of size {tuple(a.shape[-2:])} matches the reference size {tuple(b.shape[-2:])}"
         )
     return best

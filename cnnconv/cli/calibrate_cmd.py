@@ -59,7 +59,9 @@ def _calibration_summary(consts: dict, device: str, seconds: float, path: Any) -
     from cnnconv.planner import calibration_path, direct_cost, load_constants
 
     def rate(cin, cout, cin_g, k):  # seconds per multiply-add of the direct convolution
-        return (direct_cost(1, cout, cin_g, (1, 1), (k, k), consts, cin=cin) - consts["t0_direct"]) / (cout * cin_g * k * k)
+        return (direct_cost(1, cout, cin_g, (1, 1), (k, k), consts, cin=cin) - consts["t0_direct"]) / (
+            cout * cin_g * k * k
+        )
 
     lines = [
         f"calibrated {device} in {seconds:.0f} s",
@@ -72,7 +74,9 @@ def _calibration_summary(consts: dict, device: str, seconds: float, path: Any) -
     for text, cin, cout, cin_g in (("64->64", 64, 64, 64), ("depthwise", 3, 3, 1)):
         rates = ", ".join(f"{_ns(rate(cin, cout, cin_g, k))} at {k}x{k}" for k in (3, 31))
         lines.append(f"  {'direct ' + text:<16} ns per multiply-add: {rates}")
-    lines.append(f"  start-up         FFT {_duration(consts['t0_fft'])}, direct {_duration(consts['t0_direct'])} per call")
+    lines.append(
+        f"  start-up         FFT {_duration(consts['t0_fft'])}, direct {_duration(consts['t0_direct'])} per call"
+    )
     if load_constants(torch.device(device).type) == consts:
         for i, (text, shape, cout, groups) in enumerate(CROSSOVER_CASES):
             k = _crossover(shape, cout, groups, device)

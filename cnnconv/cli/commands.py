@@ -14,6 +14,7 @@ from cnnconv.cli.output import PROG, CommandError, safe
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
+
 # runner is imported when the parser is built, not with the package: ``python -m
 # cnnconv.cli.runner`` must find it not yet imported.
 def _add_run(subparsers: Any) -> None:

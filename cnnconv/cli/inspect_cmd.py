@@ -157,7 +157,9 @@ def _print_text(path, layers, out) -> None:
                 print("  best matches: none (all-zero kernel)", file=out)
         shown += len(items)
         if total > len(items):
-            hint = "raise --max-kernels" if shown < MAX_KERNELS else f"at most {MAX_KERNELS} kernels are inspected per run"
+            hint = (
+                "raise --max-kernels" if shown < MAX_KERNELS else f"at most {MAX_KERNELS} kernels are inspected per run"
+            )
             print(f"... {total - len(items)} more kernels in this layer ({hint})", file=out)
 
 

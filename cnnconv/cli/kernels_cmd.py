@@ -76,8 +76,9 @@ def _run_kernels(args: Any) -> int:
         from cnnconv.analysis.plotting import plot_kernels
 
         with writing_plot(args.plot):  # one kernel per row: each gets its own colour scale
-            plot_kernels(list(built.values()), [safe(spec) for spec in built], path=args.plot, ncols=1,
-                         overwrite=args.overwrite)
+            plot_kernels(
+                list(built.values()), [safe(spec) for spec in built], path=args.plot, ncols=1, overwrite=args.overwrite
+            )
     if args.json:
         out: dict[str, dict | None] = {}
         for spec, k in built.items():

@@ -40,7 +40,6 @@ def check_indent(indent) -> None:
         raise CommandError(f"--indent must be between 0 and 8, got {indent}")
 
 
-
 def safe(text) -> str:
     """``text`` with every non-printable character escaped as in ``repr`` (``\\x1b``, ``\\n``...):
     names read from a file cannot move the cursor, recolour or retitle the terminal."""
@@ -73,7 +72,6 @@ def value_rows(k) -> list[str]:
     return ["  ".join(f"{v:>{width}.4f}" for v in row) for row in values]
 
 
-
 def check_plot_path(path: str, overwrite: bool) -> None:
     from cnnconv.analysis.plotting import figure_format
 
@@ -93,12 +91,12 @@ def check_plot_path(path: str, overwrite: bool) -> None:
         raise CommandError(f"folder of --plot is not writable: {folder!r}")
 
 
-
 def add_command(subparsers: Any, name: str, help: str, description: str, epilog: str) -> argparse.ArgumentParser:
     """Register command ``name``: its help line, description, and an epilog of examples kept as
     written."""
-    return subparsers.add_parser(name, help=help, description=description, epilog=epilog,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    return subparsers.add_parser(
+        name, help=help, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
 
 def add_plot_options(p: argparse.ArgumentParser, help: str) -> None:

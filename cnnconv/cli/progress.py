@@ -42,8 +42,14 @@ class Progress:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self._bar = tqdm(total=self.total, desc=self._description(), unit=" " + self.unit, file=sys.stderr,
-                                 leave=False, bar_format=None if self.total else "{desc}: {elapsed} elapsed")
+                self._bar = tqdm(
+                    total=self.total,
+                    desc=self._description(),
+                    unit=" " + self.unit,
+                    file=sys.stderr,
+                    leave=False,
+                    bar_format=None if self.total else "{desc}: {elapsed} elapsed",
+                )
         self._thread = threading.Thread(target=self._beat, daemon=True)
         self._thread.start()
         return self
@@ -80,4 +86,3 @@ class Progress:
         self._thread.join()
         if self._bar is not None:
             self._bar.close()
-

@@ -65,19 +65,24 @@ def experiments_package() -> str:
                 raise
             continue
         return name
-    raise ModuleNotFoundError("the cnnconv experiments are not installed: "
-                              "pip install 'cnnconv[experiments]'")
+    raise ModuleNotFoundError("the cnnconv experiments are not installed: pip install 'cnnconv[experiments]'")
 
 
-def _add_dispatch_parser(subparsers: Any, command: str, kind: str, help: str, description: str,
-                         epilog: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+def _add_dispatch_parser(
+    subparsers: Any,
+    command: str,
+    kind: str,
+    help: str,
+    description: str,
+    epilog: str,
+    func: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
     """Register ``command NAME [options...]``, which passes ``options`` on to the ``kind`` named
     ``NAME`` (or lists them with ``--list``)."""
     p = add_command(subparsers, command, help, description, epilog)
     p.add_argument("--list", action="store_true", help=f"list the {kind}s and exit")
     p.add_argument(kind, nargs="?", metavar="NAME", help=f"{kind} to run")
-    p.add_argument("options", nargs=argparse.REMAINDER, metavar="...",
-                   help=f"the {kind}'s own options")
+    p.add_argument("options", nargs=argparse.REMAINDER, metavar="...", help=f"the {kind}'s own options")
     p.set_defaults(func=func)
     return p
 
@@ -85,11 +90,15 @@ def _add_dispatch_parser(subparsers: Any, command: str, kind: str, help: str, de
 def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``run`` command on ``subparsers`` (from ``parser.add_subparsers()``)."""
     return _add_dispatch_parser(
-        subparsers, "run", "experiment", help="list, configure and run the experiments",
+        subparsers,
+        "run",
+        "experiment",
+        help="list, configure and run the experiments",
         description="Run a cnnconv experiment. Arguments after its name go to the experiment: "
-                    "--set key=value, --config FILE, --out ROOT, --resume RUN, --help ...",
+        "--set key=value, --config FILE, --out ROOT, --resume RUN, --help ...",
         epilog="experiments:\n" + "\n".join(f"  {k:<16} {v}" for k, v in EXPERIMENTS.items()),
-        func=run_command)
+        func=run_command,
+    )
 
 
 def _dispatch(name: str | None, options: list[str], listed: bool, table: dict[str, str], kind: str, prefix: str) -> int:
@@ -122,12 +131,17 @@ def run_command(args: argparse.Namespace) -> int:
 def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``bench`` command on ``subparsers``."""
     return _add_dispatch_parser(
-        subparsers, "bench", "benchmark", help="print the benchmark tables (ratios measured in one run)",
+        subparsers,
+        "bench",
+        "benchmark",
+        help="print the benchmark tables (ratios measured in one run)",
         description="Run one of cnnconv's benchmarks. Arguments after its name go to the "
-                    "benchmark (e.g. --quick for filters and fft; --help for all of them).",
-        epilog="benchmarks:\n" + "\n".join(f"  {k:<10} {v}" for k, v in BENCHMARKS.items())
-               + "\n\nexample:\n  cnnconv bench filters --quick",
-        func=bench_command)
+        "benchmark (e.g. --quick for filters and fft; --help for all of them).",
+        epilog="benchmarks:\n"
+        + "\n".join(f"  {k:<10} {v}" for k, v in BENCHMARKS.items())
+        + "\n\nexample:\n  cnnconv bench filters --quick",
+        func=bench_command,
+    )
 
 
 def bench_command(args: argparse.Namespace) -> int:

@@ -80,7 +80,11 @@ def valid(x: torch.Tensor, kh: int, kw: int, scale: torch.Tensor, own: bool = Fa
 
 def scale_of(kernel: torch.Tensor) -> torch.Tensor | None:
     """Per-channel constant of a constant kernel, or ``None`` when the kernel is not a box."""
-    flat = kernel.detach().reshape(-1, kernel.shape[-2] * kernel.shape[-1]) if kernel.ndim == 3 else kernel.detach().reshape(1, -1)
+    flat = (
+        kernel.detach().reshape(-1, kernel.shape[-2] * kernel.shape[-1])
+        if kernel.ndim == 3
+        else kernel.detach().reshape(1, -1)
+    )
     first = flat[:, :1]
     if not bool((flat == first).all()):
         return None

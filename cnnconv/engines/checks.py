@@ -81,7 +81,9 @@ def check_factors(factors: Any, x: torch.Tensor, names: str) -> tuple[torch.Tens
         raise TypeError(f"factors must be a {kind} {names}, got {got}")
     checked = tuple(check_kernel(f, x, _FACTOR_SHAPES, f"factors[{i}]") for i, f in enumerate(factors))
     if len({f.ndim for f in checked}) != 1:
-        raise ValueError(f"factors must all be shared or all per-channel, got shapes {[tuple(f.shape) for f in checked]}")
+        raise ValueError(
+            f"factors must all be shared or all per-channel, got shapes {[tuple(f.shape) for f in checked]}"
+        )
     return checked
 
 
@@ -120,4 +122,3 @@ def all_finite(x: torch.Tensor) -> bool:
     ``isfinite(x).all()`` on the CPU). A sum that overflows says no: callers then take their
     exact path, which is only slower. Eager only (it reads a value)."""
     return bool(torch.isfinite(x.sum()))
-

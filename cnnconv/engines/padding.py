@@ -76,7 +76,9 @@ def _pair(kernel_size) -> tuple[int, int]:
     else:
         kh = kw = kernel_size
     if torch.jit.is_tracing():  # sizes read from tensors under jit.trace are 0-dim tensors
-        kh, kw = (int(k) if isinstance(k, torch.Tensor) and k.ndim == 0 and not k.is_floating_point() else k for k in (kh, kw))
+        kh, kw = (
+            int(k) if isinstance(k, torch.Tensor) and k.ndim == 0 and not k.is_floating_point() else k for k in (kh, kw)
+        )
     for k in (kh, kw):
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise ValueError(f"kernel_size must be positive integers, got {kernel_size!r}")

@@ -26,14 +26,30 @@ from typing import Any
 # the public names of each module of this package re-exported here, imported on first use
 _EXPORTS = {
     "data": (
-        "IMAGE_EXTENSIONS", "PHOTOGRAPHS", "ImageFolderDataset", "PhotoCrops", "SceneOptions",
-        "SyntheticScenes", "bundled_photographs", "make_dead_leaves", "make_scene",
+        "IMAGE_EXTENSIONS",
+        "PHOTOGRAPHS",
+        "ImageFolderDataset",
+        "PhotoCrops",
+        "SceneOptions",
+        "SyntheticScenes",
+        "bundled_photographs",
+        "make_dead_leaves",
+        "make_scene",
     ),
     "datasets": ("BSDS500", "BSDS_SPLITS", "MotorcycleOcclusions", "occlusion_boundaries"),
     "metrics": (
-        "BoundaryEvaluation", "BoundarySweep", "OrientationError", "boundary_counts", "bsds_thresholds",
-        "evaluate_boundaries", "match_boundaries", "orientation_error", "paired_t_interval",
-        "resolve_max_dist", "summarize_counts", "thin_boundaries",
+        "BoundaryEvaluation",
+        "BoundarySweep",
+        "OrientationError",
+        "boundary_counts",
+        "bsds_thresholds",
+        "evaluate_boundaries",
+        "match_boundaries",
+        "orientation_error",
+        "paired_t_interval",
+        "resolve_max_dist",
+        "summarize_counts",
+        "thin_boundaries",
     ),
 }
 _LAZY_NAMES = {name: module for module, names in _EXPORTS.items() for name in names}

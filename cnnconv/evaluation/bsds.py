@@ -95,15 +95,11 @@ def bsds_thresholds(thresholds: int | Sequence[float] | np.ndarray | torch.Tenso
     try:
         t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"thresholds must be an int or a sequence of floats, got {thresholds!r}"
-        ) from exc
+        raise TypeError(f"thresholds must be an int or a sequence of floats, got {thresholds!r}") from exc
     if t.size == 0:
         raise ValueError("thresholds must not be empty, got 0 values")
     if not np.all(np.isfinite(t)) or t.min() <= 0 or t.max() > 1:
-        raise ValueError(
-            f"thresholds must lie in (0, 1], got values from {t.min()} to {t.max()}"
-        )
+        raise ValueError(f"thresholds must lie in (0, 1], got values from {t.min()} to {t.max()}")
     return np.unique(t)
 
 
@@ -119,8 +115,7 @@ def _as_prediction(x: Any, i: int) -> np.ndarray:
     lo, hi = float(a.min()), float(a.max())
     if lo < 0 or hi > 1:
         raise ValueError(
-            f"predictions[{i}] must lie in [0, 1] (normalise the detector response), "
-            f"got values from {lo} to {hi}"
+            f"predictions[{i}] must lie in [0, 1] (normalise the detector response), got values from {lo} to {hi}"
         )
     return a
 
@@ -133,8 +128,7 @@ def _split_batch(x: Any, name: str) -> list[Any]:
             x = x[:, 0]
         if x.ndim != 3:
             raise ValueError(
-                f"{name} must be (N, H, W), (N, 1, H, W) or a list of (H, W) maps, "
-                f"got shape {tuple(x.shape)}"
+                f"{name} must be (N, H, W), (N, 1, H, W) or a list of (H, W) maps, got shape {tuple(x.shape)}"
             )
         return list(x)
     if isinstance(x, (list, tuple)):
@@ -286,7 +280,7 @@ def _average_precision(r: np.ndarray, p: np.ndarray) -> float:
     if ru.size < 2:
         return 0.0
     pu = np.array([p[r == v].max() for v in ru])
-    grid = (np.arange(101) / 100.0)
+    grid = np.arange(101) / 100.0
     pi = np.interp(grid, ru, pu, left=0.0, right=0.0)
     return float(pi.sum() * 0.01)
 
@@ -369,9 +363,7 @@ class BoundaryEvaluation:
         return d
 
 
-def summarize_counts(
-    image_counts: np.ndarray, thresholds: np.ndarray, max_dist: float = 0.0075
-) -> BoundaryEvaluation:
+def summarize_counts(image_counts: np.ndarray, thresholds: np.ndarray, max_dist: float = 0.0075) -> BoundaryEvaluation:
     """ODS, OIS, AP and R50 from per-image counts (for counts gathered in several passes).
 
     Args:
@@ -386,9 +378,7 @@ def summarize_counts(
     c = np.asarray(image_counts, dtype=np.float64)
     thr = np.asarray(thresholds, dtype=np.float64)
     if c.ndim != 3 or c.shape[2] != 4 or c.shape[1] != thr.size or c.shape[0] == 0:
-        raise ValueError(
-            f"image_counts must have shape (N>0, T={thr.size}, 4), got {tuple(c.shape)}"
-        )
+        raise ValueError(f"image_counts must have shape (N>0, T={thr.size}, 4), got {tuple(c.shape)}")
     tot = c.sum(axis=0)
     r, p, f = _rpf(*tot.T)
     ods_t, ods_r, ods_p, ods_f = _best_interpolated(thr, r, p)
@@ -417,9 +407,7 @@ def summarize_counts(
     )
 
 
-def evaluate_boundaries(
-    predictions: Any, ground_truths: Any, **sweep: Unpack[BoundarySweep]
-) -> BoundaryEvaluation:
+def evaluate_boundaries(predictions: Any, ground_truths: Any, **sweep: Unpack[BoundarySweep]) -> BoundaryEvaluation:
     """Scores soft boundary maps against ground truth by the BSDS protocol.
 
     Every detector must be given to this function the same way: a response already passed
@@ -454,13 +442,10 @@ def evaluate_boundaries(
     gts = _split_batch(ground_truths, "ground_truths")
     if len(preds) != len(gts):
         raise ValueError(
-            f"predictions and ground_truths must hold the same number of images, "
-            f"got {len(preds)} and {len(gts)}"
+            f"predictions and ground_truths must hold the same number of images, got {len(preds)} and {len(gts)}"
         )
     if not preds:
         raise ValueError("predictions must hold at least one image, got 0")
     args = _sweep(**sweep)
-    counts = np.stack(
-        [_image_counts(_as_prediction(p, i), g, i, args) for i, (p, g) in enumerate(zip(preds, gts))]
-    )
+    counts = np.stack([_image_counts(_as_prediction(p, i), g, i, args) for i, (p, g) in enumerate(zip(preds, gts))])
     return summarize_counts(counts, args.thresholds, args.max_dist)

@@ -258,8 +258,7 @@ class BSDS500(torch.utils.data.Dataset):
         for b in boundaries:
             if b.shape != tuple(image.shape[-2:]):
                 raise ValueError(
-                    f"{mat_path.name}: annotation of size {b.shape} does not match the image "
-                    f"{tuple(image.shape[-2:])}"
+                    f"{mat_path.name}: annotation of size {b.shape} does not match the image {tuple(image.shape[-2:])}"
                 )
         item = {"image": image, "boundaries": [torch.from_numpy(b) for b in boundaries], "name": name}
         if self.segmentations:
@@ -267,7 +266,4 @@ class BSDS500(torch.utils.data.Dataset):
         return item
 
     def __repr__(self) -> str:
-        return (
-            f"BSDS500(root={str(self.root)!r}, split={self.split!r}, n={len(self.items)}, "
-            f"gray={self.gray})"
-        )
+        return f"BSDS500(root={str(self.root)!r}, split={self.split!r}, n={len(self.items)}, gray={self.gray})"

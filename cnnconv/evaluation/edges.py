@@ -120,8 +120,9 @@ def hysteresis(nms: torch.Tensor, low, high, *, connectivity: int = 8) -> torch.
     return connected_to(nms > lo, nms > hi, connectivity)
 
 
-def binarize(nms: torch.Tensor, low=0.1, high=0.2, *, relative: bool = True, use_hysteresis: bool = True,
-             connectivity: int = 8) -> torch.Tensor:
+def binarize(
+    nms: torch.Tensor, low=0.1, high=0.2, *, relative: bool = True, use_hysteresis: bool = True, connectivity: int = 8
+) -> torch.Tensor:
     """Thin binary edge map ``(B, 1, H, W)`` from a suppressed magnitude ``nms`` (e.g.
     :meth:`cnnconv.edges.GradientFilter.thin`): thresholds (with ``relative=True`` fractions
     of each image's largest value), then hysteresis or ``nms > high``."""
@@ -178,7 +179,12 @@ def edge_map(
             raise ValueError(f"sigma must be positive, got {sigma!r}")
         x = gaussian_blur(x, float(sigma), gaussian_size_from_sigma(sigma), border="reflect")
     f = GradientFilter(
-        kernel, sigma=1.0 if sigma is None else sigma, in_channels=x.shape[1], color=color, border=border,
-        dtype=x.dtype, device=x.device,
+        kernel,
+        sigma=1.0 if sigma is None else sigma,
+        in_channels=x.shape[1],
+        color=color,
+        border=border,
+        dtype=x.dtype,
+        device=x.device,
     )
     return binarize(f.thin(x), low, high, relative=relative, use_hysteresis=use_hysteresis, connectivity=connectivity)

@@ -105,9 +105,7 @@ def _max_cardinality(rows: np.ndarray, cols: np.ndarray, n1: int, n2: int) -> np
     # the COO conversion)
     indptr = np.zeros(n1 + 1, dtype=np.int32)
     np.cumsum(np.bincount(rows, minlength=n1), out=indptr[1:])
-    graph = sparse.csr_matrix(
-        (np.ones(rows.size, dtype=np.int8), cols.astype(np.int32), indptr), shape=(n1, n2)
-    )
+    graph = sparse.csr_matrix((np.ones(rows.size, dtype=np.int8), cols.astype(np.int32), indptr), shape=(n1, n2))
     return np.asarray(csgraph.maximum_bipartite_matching(graph, perm_type="column"), dtype=np.int64)
 
 

@@ -359,9 +359,4 @@ class SyntheticScenes(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         kw = "".join(f", {k}={v!r}" for k, v in self.scene_kwargs.items())
-        return (
-            f"SyntheticScenes(length={self.length}, size={self.size}, seed={self.seed}, "
-            f"kind={self.kind!r}{kw})"
-        )
-
-
+        return f"SyntheticScenes(length={self.length}, size={self.size}, seed={self.seed}, kind={self.kind!r}{kw})"

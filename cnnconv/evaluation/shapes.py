@@ -16,9 +16,7 @@ import numpy as np
 __all__ = ["Ellipse", "Polygon", "Shape", "adjacent_pairs", "render_labels"]
 
 
-def _shape_frame(
-    rng: np.random.Generator, h: int, w: int, radius: float | None
-) -> tuple[float, float, float]:
+def _shape_frame(rng: np.random.Generator, h: int, w: int, radius: float | None) -> tuple[float, float, float]:
     """Size and centre of a shape: the scene default, or ``radius`` with the centre anywhere."""
     if radius is None:
         r, lo, hi = rng.uniform(0.08, 0.3) * min(h, w), 0.1, 0.9

@@ -47,15 +47,11 @@ def _check_tensors(x: Any, weight: Any, bias: Any) -> None:
     if not x.is_floating_point():
         raise TypeError(f"input must be a floating point tensor, got dtype {x.dtype}")
     if weight.dtype != x.dtype:
-        raise ConvDtypeError(
-            f"weight dtype must match input dtype {x.dtype}, got {weight.dtype}"
-        )
+        raise ConvDtypeError(f"weight dtype must match input dtype {x.dtype}, got {weight.dtype}")
     if bias is not None and bias.dtype != x.dtype:
         raise ConvDtypeError(f"bias dtype must match input dtype {x.dtype}, got {bias.dtype}")
     if weight.device != x.device:
-        raise ConvArgumentError(
-            f"weight must be on the input's device {x.device}, got {weight.device}"
-        )
+        raise ConvArgumentError(f"weight must be on the input's device {x.device}, got {weight.device}")
 
 
 def _check_shapes(x: torch.Tensor, weight: torch.Tensor, bias: Any, groups: Any, nd: int) -> None:
@@ -63,17 +59,12 @@ def _check_shapes(x: torch.Tensor, weight: torch.Tensor, bias: Any, groups: Any,
     name = f"conv{nd}d"
     if x.dim() not in (nd + 1, nd + 2):
         raise ConvArgumentError(
-            f"{name} expects input of {nd + 1} (unbatched) or {nd + 2} (batched) dims, "
-            f"got shape {tuple(x.shape)}"
+            f"{name} expects input of {nd + 1} (unbatched) or {nd + 2} (batched) dims, got shape {tuple(x.shape)}"
         )
     if weight.dim() != nd + 2:
-        raise ConvArgumentError(
-            f"{name} expects weight of {nd + 2} dims, got shape {tuple(weight.shape)}"
-        )
+        raise ConvArgumentError(f"{name} expects weight of {nd + 2} dims, got shape {tuple(weight.shape)}")
     if any(k == 0 for k in weight.shape[2:]):
-        raise ConvArgumentError(
-            f"weight must have a non-empty kernel, got shape {tuple(weight.shape)}"
-        )
+        raise ConvArgumentError(f"weight must have a non-empty kernel, got shape {tuple(weight.shape)}")
     if isinstance(groups, bool) or not isinstance(groups, int):
         raise TypeError(f"groups must be an int, got {groups!r}")
     if groups < 1:
@@ -81,9 +72,7 @@ def _check_shapes(x: torch.Tensor, weight: torch.Tensor, bias: Any, groups: Any,
     cin = x.shape[-nd - 1]
     cout = weight.shape[0]
     if cout == 0:
-        raise ConvArgumentError(
-            f"weight must have at least one output channel, got shape {tuple(weight.shape)}"
-        )
+        raise ConvArgumentError(f"weight must have at least one output channel, got shape {tuple(weight.shape)}")
     if cin != weight.shape[1] * groups:
         raise ConvArgumentError(
             f"input has {cin} channels but weight of shape {tuple(weight.shape)} with "
@@ -96,7 +85,13 @@ def _check_shapes(x: torch.Tensor, weight: torch.Tensor, bias: Any, groups: Any,
 
 
 def check_args(
-    x: Any, weight: Any, bias: Any, groups: Any, nd: int, padding_mode: Any, nonfinite: Any,
+    x: Any,
+    weight: Any,
+    bias: Any,
+    groups: Any,
+    nd: int,
+    padding_mode: Any,
+    nonfinite: Any,
     padding: Any,
 ) -> None:
     """Everything ``F.conv{nd}d`` checks, plus the engine's own options."""

@@ -34,8 +34,13 @@ def check_finite(X: torch.Tensor, nd: int) -> None:
 
 
 def run_forward(
-    x: torch.Tensor, w: torch.Tensor, W: torch.Tensor | None, plan: FFTPlan, groups: int,
-    keep_x: bool, check: bool,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    W: torch.Tensor | None,
+    plan: FFTPlan,
+    groups: int,
+    keep_x: bool,
+    check: bool,
 ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
     """y (B, Cout, *out_len) and the list of per-chunk input spectra (when ``keep_x``)."""
     nd = len(plan.n)
@@ -63,7 +68,7 @@ def run_forward(
         yc = crop(irfftn(Y, n, overwrite=True), length)
         if plan.tiled:
             T0 = plan.tile_out[0]
-            y[b0:b1, :, i0 * T0:i1 * T0] = untile(yc, plan, b1 - b0, i1 - i0)
+            y[b0:b1, :, i0 * T0 : i1 * T0] = untile(yc, plan, b1 - b0, i1 - i0)
         elif len(parts) > 1:
             y[b0:b1] = yc
         else:
@@ -74,8 +79,15 @@ def run_forward(
 
 
 def run_backward(
-    gy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, spectra: list[torch.Tensor],
-    W: torch.Tensor, plan: FFTPlan, groups: int, need_x: bool, need_w: bool,
+    gy: torch.Tensor,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    spectra: list[torch.Tensor],
+    W: torch.Tensor,
+    plan: FFTPlan,
+    groups: int,
+    need_x: bool,
+    need_w: bool,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Input and weight gradients (those asked for) of :func:`run_forward`'s output."""
     n = plan.n
@@ -85,9 +97,7 @@ def run_backward(
     parts = list(chunks(plan, batch))
     if plan.tiled:
         if need_x:
-            gxp = x.new_zeros(
-                batch, x.shape[1], *(c * t + N - t for c, t, N in zip(plan.counts, plan.tile_out, n))
-            )
+            gxp = x.new_zeros(batch, x.shape[1], *(c * t + N - t for c, t, N in zip(plan.counts, plan.tile_out, n)))
     elif need_x and len(parts) > 1:
         gx = x.new_empty(x.shape)
     GW = None
@@ -98,8 +108,7 @@ def run_backward(
             gyc = gy[b0:b1]
         GY = rfftn(gyc, n)
         if need_w:
-            X = spectra[idx] if spectra else rfftn(
-                tiles_of(x, plan, b0, b1, i0, i1) if plan.tiled else x[b0:b1], n)
+            X = spectra[idx] if spectra else rfftn(tiles_of(x, plan, b0, b1, i0, i1) if plan.tiled else x[b0:b1], n)
             GW = mix_weight(X, GY, groups, cin_g, GW)
         if need_x:
             GX = mix_transpose(GY, W, groups, cin_g)
@@ -130,9 +139,7 @@ class SpectralCorrelation(torch.autograd.Function):
         # backward recomputes them chunk by chunk (bounded memory for large inputs).
         item = COMPLEX_BYTES.get(x.dtype, 8)
         n_items = x.shape[0] * plan.items
-        keep_x = w.requires_grad and (
-            n_items * x.shape[1] * spectrum_elems(plan.n) * item <= plan.budget // 2
-        )
+        keep_x = w.requires_grad and (n_items * x.shape[1] * spectrum_elems(plan.n) * item <= plan.budget // 2)
         y, spectra, W = run_forward(x, w, W, plan, groups, keep_x, check)
         ctx.save_for_backward(x, w)
 

@@ -69,9 +69,7 @@ def set_fft_backend(name: str) -> None:
         try:
             import scipy.fft  # noqa: F401
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "the scipy FFT backend needs scipy: pip install 'cnnconv[experiments]'"
-            ) from exc
+            raise ImportError("the scipy FFT backend needs scipy: pip install 'cnnconv[experiments]'") from exc
     _backend["name"] = name
 
 
@@ -121,7 +119,5 @@ def irfftn(X: torch.Tensor, n: Sequence[int], overwrite: bool = False) -> torch.
     if sp is None:
         return torch.fft.irfftn(X, s=tuple(n), dim=dims(nd))
     a = X.detach().resolve_conj().numpy()
-    out = sp.irfftn(
-        a, s=tuple(n), axes=dims(nd), workers=torch.get_num_threads(), overwrite_x=overwrite
-    )
+    out = sp.irfftn(a, s=tuple(n), axes=dims(nd), workers=torch.get_num_threads(), overwrite_x=overwrite)
     return torch.from_numpy(out)

@@ -20,8 +20,7 @@ __all__ = ["FFT_CONSTANTS", "fft_cost", "tiled_cost"]
 FFT_CONSTANTS = ("fft", "matmul", "matmul_m0", "elementwise", "t0_fft")
 
 
-def fft_cost(batch: int, cin: int, cout: int, cin_g: int, n: Sequence[int],
-             consts: dict | None = None) -> float:
+def fft_cost(batch: int, cin: int, cout: int, cin_g: int, n: Sequence[int], consts: dict | None = None) -> float:
     """Estimated seconds of one FFT correlation at transform size ``n``: ``c_fft * (B*Cin +
     B*Cout + Cout*Cin/g) * P * log2(P) + c_mix * B * Cout * (Cin/g) * P_f + t0_fft`` (see
     :mod:`cnnconv.planner`); ``consts`` default to the CPU's."""
@@ -36,8 +35,16 @@ def fft_cost(batch: int, cin: int, cout: int, cin_g: int, n: Sequence[int],
     return c["fft"] * transforms + mix * batch * cout * cin_g * Pf + c["t0_fft"]
 
 
-def tiled_cost(batch: int, cin: int, cout: int, cin_g: int, n: Sequence[int],
-               tile_out: Sequence[int], tiles: int, consts: dict | None = None) -> float:
+def tiled_cost(
+    batch: int,
+    cin: int,
+    cout: int,
+    cin_g: int,
+    n: Sequence[int],
+    tile_out: Sequence[int],
+    tiles: int,
+    consts: dict | None = None,
+) -> float:
     """:func:`fft_cost` of ``tiles`` overlap-save tiles of size ``n`` per item, with the price
     of cutting and reassembling them (copies and per-chunk overhead)."""
     cost = fft_cost(batch * tiles, cin, cout, cin_g, n, consts)

@@ -102,8 +102,7 @@ def _fft_conv(
     memory_budget: Any,
     exact_zeros: bool,
 ) -> torch.Tensor:
-    args = (stride, padding, dilation, groups, padding_mode, nd, cache, nonfinite, memory_budget,
-            exact_zeros)
+    args = (stride, padding, dilation, groups, padding_mode, nd, cache, nonfinite, memory_budget, exact_zeros)
     if isinstance(x, torch.Tensor):
         amp = _autocast_dtype(x.device.type)
         if amp is not None:
@@ -122,11 +121,11 @@ def _fft_conv(
     direct = x.device.type == "meta" or wrapped
     # F.conv2d / F.conv3d return channels_last(_3d) output when the batched input or the weight
     # is (a memory format torch.func transforms cannot query; F.conv*d decides it there).
-    memory_format = {(2, 4): torch.channels_last, (3, 5): torch.channels_last_3d}.get(
-        (nd, x.dim()))
-    channels_last = memory_format is not None and not wrapped and any(
-        t.is_contiguous(memory_format=memory_format) and not t.is_contiguous()
-        for t in (x, weight)
+    memory_format = {(2, 4): torch.channels_last, (3, 5): torch.channels_last_3d}.get((nd, x.dim()))
+    channels_last = (
+        memory_format is not None
+        and not wrapped
+        and any(t.is_contiguous(memory_format=memory_format) and not t.is_contiguous() for t in (x, weight))
     )
     unbatched = x.dim() == nd + 1
     if unbatched:
@@ -152,8 +151,7 @@ def _fft_conv(
     if y is None:
         # Non-finite values (or a float overflow inside the transform): the direct method only
         # spoils the neighbourhood of a bad sample.
-        if (not direct and nonfinite == "raise"
-                and not (_all_finite(x) and _all_finite(weight))):
+        if not direct and nonfinite == "raise" and not (_all_finite(x) and _all_finite(weight)):
             raise ValueError("input or weight contains NaN or inf (nonfinite='raise')")
         y = _direct(x, weight, geom)
     else:
@@ -224,8 +222,13 @@ _PADDING = """int, ``{tuple}``, ``"same"`` (PyTorch's convention for even kernel
 
 _DOC_PARTS: dict[int, dict[str, str]] = {
     1: dict(
-        ishape="(B, Cin, L)", ushape="(Cin, L)", wshape="(Cout, Cin / groups, k)",
-        oshape="(B, Cout, Lout)", stride="(s,)", dilation="(d,)", depthwise="",
+        ishape="(B, Cin, L)",
+        ushape="(Cin, L)",
+        wshape="(Cout, Cin / groups, k)",
+        oshape="(B, Cout, Lout)",
+        stride="(s,)",
+        dilation="(d,)",
+        depthwise="",
         padding="""int, 1-tuple, ``"same"`` (PyTorch's convention for even kernels: ``(k-1)//2``
             before), ``"valid"`` or ``"causal"`` (``dilation * (k-1)`` before, none after: output
             ``i`` sees inputs up to ``i * stride`` only; with stride 1 the output has the input's
@@ -237,20 +240,29 @@ _DOC_PARTS: dict[int, dict[str, str]] = {
         torch.Size([1, 1, 1999])""",
     ),
     2: dict(
-        ishape="(B, Cin, H, W)", ushape="(Cin, H, W)", wshape="(Cout, Cin / groups, kh, kw)",
-        oshape="(B, Cout, Hout, Wout)", stride="(sh, sw)", dilation="(dh, dw)",
-        depthwise=" (``groups == Cin`` is depthwise)", padding=_PADDING.format(tuple="(ph, pw)"),
+        ishape="(B, Cin, H, W)",
+        ushape="(Cin, H, W)",
+        wshape="(Cout, Cin / groups, kh, kw)",
+        oshape="(B, Cout, Hout, Wout)",
+        stride="(sh, sw)",
+        dilation="(dh, dw)",
+        depthwise=" (``groups == Cin`` is depthwise)",
+        padding=_PADDING.format(tuple="(ph, pw)"),
         causal_mode="",
         example="""        >>> x, w = torch.randn(2, 4, 64, 64), torch.randn(8, 4, 31, 31)
         >>> fft_conv2d(x, w, padding="same").shape
         torch.Size([2, 8, 64, 64])""",
     ),
     3: dict(
-        ishape="(B, Cin, D, H, W)", ushape="(Cin, D, H, W)",
-        wshape="(Cout, Cin / groups, kd, kh, kw)", oshape="(B, Cout, Dout, Hout, Wout)",
-        stride="(sd, sh, sw)", dilation="(dd, dh, dw)",
+        ishape="(B, Cin, D, H, W)",
+        ushape="(Cin, D, H, W)",
+        wshape="(Cout, Cin / groups, kd, kh, kw)",
+        oshape="(B, Cout, Dout, Hout, Wout)",
+        stride="(sd, sh, sw)",
+        dilation="(dd, dh, dw)",
         depthwise=" (``groups == Cin`` is depthwise)",
-        padding=_PADDING.format(tuple="(pd, ph, pw)"), causal_mode="",
+        padding=_PADDING.format(tuple="(pd, ph, pw)"),
+        causal_mode="",
         example="""        >>> x, w = torch.randn(1, 2, 32, 32, 32), torch.randn(4, 2, 9, 9, 9)
         >>> fft_conv3d(x, w, padding="same").shape
         torch.Size([1, 4, 32, 32, 32])""",
@@ -276,8 +288,21 @@ def _entry_point(nd: int) -> Callable[..., torch.Tensor]:
         memory_budget: float | None = None,
         exact_zeros: bool = True,
     ) -> torch.Tensor:
-        return _fft_conv(input, weight, bias, stride, padding, dilation, groups, padding_mode,
-                         nd, cache, nonfinite, memory_budget, exact_zeros)
+        return _fft_conv(
+            input,
+            weight,
+            bias,
+            stride,
+            padding,
+            dilation,
+            groups,
+            padding_mode,
+            nd,
+            cache,
+            nonfinite,
+            memory_budget,
+            exact_zeros,
+        )
 
     fft_conv.__name__ = fft_conv.__qualname__ = f"fft_conv{nd}d"
     fft_conv.__doc__ = _DOC.format(nd=nd, **_DOC_PARTS[nd])

@@ -25,9 +25,7 @@ __all__ = ["ConvGeometry", "resolve_padding"]
 Pads = tuple[tuple[int, int], ...]
 
 
-def resolve_padding(
-    padding: Any, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
-) -> Pads:
+def resolve_padding(padding: Any, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> Pads:
     """Per spatial dim ``(before, after)`` padding, PyTorch's convention (and ``"causal"``: all
     of it before, 1-D only).
 
@@ -41,20 +39,14 @@ def resolve_padding(
             return ((0, 0),) * nd
         if padding == "causal":
             if nd != 1:
-                raise ValueError(
-                    f"padding='causal' is only supported for 1-D convolutions, got {nd}-D"
-                )
+                raise ValueError(f"padding='causal' is only supported for 1-D convolutions, got {nd}-D")
             return ((dilation[0] * (kernel[0] - 1), 0),)
         if padding == "same":
             if any(s != 1 for s in stride):
-                raise ValueError(
-                    f"padding='same' is not supported for strided convolutions, got stride={stride}"
-                )
+                raise ValueError(f"padding='same' is not supported for strided convolutions, got stride={stride}")
             totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
             return tuple((t // 2, t - t // 2) for t in totals)
-        raise ValueError(
-            f"padding must be 'same', 'valid', 'causal' (1-D), an int or a tuple, got {padding!r}"
-        )
+        raise ValueError(f"padding must be 'same', 'valid', 'causal' (1-D), an int or a tuple, got {padding!r}")
     p = int_tuple(padding, nd, "padding")
     if any(v < 0 for v in p):
         raise ValueError(f"padding must be non-negative, got {padding!r}")
@@ -131,8 +123,14 @@ class ConvGeometry:
         if len(shape) == nd + 1:
             shape = (1,) + shape
         return cls(
-            batch=shape[0], in_channels=shape[1], out_channels=int(weight_shape[0]),
-            groups=groups, spatial=shape[2:], kernel=kernel, stride=stride, dilation=dilation,
+            batch=shape[0],
+            in_channels=shape[1],
+            out_channels=int(weight_shape[0]),
+            groups=groups,
+            spatial=shape[2:],
+            kernel=kernel,
+            stride=stride,
+            dilation=dilation,
             pads=resolve_padding(padding, kernel, stride, dilation),
         )
 
@@ -159,8 +157,7 @@ class ConvGeometry:
         """Raise :class:`ConvArgumentError` when the dilated kernel exceeds the padded input."""
         if any(L < 1 for L in self.dense_len):
             raise ConvArgumentError(
-                f"kernel size {self.kernel} with dilation {self.dilation} is larger than the "
-                f"padded input {self.padded}"
+                f"kernel size {self.kernel} with dilation {self.dilation} is larger than the padded input {self.padded}"
             )
 
     def bordered(self) -> ConvGeometry:

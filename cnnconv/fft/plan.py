@@ -77,8 +77,9 @@ class FFTPlan:
 
     def as_dict(self) -> dict[str, Any]:
         """The plan's main fields, for inspection."""
-        return dict(n=self.n, tiled=self.tiled, tile_out=self.tile_out, counts=self.counts,
-                    chunk=self.chunk, cost=self.cost)
+        return dict(
+            n=self.n, tiled=self.tiled, tile_out=self.tile_out, counts=self.counts, chunk=self.chunk, cost=self.cost
+        )
 
 
 def _item_bytes(cin: int, cout: int, n: Sequence[int], item: int) -> int:
@@ -96,7 +97,7 @@ def _tile_candidates(k: int, n_full: int, nd: int = 2) -> list[int]:
     """
     cands = []
     N = next_fast_len(max(2 * k, {1: 1024, 2: 64}.get(nd, 16)))
-    while N < n_full:
+    while n_full > N:
         cands.append(N)
         N = next_fast_len(int(N * 1.2) + 1)
     return cands
@@ -122,19 +123,33 @@ def build_plan(geom: ConvGeometry, item: int, budget: float, consts: dict) -> FF
     n_u = g.whole_size
     over, kbytes, chunk = fit(n_u)
     cost = fft_cost(g.batch, g.in_channels, cout, cin_g, n_u, consts)
-    options = [(over, kbytes, cost, dict(n=n_u, tiled=False, shift=tuple(pb for pb, _ in g.pads),
-                                         chunk=chunk, cost=cost))]
+    options = [
+        (over, kbytes, cost, dict(n=n_u, tiled=False, shift=tuple(pb for pb, _ in g.pads), chunk=chunk, cost=cost))
+    ]
     per_dim = [_tile_candidates(k, next_fast_len(P), g.nd) for k, P in zip(g.kd, g.padded)]
     if all(per_dim):
         for combo in itertools.product(*per_dim):
             T = tuple(N - k + 1 for N, k in zip(combo, g.kd))
             counts = tuple(-(-L // t) for L, t in zip(g.out_len, T))
             over, kbytes, chunk = fit(combo)
-            cost = tiled_cost(g.batch, g.in_channels, cout, cin_g, combo, T, math.prod(counts),
-                              consts)
-            options.append((over, kbytes, cost, dict(
-                n=combo, tiled=True, shift=(0,) * g.nd, tile_out=T, counts=counts, pads=g.pads,
-                chunk=chunk, cost=cost)))
+            cost = tiled_cost(g.batch, g.in_channels, cout, cin_g, combo, T, math.prod(counts), consts)
+            options.append(
+                (
+                    over,
+                    kbytes,
+                    cost,
+                    dict(
+                        n=combo,
+                        tiled=True,
+                        shift=(0,) * g.nd,
+                        tile_out=T,
+                        counts=counts,
+                        pads=g.pads,
+                        chunk=chunk,
+                        cost=cost,
+                    ),
+                )
+            )
     # Within budget: the cheapest; if nothing fits: the smallest kernel spectrum.
     best = min(options, key=lambda o: (o[0], o[1] if o[0] else o[2]))
     return FFTPlan(out_len=g.out_len, budget=budget, **best[3])
@@ -145,8 +160,7 @@ def get_plan(geom: ConvGeometry, item: int, budget: float, device_type: str) -> 
     the first request and then kept (up to :data:`PLAN_CACHE_SIZE` plans, least recently used
     dropped first), keyed on everything it depends on."""
     consts = load_constants(device_type)
-    key = (geom, item, budget, device_type, backend_name(),
-           tuple(consts.get(k) for k in FFT_CONSTANTS))
+    key = (geom, item, budget, device_type, backend_name(), tuple(consts.get(k) for k in FFT_CONSTANTS))
     with _lock:  # threads may share the cache
         plan = _plans.get(key)
         if plan is not None:
@@ -178,5 +192,4 @@ def plan_for(
     """
     geom = ConvGeometry.from_shapes(input.shape, weight.shape, stride, padding, dilation, groups)
     item = COMPLEX_BYTES.get(input.dtype, 8)
-    return get_plan(geom, item, memory_budget or DEFAULT_MEMORY_BUDGET,
-                    input.device.type).as_dict()
+    return get_plan(geom, item, memory_budget or DEFAULT_MEMORY_BUDGET, input.device.type).as_dict()

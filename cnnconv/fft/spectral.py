@@ -56,8 +56,10 @@ def _unwrap_kernel(g: torch.Tensor, k: Sequence[int], shift: Sequence[int]) -> t
         dim = g.dim() - nd + i
         N = g.shape[dim]
         parts = sorted(_pieces(kk, N, s))  # ordered by source tap
-        g = torch.cat([g.narrow(dim, b, L) for _, b, L in parts], dim) if len(parts) > 1 else (
-            g.narrow(dim, parts[0][1], parts[0][2])
+        g = (
+            torch.cat([g.narrow(dim, b, L) for _, b, L in parts], dim)
+            if len(parts) > 1
+            else (g.narrow(dim, parts[0][1], parts[0][2]))
         )
     return g
 
@@ -71,9 +73,7 @@ def _chunks_of_outputs(
     return [(c0, min(cout_g, c0 + step)) for c0 in range(0, cout_g, step)]
 
 
-def kernel_spectrum(
-    w: torch.Tensor, n: Sequence[int], groups: int, shift: Sequence[int] | None = None
-) -> torch.Tensor:
+def kernel_spectrum(w: torch.Tensor, n: Sequence[int], groups: int, shift: Sequence[int] | None = None) -> torch.Tensor:
     """Conjugated spectrum of the (wrapped) kernel in the layout used by :func:`mix`.
 
     ``(g, Cout_g, *F)`` when each group has one input channel (elementwise products), else

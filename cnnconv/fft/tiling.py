@@ -20,8 +20,6 @@ def crop(y: torch.Tensor, length: Sequence[int]) -> torch.Tensor:
     return y
 
 
-
-
 def chunks(plan: FFTPlan, batch: int) -> Iterator[tuple[int, int, int, int]]:
     """(b0, b1, i0, i1): batch items b0..b1, and for tiles, tile rows i0..i1 of dim 0."""
     if not plan.tiled:
@@ -41,9 +39,7 @@ def chunks(plan: FFTPlan, batch: int) -> Iterator[tuple[int, int, int, int]]:
                 yield b, b + 1, i0, min(t1, i0 + rows)
 
 
-def _padded_rows(
-    t: torch.Tensor, start: int, length: int, before: int
-) -> tuple[torch.Tensor, tuple[int, int]]:
+def _padded_rows(t: torch.Tensor, start: int, length: int, before: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Rows ``[start, start + length)`` along dim 2 of ``t`` zero-extended to ``total`` rows
     (``before`` zeros precede row 0), without copying the rest of ``t``."""
     r0, r1 = start - before, start - before + length
@@ -133,5 +129,5 @@ def overlap_add(target: torch.Tensor, tiles: torch.Tensor, plan: FFTPlan, nb: in
             dst = dst.narrow(2 + i, p * T[i], dst.shape[2 + i] - p * T[i])
         for i in range(nd):
             dst = dst.unfold(2 + i, N[i], 2 * T[i])
-        dst = dst[(Ellipsis,) + tuple(slice(0, s) for s in src.shape[2:2 + nd]) + (slice(None),) * nd]
+        dst = dst[(Ellipsis,) + tuple(slice(0, s) for s in src.shape[2 : 2 + nd]) + (slice(None),) * nd]
         dst.add_(src)

@@ -187,9 +187,7 @@ def laplacian(
     return filter2d(input, k, mode, border, method=_known_small(method))
 
 
-def sharpen(
-    input: torch.Tensor, border: str = "reflect", mode: str = "same", *, method: str = "auto"
-) -> torch.Tensor:
+def sharpen(input: torch.Tensor, border: str = "reflect", mode: str = "same", *, method: str = "auto") -> torch.Tensor:
     """3x3 sharpen filter ``[[0,-1,0],[-1,5,-1],[0,-1,0]]``.
 
     Args:

@@ -28,11 +28,11 @@ from cnnconv.functional.plan import FilterPlan, check_method, plan_filter
 
 __all__ = [
     "apply_plan",
-    "filter2d",
-    "correlate2d",
+    "convolve1d",
     "convolve2d",
     "correlate1d",
-    "convolve1d",
+    "correlate2d",
+    "filter2d",
     "separable_correlate2d",
 ]
 
@@ -101,7 +101,9 @@ def filter2d(
     return _filter(input, kernel, factors, mode, border, anchor, method=method)
 
 
-def apply_plan(input: torch.Tensor, plan: FilterPlan, mode: str = "same", border: str = "reflect", *, transpose: bool = False) -> torch.Tensor:
+def apply_plan(
+    input: torch.Tensor, plan: FilterPlan, mode: str = "same", border: str = "reflect", *, transpose: bool = False
+) -> torch.Tensor:
     """:func:`filter2d` with a plan made beforehand (:func:`cnnconv.functional.plan.plan_filter`):
     what the layers of :mod:`cnnconv.filters` call, so that no kernel is inspected per call.
 
@@ -175,7 +177,9 @@ def _filter(input, kernel, factors, mode, border, anchor, *, method="auto", plan
     else:
         xp = pad(x4, pads, border)
     if method == "box":
-        out = box.valid(xp, kh, kw, plan.box_scale, own=xp is not x4 and not (torch.is_grad_enabled() and xp.requires_grad))
+        out = box.valid(
+            xp, kh, kw, plan.box_scale, own=xp is not x4 and not (torch.is_grad_enabled() and xp.requires_grad)
+        )
     elif method == "separable":
         out = separable.valid(xp, ky, kx)
     elif method == "fft":
@@ -206,8 +210,12 @@ def padding_anchor(anchor, flipped: bool, two_d: bool = True) -> str:
 _SIGNAL_SHAPES = {
     1: ("``(L,)``, ``(C, L)`` or ``(B, C, L)``", "``(k,)``", "``(C, k)``", "filter2d"),
     2: ("``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``", "``(kh, kw)``", "``(C, kh, kw)``", "filter2d"),
-    3: ("``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)``", "``(kd, kh, kw)``", "``(C, kd, kh, kw)``",
-        "cnnconv.functional3d.filter3d"),
+    3: (
+        "``(D, H, W)``, ``(C, D, H, W)`` or ``(B, C, D, H, W)``",
+        "``(kd, kh, kw)``",
+        "``(C, kd, kh, kw)``",
+        "cnnconv.functional3d.filter3d",
+    ),
 }
 
 
@@ -234,12 +242,22 @@ def signal_doc(dims: int, anchor: str):
     return decorate
 
 
-@signal_doc(2, """``"signal"`` (like
+@signal_doc(
+    2,
+    """``"signal"`` (like
             ``scipy.signal.correlate2d``: kernel element ``(k-1)//2`` on the output pixel) or
             ``"ndimage"`` (like ``scipy.ndimage.correlate`` and ``cv2.filter2D``: element
-            ``k//2``).""")
-def correlate2d(input: torch.Tensor, kernel: torch.Tensor, mode: str = "full", border: str = "zeros", *,
-        method: str = "auto", anchor: str = "signal") -> torch.Tensor:
+            ``k//2``).""",
+)
+def correlate2d(
+    input: torch.Tensor,
+    kernel: torch.Tensor,
+    mode: str = "full",
+    border: str = "zeros",
+    *,
+    method: str = "auto",
+    anchor: str = "signal",
+) -> torch.Tensor:
     """2-D correlation (no kernel flip, PyTorch's convention) of every channel.
 
     Agrees with ``scipy.signal.correlate2d`` (``border="zeros"``) in every mode, with its
@@ -262,10 +280,20 @@ def correlate2d(input: torch.Tensor, kernel: torch.Tensor, mode: str = "full", b
     return _signal_filter(input, kernel, mode, border, method, padding_anchor(anchor, False))
 
 
-@signal_doc(2, """``"signal"`` (like
-            ``scipy.signal.convolve2d``) or ``"ndimage"`` (like ``scipy.ndimage.convolve``).""")
-def convolve2d(input: torch.Tensor, kernel: torch.Tensor, mode: str = "full", border: str = "zeros", *,
-        method: str = "auto", anchor: str = "signal") -> torch.Tensor:
+@signal_doc(
+    2,
+    """``"signal"`` (like
+            ``scipy.signal.convolve2d``) or ``"ndimage"`` (like ``scipy.ndimage.convolve``).""",
+)
+def convolve2d(
+    input: torch.Tensor,
+    kernel: torch.Tensor,
+    mode: str = "full",
+    border: str = "zeros",
+    *,
+    method: str = "auto",
+    anchor: str = "signal",
+) -> torch.Tensor:
     """2-D convolution: correlation with the kernel flipped in both axes.
 
     Agrees with ``scipy.signal.convolve2d`` (``border="zeros"``) in every mode, with its
@@ -323,12 +351,22 @@ def _filter1d(input, kernel, mode, border, method, anchor, flip):
     return y.squeeze(-2)
 
 
-@signal_doc(1, """``"signal"``
+@signal_doc(
+    1,
+    """``"signal"``
             (``scipy.signal.correlate`` and ``numpy.correlate``) or ``"ndimage"``
             (``scipy.ndimage.correlate1d``); both put kernel element ``k // 2`` on the output
-            sample.""")
-def correlate1d(input: torch.Tensor, kernel: torch.Tensor, mode: str = "full", border: str = "zeros", *,
-        method: str = "auto", anchor: str = "signal") -> torch.Tensor:
+            sample.""",
+)
+def correlate1d(
+    input: torch.Tensor,
+    kernel: torch.Tensor,
+    mode: str = "full",
+    border: str = "zeros",
+    *,
+    method: str = "auto",
+    anchor: str = "signal",
+) -> torch.Tensor:
     """1-D correlation along the last axis (``numpy.correlate`` / ``scipy.signal.correlate``,
     whose defaults it takes: ``mode="full"``, zeros).
 
@@ -341,11 +379,21 @@ def correlate1d(input: torch.Tensor, kernel: torch.Tensor, mode: str = "full", b
     return _filter1d(input, kernel, mode, border, method, anchor, flip=False)
 
 
-@signal_doc(1, """``"signal"``
+@signal_doc(
+    1,
+    """``"signal"``
             (``numpy.convolve``, ``scipy.signal.convolve``) or ``"ndimage"``
-            (``scipy.ndimage.convolve1d``).""")
-def convolve1d(input: torch.Tensor, kernel: torch.Tensor, mode: str = "full", border: str = "zeros", *,
-        method: str = "auto", anchor: str = "signal") -> torch.Tensor:
+            (``scipy.ndimage.convolve1d``).""",
+)
+def convolve1d(
+    input: torch.Tensor,
+    kernel: torch.Tensor,
+    mode: str = "full",
+    border: str = "zeros",
+    *,
+    method: str = "auto",
+    anchor: str = "signal",
+) -> torch.Tensor:
     """1-D convolution (kernel flipped) along the last axis; matches ``numpy.convolve`` and
     ``scipy.signal.convolve`` (whose defaults it takes: ``mode="full"``, zeros).
 

@@ -87,7 +87,15 @@ def apply_gradient(input, smooth, diff, output="magnitude", border="reflect", mo
     return apply_gradient_plan(input, plan_gradient(smooth, diff, method, output), output, border, mode, eps=eps)
 
 
-def apply_gradient_plan(input: torch.Tensor, plan: FilterPlan, output: str = "magnitude", border: str = "reflect", mode: str = "same", *, eps: float = 0.0) -> torch.Tensor:
+def apply_gradient_plan(
+    input: torch.Tensor,
+    plan: FilterPlan,
+    output: str = "magnitude",
+    border: str = "reflect",
+    mode: str = "same",
+    *,
+    eps: float = 0.0,
+) -> torch.Tensor:
     """:func:`apply_gradient` with a plan made beforehand
     (:func:`cnnconv.functional.plan.plan_gradient`), as the gradient layers call it.
 
@@ -106,12 +114,7 @@ def apply_gradient_plan(input: torch.Tensor, plan: FilterPlan, output: str = "ma
     k = smooth.shape[-1]
     h, w = x4.shape[-2:]
     # A graph being captured gets the two filter passes (plain convolutions, nothing in place).
-    small = (
-        plan.pair is not None
-        and not tracing()
-        and x4.numel() > 0
-        and not (mode == "valid" and (k > h or k > w))
-    )
+    small = plan.pair is not None and not tracing() and x4.numel() > 0 and not (mode == "valid" and (k > h or k > w))
     pads = output_padding(k, mode, anchor="scipy")
     # The banded engine skips zero taps, so a NaN or inf would not reach every output that a
     # convolution gives it to: inputs with one take the convolution paths.

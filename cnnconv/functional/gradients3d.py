@@ -11,7 +11,14 @@ from cnnconv.functional.gradients import DERIVATIVE_FACTORS, derivative_factors
 from cnnconv.functional.plan import FilterPlan, plan_filter3d
 from cnnconv.functional.volume import apply_plan3d, check_input3d, check_method3d
 
-__all__ = ["SOBEL3D_OUTPUTS", "apply_gradient3d", "apply_gradient_plan3d", "gradient_factors3d", "sobel3d", "spatial_gradient3d"]
+__all__ = [
+    "SOBEL3D_OUTPUTS",
+    "apply_gradient3d",
+    "apply_gradient_plan3d",
+    "gradient_factors3d",
+    "sobel3d",
+    "spatial_gradient3d",
+]
 
 SOBEL3D_OUTPUTS = ("x", "y", "z", "xyz", "magnitude")
 
@@ -63,7 +70,15 @@ def apply_gradient3d(input, smooth, diff, output="magnitude", border="reflect", 
 _GRADIENT_ORDER = {"x": (0, 1, 2), "y": (0, 2, 1), "z": (2, 0, 1)}
 
 
-def apply_gradient_plan3d(input: torch.Tensor, plan: FilterPlan, output: str = "magnitude", border: str = "reflect", mode: str = "same", *, eps: float = 0.0) -> torch.Tensor:
+def apply_gradient_plan3d(
+    input: torch.Tensor,
+    plan: FilterPlan,
+    output: str = "magnitude",
+    border: str = "reflect",
+    mode: str = "same",
+    *,
+    eps: float = 0.0,
+) -> torch.Tensor:
     """:func:`apply_gradient3d` with the plan of its x factors ``(smooth, smooth, diff)`` made
     beforehand (:func:`cnnconv.functional.plan.plan_filter3d`), as :class:`cnnconv.filters3d.Sobel3d`
     calls it.

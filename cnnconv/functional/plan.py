@@ -40,7 +40,16 @@ from cnnconv.engines import banded, box
 from cnnconv.engines.padding import tracing
 from cnnconv.engines.separable import outer3
 
-__all__ = ["METHODS", "METHODS3D", "FilterPlan", "check_method", "plan_filter", "plan_filter3d", "plan_gradient", "separable_factors3d"]
+__all__ = [
+    "METHODS",
+    "METHODS3D",
+    "FilterPlan",
+    "check_method",
+    "plan_filter",
+    "plan_filter3d",
+    "plan_gradient",
+    "separable_factors3d",
+]
 
 METHODS = ("auto", "direct", "separable", "fft", "box")
 METHODS3D = ("auto", "direct", "separable")
@@ -110,7 +119,9 @@ class FilterPlan:
         return self.method
 
 
-def plan_filter(kernel: torch.Tensor | None, method: str = "auto", factors=None, *, pair: str | None = None) -> FilterPlan:
+def plan_filter(
+    kernel: torch.Tensor | None, method: str = "auto", factors=None, *, pair: str | None = None
+) -> FilterPlan:
     """The :class:`FilterPlan` of a kernel ``(kh, kw)`` / ``(C, kh, kw)`` or of its ``factors``.
 
     Args:
@@ -125,7 +136,11 @@ def plan_filter(kernel: torch.Tensor | None, method: str = "auto", factors=None,
     """
     check_method(method)
     given = kernel
-    size = (int(kernel.shape[-2]), int(kernel.shape[-1])) if kernel is not None else tuple(int(f.shape[-1]) for f in factors)
+    size = (
+        (int(kernel.shape[-2]), int(kernel.shape[-1]))
+        if kernel is not None
+        else tuple(int(f.shape[-1]) for f in factors)
+    )
     learn = any(t is not None and t.requires_grad for t in (kernel, *(factors or ())))
     if tracing():  # no decision read from values: the graph computes what was asked for
         return FilterPlan(method, size, None if factors is None else tuple(factors), learn=learn, kernel=given)
@@ -191,14 +206,23 @@ def _own_rule(size: tuple[int, int], is_box: bool, separable: bool) -> str:
     return "direct"
 
 
-def _auto(size: tuple[int, int], learn: bool, is_box: bool, separable: bool, x4: torch.Tensor | None = None, mode: str = "same") -> str:
+def _auto(
+    size: tuple[int, int],
+    learn: bool,
+    is_box: bool,
+    separable: bool,
+    x4: torch.Tensor | None = None,
+    mode: str = "same",
+) -> str:
     """The ``"auto"`` choice; ``"planner"`` where the planner decides and no input is given."""
     if learn:
         return "fft" if _own_rule(size, False, False) == "fft" else "direct"
     return _by_size(size, is_box, separable, x4, mode)
 
 
-def _by_size(size: tuple[int, int], is_box: bool, separable: bool, x4: torch.Tensor | None = None, mode: str = "same") -> str:
+def _by_size(
+    size: tuple[int, int], is_box: bool, separable: bool, x4: torch.Tensor | None = None, mode: str = "same"
+) -> str:
     """Rules 1-4 of the module notes; ``"planner"`` for rule 4 when no input is given."""
     kh, kw = size
     if is_box and use_box(kh, kw):
@@ -248,7 +272,9 @@ def plan_filter3d(kernel: torch.Tensor | None, method: str = "auto", factors=Non
         factors = separable_factors3d(kernel)
     if method == "separable" and factors is None:
         if learn:
-            raise ValueError("method='separable' cannot pass gradients to a kernel that requires grad: give its factors or method='direct'")
+            raise ValueError(
+                "method='separable' cannot pass gradients to a kernel that requires grad: give its factors or method='direct'"
+            )
         raise ValueError("method='separable' needs a rank-1 kernel or factors, got a kernel of higher rank")
     auto = method == "auto"
     if auto:

@@ -83,7 +83,9 @@ def filter3d(
     return _filter3d(input, kernel, factors, mode, border, anchor, method=method)
 
 
-def apply_plan3d(input: torch.Tensor, plan: FilterPlan, mode: str = "same", border: str = "reflect", *, order=(0, 1, 2)) -> torch.Tensor:
+def apply_plan3d(
+    input: torch.Tensor, plan: FilterPlan, mode: str = "same", border: str = "reflect", *, order=(0, 1, 2)
+) -> torch.Tensor:
     """:func:`filter3d` with a plan made beforehand (:func:`cnnconv.functional.plan.plan_filter3d`),
     as the layers of :mod:`cnnconv.filters3d` call it.
 

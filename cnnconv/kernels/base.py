@@ -15,8 +15,6 @@ import torch
 __all__ = ["MAX_GAUSSIAN_TAPS"]
 
 
-
-
 def _out(values: torch.Tensor, dtype, device) -> torch.Tensor:
     """Cast a float64 CPU construction to the requested dtype and device."""
     dtype = torch.get_default_dtype() if dtype is None else dtype

@@ -109,9 +109,7 @@ def _derivative_taps(sigma: torch.Tensor, size: int, order: int) -> torch.Tensor
     return d / (d * x * x / 2.0).sum(-1, keepdim=True)
 
 
-def gaussian1d(
-    sigma=None, size=None, *, truncate: float = 4.0, dtype=None, device=None
-) -> torch.Tensor:
+def gaussian1d(sigma=None, size=None, *, truncate: float = 4.0, dtype=None, device=None) -> torch.Tensor:
     """Sampled 1-D Gaussian ``exp(-x^2 / (2 sigma^2))`` on ``x = arange(k) - (k-1)/2``, sum 1.
 
     Args:
@@ -136,9 +134,7 @@ def gaussian1d(
     return _result(_gaussian_taps(s, size), sigma, dtype, device)
 
 
-def gaussian(
-    sigma=None, size=None, *, truncate: float = 4.0, dtype=None, device=None
-) -> torch.Tensor:
+def gaussian(sigma=None, size=None, *, truncate: float = 4.0, dtype=None, device=None) -> torch.Tensor:
     """2-D Gaussian kernel (outer product of two 1-D Gaussians), sums to 1.
 
     Args:
@@ -290,9 +286,7 @@ def gaussian_dxy(sigma, size=None, *, truncate: float = 4.0, dtype=None, device=
     return _out(torch.outer(ky, kx), dtype, device)
 
 
-def laplacian_of_gaussian(
-    sigma, size=None, *, truncate: float = 4.0, dtype=None, device=None
-) -> torch.Tensor:
+def laplacian_of_gaussian(sigma, size=None, *, truncate: float = 4.0, dtype=None, device=None) -> torch.Tensor:
     """Laplacian of Gaussian: ``gaussian_dxx + gaussian_dyy`` (zero-sum, negative centre).
 
     Example:

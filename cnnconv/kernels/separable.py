@@ -7,7 +7,6 @@ import torch
 __all__ = ["separable_factors"]
 
 
-
 def separable_factors(kernel: torch.Tensor, rtol: float = 1e-5):
     """Factor a rank-1 kernel into a column and a row vector, or return ``None``.
 

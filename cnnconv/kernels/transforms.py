@@ -182,7 +182,7 @@ def centre_pad(kernel: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
     """
     shape = tuple(shape)
-    sizes = tuple(kernel.shape[kernel.ndim - len(shape):])
+    sizes = tuple(kernel.shape[kernel.ndim - len(shape) :])
     if kernel.ndim < len(shape) or any(t < s or (t - s) % 2 for s, t in zip(sizes, shape)):
         have, want = "x".join(map(str, sizes)), "x".join(map(str, shape))
         raise ValueError(

@@ -120,8 +120,16 @@ class _SigmaMixin:
     per_channel: bool
 
     def _init_sigma(
-        self, channels: Any, name: str, sigma: Any, kernel_size: Any, truncate: float, border: Any,
-        per_channel: bool, device: Any, dtype: Any,
+        self,
+        channels: Any,
+        name: str,
+        sigma: Any,
+        kernel_size: Any,
+        truncate: float,
+        border: Any,
+        per_channel: bool,
+        device: Any,
+        dtype: Any,
     ) -> int:
         """Check and store the arguments shared by the sigma layers; returns the number of sigmas."""
         _check_channels(channels, name)

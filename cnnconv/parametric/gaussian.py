@@ -164,8 +164,10 @@ def gaussian_derivative_filter(
     """
     c, kernel_size = _check_filter_args(x, kernel_size, border)
     s = _as_channel_sigma(sigma, c, x)
-    theta = _as_channel_sigma(orientation, c, x) if isinstance(orientation, torch.Tensor) else (
-        torch.full((c,), float(orientation), dtype=x.dtype, device=x.device)
+    theta = (
+        _as_channel_sigma(orientation, c, x)
+        if isinstance(orientation, torch.Tensor)
+        else (torch.full((c,), float(orientation), dtype=x.dtype, device=x.device))
     )
     k = _steer(*_derivative_pair(*_factors(s, kernel_size)), theta)
     return filter2d(x, k, "same", border)
@@ -282,7 +284,9 @@ class LearnableGaussianDerivative(_SigmaMixin, _KernelCache):
         super().__init__()
         if isinstance(orientation, bool) or not isinstance(orientation, (int, float, torch.Tensor)):
             raise TypeError(f"orientation must be a number, got {type(orientation).__name__}: {orientation!r}")
-        n = self._init_sigma(in_channels, "in_channels", sigma, kernel_size, truncate, border, per_channel, device, dtype)
+        n = self._init_sigma(
+            in_channels, "in_channels", sigma, kernel_size, truncate, border, per_channel, device, dtype
+        )
         self.in_channels = in_channels
         theta = torch.as_tensor(orientation, dtype=self.log_sigma.dtype).to(self.log_sigma.device)
         if theta.numel() not in (1, n):

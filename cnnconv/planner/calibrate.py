@@ -47,7 +47,7 @@ def _median3(table: list[list[float]]) -> list[list[float]]:
     vals = [c for _, c in table]
     out = []
     for i, (k, c) in enumerate(table):
-        win = sorted(vals[max(0, i - 1):i + 2])
+        win = sorted(vals[max(0, i - 1) : i + 2])
         out.append([k, win[len(win) // 2]])
     return out
 
@@ -96,7 +96,7 @@ def calibrate(path: Any = None, quick: bool = False, device: Any = None) -> dict
     consts["fft"] = sorted(per)[len(per) // 2]
 
     per_mm, per_ew = [], []
-    for b, c, n in ([(8, 16, 64)] if quick else [(8, 16, 64), (4, 32, 64), (16, 8, 32)]):
+    for b, c, n in [(8, 16, 64)] if quick else [(8, 16, 64), (4, 32, 64), (16, 8, 32)]:
         X = torch.fft.rfftn(rand(b, c, n, n), dim=(-2, -1))
         W = kernel_spectrum(rand(c, c, 3, 3), (n, n), 1)
         f = n * (n // 2 + 1)
@@ -135,7 +135,7 @@ def calibrate(path: Any = None, quick: bool = False, device: Any = None) -> dict
     for c in (1, 4, 16, 64):
         size = 24 if quick else 40
         table = []
-        for k in (ks if c < 64 else [k for k in ks if k <= 31]):
+        for k in ks if c < 64 else [k for k in ks if k <= 31]:
             x = rand(1, c, size + k - 1, size + k - 1)
             w = rand(c, c, k, k)
             t = timed(lambda: F.conv2d(x, w))

@@ -32,18 +32,24 @@ DIRECT_MARGIN = 1.2
 def _interp(table: list, K: float) -> float:
     """``table`` ``[[K, c], ...]`` at ``K``, interpolated in ``log K`` (clamped at the ends)."""
     pts = sorted(table)
-    if K <= pts[0][0]:
+    if pts[0][0] >= K:
         return pts[0][1]
     for (k0, c0), (k1, c1) in itertools.pairwise(pts):
-        if K <= k1:
+        if k1 >= K:
             t = (math.log(K) - math.log(k0)) / (math.log(k1) - math.log(k0))
             return math.exp((1 - t) * math.log(c0) + t * math.log(c1))
     return pts[-1][1]
 
 
-def direct_cost(batch: int, cout: int, cin_g: int, out_size: Sequence[int],
-                kernel: Sequence[int], consts: dict | None = None,
-                cin: int | None = None) -> float:
+def direct_cost(
+    batch: int,
+    cout: int,
+    cin_g: int,
+    out_size: Sequence[int],
+    kernel: Sequence[int],
+    consts: dict | None = None,
+    cin: int | None = None,
+) -> float:
     """Estimated seconds of the direct convolution of the (strided) output ``out_size`` (see
     :mod:`cnnconv.planner`)."""
     c = consts if consts is not None else load_constants("cpu")
@@ -105,9 +111,7 @@ def estimate_costs(
         raise ValueError(f"input_shape must be (B, C, *spatial), got {input_shape!r}")
     nd = len(wshape) - 2 if len(wshape) >= 3 else len(wshape)
     if len(shape) not in (nd + 1, nd + 2):
-        raise ValueError(
-            f"input_shape {input_shape!r} does not match weight_shape {weight_shape!r}"
-        )
+        raise ValueError(f"input_shape {input_shape!r} does not match weight_shape {weight_shape!r}")
     cin = shape[-nd - 1]
     if len(wshape) == nd:  # one kernel shared by every channel
         wshape, groups = (cin, 1, *wshape), cin
@@ -131,17 +135,17 @@ def estimate_costs(
     consts = load_constants(dev.type)
     scale = 2.0 if dtype == torch.float64 else 1.0
     ks = geom.kernel
-    costs = {"direct": scale * direct_cost(geom.batch, geom.out_channels, geom.cin_g,
-                                           geom.out_size, ks, consts, cin=geom.in_channels)}
+    costs = {
+        "direct": scale
+        * direct_cost(geom.batch, geom.out_channels, geom.cin_g, geom.out_size, ks, consts, cin=geom.in_channels)
+    }
     # The plan the engine runs for this geometry (built once, then found by the engine).
     plan = get_plan(geom, 16 if dtype == torch.float64 else 8, DEFAULT_MEMORY_BUDGET, dev.type)
     costs["fft"] = scale * plan.cost
     if separable:
         macs = geom.batch * geom.out_channels * math.prod(geom.out_size) * sum(ks)
         table = consts["direct_depthwise"]
-        costs["separable"] = scale * (
-            sum(_interp(table, k) for k in ks) / nd * macs + nd * consts["t0_direct"]
-        )
+        costs["separable"] = scale * (sum(_interp(table, k) for k in ks) / nd * macs + nd * consts["t0_direct"])
     return costs
 
 

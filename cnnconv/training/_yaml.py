@@ -28,7 +28,7 @@ def _yaml() -> ModuleType:
     return require("yaml", "reading and writing configs")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dialect() -> tuple[type, type]:
     """A YAML loader and dumper that read scalars as a person does.
 
@@ -42,13 +42,17 @@ def _dialect() -> tuple[type, type]:
     resolvers = [
         ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
         ("tag:yaml.org,2002:int", r"^[-+]?[0-9][0-9_]*$", "-+0123456789"),
-        ("tag:yaml.org,2002:float",
-         r"^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*|[0-9][0-9_]*(?=[eE]))"
-         r"(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+0123456789."),
+        (
+            "tag:yaml.org,2002:float",
+            r"^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*|[0-9][0-9_]*(?=[eE]))"
+            r"(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+            "-+0123456789.",
+        ),
     ]
     replaced = {tag for tag, _, _ in resolvers}
-    table = {first: [r for r in rs if r[0] not in replaced]
-             for first, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    table = {
+        first: [r for r in rs if r[0] not in replaced] for first, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
     class Loader(yaml.SafeLoader):
         yaml_implicit_resolvers = table
@@ -61,8 +65,8 @@ def _dialect() -> tuple[type, type]:
                 if isinstance(key, typing.Hashable):
                     if key in seen:
                         raise yaml.constructor.ConstructorError(
-                            "while reading a mapping", node.start_mark,
-                            f"found key {key!r} twice", key_node.start_mark)
+                            "while reading a mapping", node.start_mark, f"found key {key!r} twice", key_node.start_mark
+                        )
                     seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
@@ -72,8 +76,9 @@ def _dialect() -> tuple[type, type]:
     for tag, regexp, first in resolvers:
         for cls in (Loader, Dumper):
             cls.add_implicit_resolver(tag, re.compile(regexp), list(first))
-    Loader.add_constructor("tag:yaml.org,2002:int",
-                           lambda loader, node: int(loader.construct_scalar(node).replace("_", "")))
+    Loader.add_constructor(
+        "tag:yaml.org,2002:int", lambda loader, node: int(loader.construct_scalar(node).replace("_", ""))
+    )
     return Loader, Dumper
 
 
@@ -108,6 +113,5 @@ def read_config_file(path: str | os.PathLike) -> dict:
     if loaded is None:
         loaded = {}
     if not isinstance(loaded, dict):
-        raise TypeError(f"config file {path} must hold a mapping at the top level, "
-                        f"got {type(loaded).__name__}")
+        raise TypeError(f"config file {path} must hold a mapping at the top level, got {type(loaded).__name__}")
     return loaded

@@ -7,8 +7,9 @@ import hashlib
 import io
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -64,10 +65,17 @@ def _one_line(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module,
-                    optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None, *,
-                    step: int = 0, config: Any = None, generators: Mapping[str, Any] | None = None,
-                    extra: Mapping[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    *,
+    step: int = 0,
+    config: Any = None,
+    generators: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
     """Write a self-describing checkpoint atomically (temporary file, fsync, ``os.replace``).
 
     Holds the weights of the unwrapped model (no DDP / ``torch.compile`` prefixes), the optimizer
@@ -117,10 +125,16 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module,
     return atomic_write(path, buf.getbuffer())
 
 
-def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
-                    optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None, *,
-                    generators: Mapping[str, Any] | None = None, restore_rng: bool = False,
-                    map_location: Any = "cpu") -> dict:
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    *,
+    generators: Mapping[str, Any] | None = None,
+    restore_rng: bool = False,
+    map_location: Any = "cpu",
+) -> dict:
     """Load a checkpoint written by :func:`save_checkpoint` (with ``weights_only=True``).
 
     The content is checked against the ``sha256`` stored in it. Checkpoints written before
@@ -150,17 +164,18 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # zero bytes, truncated, text, bit flips in the zip structure
-        raise CheckpointError(f"checkpoint {path} cannot be read (empty, truncated or not a "
-                              f"checkpoint): {_one_line(exc)}") from None
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read (empty, truncated or not a checkpoint): {_one_line(exc)}"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != _CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a cnnconv checkpoint")
     stored = ckpt.pop("sha256", None)
     if stored is None:
-        warnings.warn(f"checkpoint {path} has no checksum (written by an older cnnconv); "
-                      f"loading it unchecked", stacklevel=2)
+        warnings.warn(
+            f"checkpoint {path} has no checksum (written by an older cnnconv); loading it unchecked", stacklevel=2
+        )
     elif stored != _digest(ckpt):
-        raise CheckpointError(f"checkpoint {path} is corrupted: its content does not match its "
-                              f"sha256 checksum")
+        raise CheckpointError(f"checkpoint {path} is corrupted: its content does not match its sha256 checksum")
     try:
         if model is not None:
             unwrap_model(model).load_state_dict(ckpt["model"])
@@ -175,6 +190,5 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
         if restore_rng:
             restore_rng_state(ckpt["rng"], generators)
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {path} does not fit this run: {_one_line(exc)}"
-                              ) from None
+        raise CheckpointError(f"checkpoint {path} does not fit this run: {_one_line(exc)}") from None
     return ckpt

@@ -8,7 +8,8 @@ import math
 import os
 import types
 import typing
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from cnnconv.training._yaml import load_yaml, read_config_file
 
@@ -53,8 +54,7 @@ def param(default: Any = dataclasses.MISSING, help: str = "") -> Any:
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     if dataclasses.is_dataclass(default) and not isinstance(default, type):
-        return dataclasses.field(default_factory=lambda: dataclasses.replace(default),
-                                 metadata=meta)
+        return dataclasses.field(default_factory=lambda: dataclasses.replace(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -65,8 +65,9 @@ MAX_BATCH_SIZE = 2**16
 """Largest accepted batch size: anything above is a typo, not a batch."""
 
 
-def check_range(name: str, value: Any, low: float | None = None, high: float | None = None, *,
-                strict: bool = False) -> None:
+def check_range(
+    name: str, value: Any, low: float | None = None, high: float | None = None, *, strict: bool = False
+) -> None:
     """Check a config value: a finite number in ``[low, high]`` (``(low, high]`` if ``strict``).
 
     Args:
@@ -86,16 +87,23 @@ def check_range(name: str, value: Any, low: float | None = None, high: float | N
         ...
         ValueError: lr must be a finite number > 0, got nan
     """
-    bounds = " and ".join(b for b in (
-        None if low is None else f"{'>' if strict else '>='} {low:g}",
-        None if high is None else f"<= {high:g}") if b)
-    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-          and math.isfinite(value)
-          and (low is None or (value > low if strict else value >= low))
-          and (high is None or value <= high))
+    bounds = " and ".join(
+        b
+        for b in (
+            None if low is None else f"{'>' if strict else '>='} {low:g}",
+            None if high is None else f"<= {high:g}",
+        )
+        if b
+    )
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (low is None or (value > low if strict else value >= low))
+        and (high is None or value <= high)
+    )
     if not ok:
-        raise ValueError(f"{name} must be a finite number{' ' + bounds if bounds else ''}, "
-                         f"got {value!r}")
+        raise ValueError(f"{name} must be a finite number{' ' + bounds if bounds else ''}, got {value!r}")
 
 
 def check_names(name: str, values: Sequence[Any], allowed: Sequence[Any]) -> None:
@@ -111,8 +119,9 @@ def check_names(name: str, values: Sequence[Any], allowed: Sequence[Any]) -> Non
         raise ValueError(f"{name} must not be empty, got {list(values)!r}")
     for v in values:
         if v not in allowed:
-            raise ValueError(f"{name} must be among {list(allowed)}, got {v!r}"
-                             f"{_did_you_mean(str(v), [str(a) for a in allowed])}")
+            raise ValueError(
+                f"{name} must be among {list(allowed)}, got {v!r}{_did_you_mean(str(v), [str(a) for a in allowed])}"
+            )
 
 
 def _type_name(tp: Any) -> str:
@@ -136,8 +145,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, tp):
             return value
         if not isinstance(value, Mapping):
-            raise TypeError(f"config key '{key}' must be a mapping of {tp.__name__} fields, "
-                            f"got {value!r}")
+            raise TypeError(f"config key '{key}' must be a mapping of {tp.__name__} fields, got {value!r}")
         return _build(tp, value, prefix=key + ".")
     if origin in (typing.Union, types.UnionType):
         if value is None:
@@ -159,8 +167,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return value
     if origin in (list, tuple, Sequence) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise TypeError(f"config key '{key}' must be a list ({_type_name(tp)}), got {value!r}"
-                            f" (write lists as [a, b])")
+            raise TypeError(
+                f"config key '{key}' must be a list ({_type_name(tp)}), got {value!r} (write lists as [a, b])"
+            )
         if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
             if len(value) != len(args):
                 raise ValueError(f"config key '{key}' must have {len(args)} items, got {value!r}")
@@ -209,15 +218,20 @@ def _build(cls: type, raw: Mapping[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     for key in raw:
         if key not in fields:
-            raise ValueError(f"unknown config key '{prefix}{key}'"
-                             f"{_did_you_mean(str(key), fields, prefix)}"
-                             f" (known keys: {', '.join(fields)})")
+            raise ValueError(
+                f"unknown config key '{prefix}{key}'"
+                f"{_did_you_mean(str(key), fields, prefix)}"
+                f" (known keys: {', '.join(fields)})"
+            )
     kwargs = {}
     for name, f in fields.items():
         if name in raw:
             kwargs[name] = _coerce(raw[name], hints.get(name, Any), prefix + name)
-        elif dataclasses.is_dataclass(hints.get(name)) and f.default is dataclasses.MISSING \
-                and f.default_factory is dataclasses.MISSING:
+        elif (
+            dataclasses.is_dataclass(hints.get(name))
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ):
             kwargs[name] = _build(hints[name], {}, prefix + name + ".")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ValueError(f"config key '{prefix}{name}' is required and has no default")
@@ -298,8 +312,10 @@ def yaml_defaults(path: str | os.PathLike) -> Callable[[type], type]:
         unknown = [k for k in raw if k not in names]
         missing = [n for n in names if n not in raw]
         if unknown or missing:
-            raise ValueError(f"config file {path} must give exactly the fields of "
-                             f"{cls.__name__}: unknown {unknown}, missing {missing}")
+            raise ValueError(
+                f"config file {path} must give exactly the fields of "
+                f"{cls.__name__}: unknown {unknown}, missing {missing}"
+            )
         hints = typing.get_type_hints(cls)
         for name in names:
             f = cls.__dict__.get(name)
@@ -310,8 +326,7 @@ def yaml_defaults(path: str | os.PathLike) -> Callable[[type], type]:
     return apply
 
 
-def load_config(cls: type, path: str | os.PathLike | None = None,
-                overrides: Sequence[str] = ()) -> Any:
+def load_config(cls: type, path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Any:
     """Build a validated config dataclass from defaults, a YAML file and ``key=value`` overrides.
 
     Later sources win: class defaults < YAML file < overrides. Every key is checked against the
@@ -392,9 +407,14 @@ def config_help(cls: type, prefix: str = "") -> list[str]:
     """One line per config field: ``name (type, default ...): help``; nested fields dotted."""
     lines = []
     hints = typing.get_type_hints(cls)
-    defaults = cls() if all(
-        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        for f in dataclasses.fields(cls)) else None
+    defaults = (
+        cls()
+        if all(
+            f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            for f in dataclasses.fields(cls)
+        )
+        else None
+    )
     for f in dataclasses.fields(cls):
         tp = hints.get(f.name, Any)
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):

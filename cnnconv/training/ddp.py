@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -127,16 +128,14 @@ def shard_batch(batch: Any, info: DistInfo) -> Any:
     if isinstance(batch, torch.Tensor):
         n = batch.shape[0]
         if n % info.world_size:
-            raise ValueError(f"global batch size {n} is not divisible by world size "
-                             f"{info.world_size}")
+            raise ValueError(f"global batch size {n} is not divisible by world size {info.world_size}")
         per = n // info.world_size
-        return batch[info.rank * per:(info.rank + 1) * per]
+        return batch[info.rank * per : (info.rank + 1) * per]
     if isinstance(batch, (list, tuple)):
         return type(batch)(shard_batch(b, info) for b in batch)
     if isinstance(batch, Mapping):
         return {k: shard_batch(v, info) for k, v in batch.items()}
-    raise TypeError(f"batch must be a tensor or a list/tuple/dict of tensors, got "
-                    f"{type(batch).__name__}")
+    raise TypeError(f"batch must be a tensor or a list/tuple/dict of tensors, got {type(batch).__name__}")
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

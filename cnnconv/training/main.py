@@ -9,8 +9,9 @@ import random
 import sys
 import time
 import typing
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,8 +42,9 @@ def _git_commit(folder: Path) -> str | None:
     import subprocess
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")
@@ -78,19 +80,28 @@ def run_record(argv: Sequence[str], device: torch.device, source: str | os.PathL
     return {
         "command": [sys.executable, *sys.argv],
         "arguments": list(argv),
-        "versions": {"python": platform.python_version(), "torch": str(torch.__version__),
-                     "numpy": np.__version__, "cnnconv": _cnnconv_version()},
+        "versions": {
+            "python": platform.python_version(),
+            "torch": str(torch.__version__),
+            "numpy": np.__version__,
+            "cnnconv": _cnnconv_version(),
+        },
         "git_commit": _git_commit(Path(source).resolve().parent),
-        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})"
-                                 if device.type == "cuda" else ""),
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "threads": torch.get_num_threads(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
-def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], Any],
-                    argv: Sequence[str] | None = None, *, description: str | None = None,
-                    finished_marker: str | None = "report.md") -> Path:
+def experiment_main(
+    name: str,
+    config_cls: type,
+    run_fn: Callable[[Any, Run], Any],
+    argv: Sequence[str] | None = None,
+    *,
+    description: str | None = None,
+    finished_marker: str | None = "report.md",
+) -> Path:
     """The standard command line of a cnnconv experiment.
 
     Options: ``--config FILE``, ``--set key=value`` (repeatable), ``--out ROOT`` (default
@@ -125,29 +136,42 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
         description = (module.__doc__ or "").strip() if module else ""
     epilog = "config fields (set with --set key=value):\n" + "\n".join(config_help(config_cls))
     package = getattr(run_fn, "__module__", "").rpartition(".")[0]
-    prog = (f"cnnconv run {name}" if package.startswith("cnnconv.")
-            else f"python -m {package}.{name}")
+    prog = f"cnnconv run {name}" if package.startswith("cnnconv.") else f"python -m {package}.{name}"
     parser = argparse.ArgumentParser(
-        prog=prog, description=description, epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", metavar="FILE", help="YAML config (default: built-in)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a config field; repeatable")
-    parser.add_argument("--out", default="runs", metavar="ROOT",
-                        help=f"runs root; the run goes to ROOT/{name}/RUN (default: runs)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field; repeatable",
+    )
+    parser.add_argument(
+        "--out", default="runs", metavar="ROOT", help=f"runs root; the run goes to ROOT/{name}/RUN (default: runs)"
+    )
     parser.add_argument("--name", metavar="RUN", help="run folder name (default: a timestamp)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing run folder of the same --name")
-    parser.add_argument("--resume", metavar="PATH",
-                        help="continue the run in this folder (or from this checkpoint)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="training device (default: CUDA when present, else CPU)")
-    parser.add_argument("--tensorboard", action="store_true",
-                        help="also log scalars to RUN/tensorboard (needs tensorboard)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same --name")
+    parser.add_argument("--resume", metavar="PATH", help="continue the run in this folder (or from this checkpoint)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="training device (default: CUDA when present, else CPU)",
+    )
+    parser.add_argument(
+        "--tensorboard", action="store_true", help="also log scalars to RUN/tensorboard (needs tensorboard)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--progress-every", type=float, default=20.0, metavar="SECONDS",
-                        help="seconds between progress lines when stderr is not a terminal "
-                             "(default: 20)")
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="seconds between progress lines when stderr is not a terminal (default: 20)",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if not args.progress_every >= 0:
@@ -172,8 +196,9 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
                     lock = RunLock(run_dir)
                     remove_stale_temporaries(run_dir)
                     lock.release()
-                print(f"{name}: {run_dir} already finished; its report is "
-                      f"{run_dir / finished_marker}. Nothing to resume.")
+                print(
+                    f"{name}: {run_dir} already finished; its report is {run_dir / finished_marker}. Nothing to resume."
+                )
                 return run_dir
         else:
             cfg = load_config(config_cls, args.config, args.overrides)
@@ -199,8 +224,7 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
                     lock = RunLock(run_dir)
                     remove_stale_temporaries(run_dir)
                 else:
-                    run_dir, lock = claim_run_dir(args.out, name, args.name,
-                                                  overwrite=args.overwrite)
+                    run_dir, lock = claim_run_dir(args.out, name, args.name, overwrite=args.overwrite)
                     atomic_write_text(run_dir / "config.yaml", dump_yaml(config_to_dict(cfg)))
                 run_dir_or_error = run_dir
             except (FileExistsError, ValueError, RunFolderInUse) as exc:
@@ -220,15 +244,22 @@ def experiment_main(name: str, config_cls: type, run_fn: Callable[[Any, Run], An
             record = run_record(argv, device, sys.modules[run_fn.__module__].__file__)
             info_path = run_dir / "run_info.yaml"
             # A resumed run keeps how it was started and adds how it was resumed.
-            runs = read_config_file(info_path).get("runs", []) if args.resume and \
-                info_path.is_file() else []
+            runs = read_config_file(info_path).get("runs", []) if args.resume and info_path.is_file() else []
             atomic_write_text(info_path, dump_yaml({"runs": [*runs, record]}))
         seed = int(getattr(cfg, "seed", 0))
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
         random.seed(seed)
-        run = Run(cfg, run_dir, device, dist=info, resume=bool(args.resume), quiet=args.quiet,
-                  tensorboard=args.tensorboard, progress_every=args.progress_every)
+        run = Run(
+            cfg,
+            run_dir,
+            device,
+            dist=info,
+            resume=bool(args.resume),
+            quiet=args.quiet,
+            tensorboard=args.tensorboard,
+            progress_every=args.progress_every,
+        )
         try:
             run_fn(cfg, run)
         except CheckpointError as exc:

@@ -97,8 +97,10 @@ def read_metrics(path: str | os.PathLike) -> dict[str, dict[str, tuple[list[int]
             if parsed is not None:
                 tag, step, metric, value = parsed
                 out.setdefault(tag, {}).setdefault(metric, []).append((step, value))
-    return {tag: {m: ([s for s, _ in sorted(v)], [x for _, x in sorted(v)])
-                  for m, v in metrics.items()} for tag, metrics in out.items()}
+    return {
+        tag: {m: ([s for s, _ in sorted(v)], [x for _, x in sorted(v)]) for m, v in metrics.items()}
+        for tag, metrics in out.items()
+    }
 
 
 def _summary_writer_class() -> type:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from cnnconv._utils.optional import require
 
@@ -19,8 +20,14 @@ def _tqdm() -> Callable[..., Any] | None:
         return None
 
 
-def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "",
-             disable: bool | None = None, initial: int = 0):
+def progress(
+    iterable: Iterable | None = None,
+    *,
+    total: int | None = None,
+    desc: str = "",
+    disable: bool | None = None,
+    initial: int = 0,
+):
     """A tqdm progress bar, shown only on an interactive terminal (stderr is a TTY).
 
     Falls back to the bare iterable when tqdm is missing or the bar is disabled.
@@ -32,8 +39,7 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
     tqdm = None if disable else _tqdm()
     if tqdm is None:
         return iterable
-    return tqdm(iterable, total=total, desc=desc, initial=initial, dynamic_ncols=True,
-                leave=False)
+    return tqdm(iterable, total=total, desc=desc, initial=initial, dynamic_ncols=True, leave=False)
 
 
 def _clock(seconds: float) -> str:
@@ -65,8 +71,7 @@ class ProgressMeter:
         'demo: 2/4 steps (50%)'
     """
 
-    def __init__(self, total: int, desc: str, *, every: float = 20.0, disable: bool = False,
-                 stream=None):
+    def __init__(self, total: int, desc: str, *, every: float = 20.0, disable: bool = False, stream=None):
         if not every >= 0:
             raise ValueError(f"every must be a non-negative number of seconds, got {every!r}")
         self.total, self.desc, self.every, self.disable = int(total), desc, float(every), disable
@@ -98,11 +103,9 @@ class ProgressMeter:
         """The progress line."""
         elapsed = time.monotonic() - self._t0
         fresh = self.done - self._skipped
-        eta = (_clock(elapsed / fresh * max(self.total - self.done, 0)) if fresh > 0
-               else "unknown")
+        eta = _clock(elapsed / fresh * max(self.total - self.done, 0)) if fresh > 0 else "unknown"
         share = f"{self.done / self.total:.0%}" if self.total else "-"
-        return (f"{self.desc}: {self.done}/{self.total} steps ({share}), "
-                f"elapsed {_clock(elapsed)}, ETA {eta}")
+        return f"{self.desc}: {self.done}/{self.total} steps ({share}), elapsed {_clock(elapsed)}, ETA {eta}"
 
     def _print(self) -> None:
         self._last, self._printed = time.monotonic(), self.done

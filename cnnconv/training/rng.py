@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,9 +43,13 @@ def capture_rng_state(generators: Mapping[str, Any] | None = None) -> dict:
     state = {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
-                  "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "python": random.getstate(),
         "generators": saved,
     }
@@ -54,8 +59,9 @@ def capture_rng_state(generators: Mapping[str, Any] | None = None) -> dict:
         elif isinstance(gen, np.random.Generator):
             saved[name] = gen.bit_generator.state
         else:
-            raise TypeError(f"generators[{name!r}] must be a torch.Generator or "
-                            f"numpy.random.Generator, got {type(gen).__name__}")
+            raise TypeError(
+                f"generators[{name!r}] must be a torch.Generator or numpy.random.Generator, got {type(gen).__name__}"
+            )
     return state
 
 
@@ -65,15 +71,21 @@ def restore_rng_state(state: Mapping, generators: Mapping[str, Any] | None = Non
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     np_state = state["numpy"]
-    np.random.set_state((np_state["name"], np_state["keys"].numpy().astype(np.uint32),
-                         np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"]))
+    np.random.set_state(
+        (
+            np_state["name"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     saved = state.get("generators", {})
     for name, gen in (generators or {}).items():
         if name not in saved:
-            raise ValueError(f"checkpoint has no state for generator {name!r} "
-                             f"(saved: {sorted(saved)})")
+            raise ValueError(f"checkpoint has no state for generator {name!r} (saved: {sorted(saved)})")
         if isinstance(gen, torch.Generator):
             gen.set_state(saved[name])
         else:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,9 +48,18 @@ class Run:
         progress_every: Seconds between progress lines when stderr is not a terminal.
     """
 
-    def __init__(self, cfg: Any, dir: str | os.PathLike, device: torch.device | str = "cpu", *,
-                 dist: DistInfo | None = None, resume: bool = False, quiet: bool = False,
-                 tensorboard: bool = False, progress_every: float = 20.0):
+    def __init__(
+        self,
+        cfg: Any,
+        dir: str | os.PathLike,
+        device: torch.device | str = "cpu",
+        *,
+        dist: DistInfo | None = None,
+        resume: bool = False,
+        quiet: bool = False,
+        tensorboard: bool = False,
+        progress_every: float = 20.0,
+    ):
         self.cfg = cfg
         self.dir = Path(dir)
         self.device = torch.device(device)
@@ -133,8 +143,7 @@ class Run:
 
     def meter(self, total: int, desc: str) -> ProgressMeter:
         """A :class:`ProgressMeter`, silent off rank 0 and with ``--quiet``."""
-        return ProgressMeter(total, desc, every=self.progress_every,
-                             disable=self.quiet or not self.is_main)
+        return ProgressMeter(total, desc, every=self.progress_every, disable=self.quiet or not self.is_main)
 
     def plan(self, total_steps: int, desc: str | None = None) -> None:
         """Announce the steps of all the run's :meth:`fit` phases: one progress with an ETA for
@@ -155,12 +164,21 @@ class Run:
             meter.close()
 
     # -- training --------------------------------------------------------------------------------
-    def fit(self, model: nn.Module, optimizer: torch.optim.Optimizer | None,
-            step_fn: Callable[[int], Mapping[str, float] | None], *, steps: int,
-            tag: str = "train", scheduler: Any = None, checkpoint_every: int = 0,
-            eval_fn: Callable[[int], Mapping[str, float] | None] | None = None,
-            eval_every: int = 0, generators: Mapping[str, Any] | None = None,
-            desc: str | None = None) -> FitResult:
+    def fit(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None,
+        step_fn: Callable[[int], Mapping[str, float] | None],
+        *,
+        steps: int,
+        tag: str = "train",
+        scheduler: Any = None,
+        checkpoint_every: int = 0,
+        eval_fn: Callable[[int], Mapping[str, float] | None] | None = None,
+        eval_every: int = 0,
+        generators: Mapping[str, Any] | None = None,
+        desc: str | None = None,
+    ) -> FitResult:
         """Run ``step_fn(i)`` for ``i in range(start, steps)`` with logging and checkpoints.
 
         ``step_fn`` does one whole optimisation step (forward, backward, ``optimizer.step``) and
@@ -194,12 +212,21 @@ class Run:
         ckpt_path = self.checkpoint_path(tag)
         start, elapsed, resumed = 0, 0.0, False
         if self.resume and ckpt_path.is_file():
-            ckpt = load_checkpoint(ckpt_path, model, optimizer, scheduler, generators=generators,
-                                   restore_rng=True, map_location=self.device)
+            ckpt = load_checkpoint(
+                ckpt_path,
+                model,
+                optimizer,
+                scheduler,
+                generators=generators,
+                restore_rng=True,
+                map_location=self.device,
+            )
             start, elapsed, resumed = ckpt["step"], float(ckpt["extra"].get("seconds", 0.0)), True
             if not isinstance(start, int) or not 0 <= start <= steps:
-                raise CheckpointError(f"checkpoint {ckpt_path} is at step {start!r}, outside the "
-                                      f"{steps} steps of phase '{tag}' in this run's config")
+                raise CheckpointError(
+                    f"checkpoint {ckpt_path} is at step {start!r}, outside the "
+                    f"{steps} steps of phase '{tag}' in this run's config"
+                )
         if self.resume and self.is_main:
             # Rows logged after the checkpoint (or all rows, if none was written) are redone.
             self._metrics.truncate(tag, start if resumed else -1)
@@ -207,9 +234,16 @@ class Run:
         def save(step: int) -> None:
             if self.is_main:
                 self._metrics.sync()  # the rows up to the checkpoint survive a power cut too
-                save_checkpoint(ckpt_path, model, optimizer, scheduler, step=step,
-                                config=self.cfg, generators=generators,
-                                extra={"seconds": elapsed, "tag": tag})
+                save_checkpoint(
+                    ckpt_path,
+                    model,
+                    optimizer,
+                    scheduler,
+                    step=step,
+                    config=self.cfg,
+                    generators=generators,
+                    extra={"seconds": elapsed, "tag": tag},
+                )
             self.barrier()
 
         def evaluate(step: int) -> None:

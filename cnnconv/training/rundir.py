@@ -68,8 +68,7 @@ class RunLock:
                     raise
                 owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
-                raise RunFolderInUse(f"run folder {self.path.parent} is in use by process "
-                                     f"{owner}") from None
+                raise RunFolderInUse(f"run folder {self.path.parent} is in use by process {owner}") from None
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(self.path))
             except FileNotFoundError:
@@ -99,8 +98,9 @@ def _clear_run_dir(path: Path) -> None:
             child.unlink()
 
 
-def claim_run_dir(root: str | os.PathLike, experiment: str, run_name: str | None = None, *,
-                  overwrite: bool = False) -> tuple[Path, RunLock]:
+def claim_run_dir(
+    root: str | os.PathLike, experiment: str, run_name: str | None = None, *, overwrite: bool = False
+) -> tuple[Path, RunLock]:
     """Like :func:`make_run_dir`, but return the folder locked (see :class:`RunLock`).
 
     With ``overwrite``, an existing folder is emptied only once its lock is held, so a running
@@ -134,10 +134,10 @@ def claim_run_dir(root: str | os.PathLike, experiment: str, run_name: str | None
         return path, RunLock(path)
     except FileExistsError:
         if not overwrite:
-            raise FileExistsError(f"run folder {path} exists; pick another --name, or pass "
-                                  f"--overwrite to replace it") from None
-    if any(p.name != RunLock.NAME for p in path.iterdir()) \
-            and not (path / "config.yaml").is_file():
+            raise FileExistsError(
+                f"run folder {path} exists; pick another --name, or pass --overwrite to replace it"
+            ) from None
+    if any(p.name != RunLock.NAME for p in path.iterdir()) and not (path / "config.yaml").is_file():
         raise FileExistsError(f"refusing to overwrite {path}: it is not a cnnconv run folder")
     lock = RunLock(path)
     try:
@@ -148,8 +148,9 @@ def claim_run_dir(root: str | os.PathLike, experiment: str, run_name: str | None
     return path, lock
 
 
-def make_run_dir(root: str | os.PathLike, experiment: str, run_name: str | None = None, *,
-                 overwrite: bool = False) -> Path:
+def make_run_dir(
+    root: str | os.PathLike, experiment: str, run_name: str | None = None, *, overwrite: bool = False
+) -> Path:
     """Create ``root/experiment/run_name`` (default: a timestamp), never reusing a folder.
 
     Args:
