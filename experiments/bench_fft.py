@@ -14,6 +14,8 @@ Sections:
 * ``sweep2d``: kernel size 3..127 on a depthwise layer, the direct/FFT crossover.
 * ``cases2d``: depthwise 4x3x512^2 (k = 15, 31, 63) and dense 8x16x128^2 16->16 k=31 against
   ``F.conv2d``, fft-conv-pytorch, kornia's ``fft_conv`` and scipy.
+* ``floor``: cnnconv's forward against the bare rfftn+irfftn round trip on the same planes
+  (:mod:`experiments.bench_floor`).
 * ``memory``: peak resident memory of 1x64x1024^2 through 64->64 k=31, forward and backward
   (in a child process).
 * ``auto``: over a grid of kernel sizes, channels and image sizes, how close ``method="auto"``
@@ -39,10 +41,11 @@ from cnnconv.fft import fft_conv1d, fft_conv2d
 from cnnconv.training import make_run_dir
 
 from . import timing
+from .bench_floor import section_floor
 from .common import optional, require, save_figure
 from .timing import ms, once, table, time_chart, timeit
 
-SECTIONS = ("seed", "sweep1d", "sweep2d", "cases2d", "memory", "auto")
+SECTIONS = ("seed", "sweep1d", "sweep2d", "cases2d", "floor", "memory", "auto")
 
 
 heartbeat = functools.partial(timing.heartbeat, prog="bench_fft", hint="--skip-slow-direct skips it")
@@ -380,6 +383,9 @@ def main(argv=None) -> int:
             section_sweep2d(args, out)
     if "cases2d" in sections:
         section_cases2d(args)
+    if "floor" in sections:
+        with torch.no_grad():
+            section_floor(args)
     if "memory" in sections:
         section_memory(args)
     if "auto" in sections:
