@@ -137,6 +137,8 @@ class LongConv1d(nn.Module):
         torch.Size([2, 8, 1024])
     """
 
+    window: torch.Tensor | None  # buffer: the decay window, None without decay
+
     def __init__(self, channels: int, length: int, *, skip: bool = True, decay=None, device=None, dtype=None) -> None:
         super().__init__()
         for name, v in (("channels", channels), ("length", length)):

@@ -100,6 +100,21 @@ def test_plans_are_frozen():
         plan.chunk = 2
 
 
+def test_tiles_of_a_tiled_plan_cover_the_output_and_a_whole_plane_plan_has_none():
+    big = ConvGeometry.from_shapes((1, 2, 1500, 1300), (2, 2, 7, 9), padding=(3, 4))
+    plan = plan_mod.get_plan(big, 8, plan_mod.DEFAULT_MEMORY_BUDGET, "cpu")
+    assert plan.tiled
+    tile_out, counts, pads = plan.tiles()
+    assert (tile_out, counts, pads) == (plan.tile_out, plan.counts, plan.pads)
+    for t, c, L, N, k in zip(tile_out, counts, plan.out_len, plan.n, (7, 9)):
+        assert t == N - k + 1 and (c - 1) * t < L <= c * t
+    small = plan_mod.get_plan(ConvGeometry.from_shapes((1, 1, 32), (1, 1, 5)), 8,
+                              plan_mod.DEFAULT_MEMORY_BUDGET, "cpu")
+    assert not small.tiled
+    with pytest.raises(ValueError, match="not tiled"):
+        small.tiles()
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_geometry_output_size_is_f_convs(seed):
     g = torch.Generator().manual_seed(seed)

@@ -9,6 +9,7 @@ killed process is removed by :func:`remove_stale_temporaries` (run folders do so
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -87,10 +88,8 @@ def atomic_write(
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException as exc:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         if isinstance(exc, OSError):
             if exc.errno:
                 raise OSError(exc.errno, f"could not write {path}: {os.strerror(exc.errno)}") from exc

@@ -42,7 +42,7 @@ def _terms(coeffs: list[float]) -> list[tuple[int, int | None, float, float]]:
     """``sum_i coeffs[i] * x_i`` as terms ``(i, j, c, s)`` meaning ``c * (x_i + s * x_j)``
     (``j`` None: ``c * x_i``), folding pairs of taps with equal or opposite weights."""
     k = len(coeffs)
-    terms = []
+    terms: list[tuple[int, int | None, float, float]] = []
     for i in range(k // 2):
         j = k - 1 - i
         a, b = coeffs[i], coeffs[j]
@@ -63,7 +63,7 @@ def _terms(coeffs: list[float]) -> list[tuple[int, int | None, float, float]]:
     return terms
 
 
-def _flip_negative(term):
+def _flip_negative(term: tuple[int, int | None, float, float]) -> tuple[int, int | None, float, float]:
     """``-(x_i - x_j)`` as ``x_j - x_i``: an antisymmetric pair never needs a negative weight."""
     i, j, c, s = term
     if j is not None and s == -1.0 and c < 0:
@@ -187,9 +187,9 @@ def gradient(x4: torch.Tensor, smooth, diff, pads, border: str, output: str, eps
     s = [float(v) for v in smooth.tolist()]
     d = [float(v) for v in diff.tolist()]
     k = len(s)
-    b, c, h, w = x4.shape
+    b, c, _, w = x4.shape
     n = b * c
-    top, bottom, left, right = pads
+    _, _, left, right = pads
     wp = w + left + right
     out = _output(x4, pads, k, k, (2,) if output == "xy" else ())
     flat = out.view(n, *out.shape[2:])

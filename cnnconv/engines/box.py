@@ -35,7 +35,7 @@ def _window_sums(y: torch.Tensor, k: int, dim: int) -> torch.Tensor:
         diff = y.narrow(dim, k, no - 1) - y.narrow(dim, 0, no - 1)
         shape = list(diff.shape)
         shape[dim] = nb * k - no
-        diff = torch.cat((y.new_zeros(shape[:dim] + [1] + shape[dim + 1 :]), diff, y.new_zeros(shape)), dim)
+        diff = torch.cat((y.new_zeros([*shape[:dim], 1, *shape[dim + 1 :]]), diff, y.new_zeros(shape)), dim)
         blocks = diff.unflatten(dim, (nb, k)).narrow(dim + 1, 1, k - 1)
         out = torch.cat((firsts.unsqueeze(dim + 1), blocks), dim + 1).cumsum(dim + 1)
         return out.flatten(dim, dim + 1).narrow(dim, 0, no).contiguous()

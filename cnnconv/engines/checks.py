@@ -89,7 +89,7 @@ def check_factors(factors: Any, x: torch.Tensor, names: str) -> tuple[torch.Tens
 
 def check_eps(eps: Any) -> float:
     """``eps`` as a non-negative float."""
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps >= 0:
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not float(eps) >= 0:
         raise ValueError(f"eps must be a non-negative number, got {eps!r}")
     return float(eps)
 

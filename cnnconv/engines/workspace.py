@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import torch
 
@@ -51,10 +52,20 @@ def unfold(y: torch.Tensor, b: int, c: int) -> torch.Tensor:
     return y[0].view(b, c, *y.shape[-2:])
 
 
-def _fold_buffer(shape, dtype: torch.dtype, device: torch.device, reuse: bool) -> torch.Tensor:
+def _fold_buffer(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, reuse: bool) -> torch.Tensor:
+    """A channels_last buffer of ``shape``: this thread's workspace when ``reuse`` allows it.
+
+    The workspace is reused only in the mode it was made in: one made under
+    ``torch.inference_mode()`` is an inference tensor, which cannot be written outside it.
+    """
     if reuse and device.type == "cpu":
         buf = getattr(_workspace, "fold", None)
-        if buf is not None and buf.shape == shape and buf.dtype == dtype:
+        if (
+            buf is not None
+            and buf.shape == shape
+            and buf.dtype == dtype
+            and buf.is_inference() == torch.is_inference_mode_enabled()
+        ):
             return buf
     buf = torch.empty(shape, dtype=dtype, device=device, memory_format=torch.channels_last)
     if reuse and device.type == "cpu" and buf.numel() * buf.element_size() <= WORKSPACE_MAX_BYTES:
@@ -62,7 +73,7 @@ def _fold_buffer(shape, dtype: torch.dtype, device: torch.device, reuse: bool) -
     return buf
 
 
-def fold_pad(x: torch.Tensor, pads, border: str, reuse: bool = False) -> torch.Tensor:
+def fold_pad(x: torch.Tensor, pads: Sequence[int], border: str, reuse: bool = False) -> torch.Tensor:
     """``fold(pad(x, pads, border))`` in one copy: the planes are written straight into the
     interior of a channels_last buffer whose margins are then filled from it.
 

@@ -51,8 +51,9 @@ def run_forward(
         W = kernel_spectrum(w, n, groups, plan.shift)
     spectra = []
     parts = list(chunks(plan, batch))
+    span = plan.tiles()[0] if plan.tiled else plan.out_len  # the output of one transform
     if plan.tiled:
-        grid = tuple(c * t for c, t in zip(plan.counts, plan.tile_out))
+        grid = tuple(c * t for c, t in zip(plan.tiles()[1], span))
         y = x.new_empty(batch, cout, *grid)
     elif len(parts) > 1:
         y = x.new_empty(batch, cout, *plan.out_len)
@@ -64,10 +65,9 @@ def run_forward(
         Y = mix(X, W, groups, inplace=not keep_x)
         if keep_x:
             spectra.append(X)
-        length = plan.tile_out if plan.tiled else plan.out_len
-        yc = crop(irfftn(Y, n, overwrite=True), length)
+        yc = crop(irfftn(Y, n, overwrite=True), span)
         if plan.tiled:
-            T0 = plan.tile_out[0]
+            T0 = span[0]
             y[b0:b1, :, i0 * T0 : i1 * T0] = untile(yc, plan, b1 - b0, i1 - i0)
         elif len(parts) > 1:
             y[b0:b1] = yc
@@ -93,14 +93,16 @@ def run_backward(
     n = plan.n
     batch = x.shape[0]
     cin_g = w.shape[1]
-    gx = gw = None
+    gx: torch.Tensor | None = None
+    gw = None
     parts = list(chunks(plan, batch))
     if plan.tiled:
+        T, counts, pads = plan.tiles()
         if need_x:
-            gxp = x.new_zeros(batch, x.shape[1], *(c * t + N - t for c, t, N in zip(plan.counts, plan.tile_out, n)))
+            gxp = x.new_zeros(batch, x.shape[1], *(c * t + N - t for c, t, N in zip(counts, T, n)))
     elif need_x and len(parts) > 1:
         gx = x.new_empty(x.shape)
-    GW = None
+    GW: torch.Tensor | None = None
     for idx, (b0, b1, i0, i1) in enumerate(parts):
         if plan.tiled:
             gyc = tile(grid_rows(gy, plan, b0, b1, i0, i1), plan, b1 - b0, i1 - i0)
@@ -114,18 +116,20 @@ def run_backward(
             GX = mix_transpose(GY, W, groups, cin_g)
             g = irfftn(GX, n, overwrite=True)
             if plan.tiled:
-                T0 = plan.tile_out[0]
+                T0 = T[0]
                 region = gxp[b0:b1].narrow(2, i0 * T0, (i1 - i0 - 1) * T0 + n[0])
                 overlap_add(region, g, plan, b1 - b0, i1 - i0)
             elif len(parts) > 1:
+                assert gx is not None  # made before the loop for several chunks
                 gx[b0:b1] = crop(g, x.shape[2:])
             else:
                 gx = crop(g, x.shape[2:])
     if need_x and plan.tiled:
         gx = gxp
-        for i, (pb, _) in enumerate(plan.pads):
+        for i, (pb, _) in enumerate(pads):
             gx = gx.narrow(2 + i, pb, x.shape[2 + i])
     if need_w:
+        assert GW is not None  # at least one chunk: empty batches never reach the engine
         gw = weight_grad(GW, n, w.shape, plan.shift, groups)
     return gx, gw
 

@@ -88,7 +88,9 @@ def _scipy_fft(t: torch.Tensor) -> Any:
     mod = _backend["scipy"]
     if mod is None:
         try:
-            import scipy.fft as mod
+            import scipy.fft
+
+            mod = scipy.fft
         except ImportError:
             mod = False
         _backend["scipy"] = mod

@@ -42,9 +42,8 @@ class SpectrumCache:
 
     def clear(self) -> None:
         """Drop the stored spectrum."""
-        self._key = None
-        self._weight = None
-        self._value = None
+        # (key, copy of the weight's values, spectrum)
+        self._entry: tuple[tuple[Any, ...], torch.Tensor, torch.Tensor] | None = None
 
     def get(
         self,
@@ -66,11 +65,12 @@ class SpectrumCache:
             tuple(extra),
         )
         with torch.no_grad():
-            if key == self._key and torch.equal(weight, self._weight):
+            entry = self._entry
+            if entry is not None and key == entry[0] and torch.equal(weight, entry[1]):
                 self.hits += 1
-                return self._value
+                return entry[2]
             self.misses += 1
-            self._key, self._weight = None, weight.detach().clone()
-            self._value = kernel_spectrum(w, n, groups, shift)
-        self._key = key
-        return self._value
+            self._entry = None
+            value = kernel_spectrum(w, n, groups, shift)
+            self._entry = (key, weight.detach().clone(), value)
+        return value

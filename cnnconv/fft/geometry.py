@@ -121,7 +121,7 @@ class ConvGeometry:
         kernel = tuple(int(k) for k in weight_shape[2:])
         shape = tuple(int(s) for s in input_shape)
         if len(shape) == nd + 1:
-            shape = (1,) + shape
+            shape = (1, *shape)
         return cls(
             batch=shape[0],
             in_channels=shape[1],

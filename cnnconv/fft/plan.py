@@ -75,11 +75,26 @@ class FFTPlan:
         """Transforms of the input per batch item (tiles, or 1)."""
         return math.prod(self.counts) if self.counts else 1
 
+    def tiles(self) -> tuple[tuple[int, ...], tuple[int, ...], Pads]:
+        """``(tile_out, counts, pads)`` of a tiled plan.
+
+        Raises:
+            ValueError: the plan is not tiled.
+        """
+        if self.tile_out is None or self.counts is None or self.pads is None:
+            raise ValueError("the plan is not tiled")
+        return self.tile_out, self.counts, self.pads
+
     def as_dict(self) -> dict[str, Any]:
         """The plan's main fields, for inspection."""
-        return dict(
-            n=self.n, tiled=self.tiled, tile_out=self.tile_out, counts=self.counts, chunk=self.chunk, cost=self.cost
-        )
+        return {
+            "n": self.n,
+            "tiled": self.tiled,
+            "tile_out": self.tile_out,
+            "counts": self.counts,
+            "chunk": self.chunk,
+            "cost": self.cost,
+        }
 
 
 def _item_bytes(cin: int, cout: int, n: Sequence[int], item: int) -> int:
@@ -123,9 +138,9 @@ def build_plan(geom: ConvGeometry, item: int, budget: float, consts: dict) -> FF
     n_u = g.whole_size
     over, kbytes, chunk = fit(n_u)
     cost = fft_cost(g.batch, g.in_channels, cout, cin_g, n_u, consts)
-    options = [
-        (over, kbytes, cost, dict(n=n_u, tiled=False, shift=tuple(pb for pb, _ in g.pads), chunk=chunk, cost=cost))
-    ]
+    shift = tuple(pb for pb, _ in g.pads)
+    whole = FFTPlan(n_u, False, shift, g.out_len, chunk=chunk, cost=cost, budget=budget)
+    options = [(over, kbytes, cost, whole)]
     per_dim = [_tile_candidates(k, next_fast_len(P), g.nd) for k, P in zip(g.kd, g.padded)]
     if all(per_dim):
         for combo in itertools.product(*per_dim):
@@ -133,26 +148,11 @@ def build_plan(geom: ConvGeometry, item: int, budget: float, consts: dict) -> FF
             counts = tuple(-(-L // t) for L, t in zip(g.out_len, T))
             over, kbytes, chunk = fit(combo)
             cost = tiled_cost(g.batch, g.in_channels, cout, cin_g, combo, T, math.prod(counts), consts)
-            options.append(
-                (
-                    over,
-                    kbytes,
-                    cost,
-                    dict(
-                        n=combo,
-                        tiled=True,
-                        shift=(0,) * g.nd,
-                        tile_out=T,
-                        counts=counts,
-                        pads=g.pads,
-                        chunk=chunk,
-                        cost=cost,
-                    ),
-                )
-            )
+            tiled = FFTPlan(combo, True, (0,) * g.nd, g.out_len, T, counts, g.pads, chunk, cost, budget)
+            options.append((over, kbytes, cost, tiled))
     # Within budget: the cheapest; if nothing fits: the smallest kernel spectrum.
     best = min(options, key=lambda o: (o[0], o[1] if o[0] else o[2]))
-    return FFTPlan(out_len=g.out_len, budget=budget, **best[3])
+    return best[3]
 
 
 def get_plan(geom: ConvGeometry, item: int, budget: float, device_type: str) -> FFTPlan:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from types import EllipsisType
 
 import torch
 
@@ -43,8 +44,8 @@ def _wrap_kernel(w: torch.Tensor, n: Sequence[int], shift: Sequence[int]) -> tor
     ks = w.shape[-nd:]
     out = w.new_zeros(*w.shape[:-nd], *n)
     for combo in itertools.product(*[_pieces(k, N, s) for k, N, s in zip(ks, n, shift)]):
-        src = (Ellipsis,) + tuple(slice(a, a + L) for a, _, L in combo)
-        dst = (Ellipsis,) + tuple(slice(b, b + L) for _, b, L in combo)
+        src: tuple[EllipsisType | slice, ...] = (Ellipsis, *(slice(a, a + L) for a, _, L in combo))
+        dst: tuple[EllipsisType | slice, ...] = (Ellipsis, *(slice(b, b + L) for _, b, L in combo))
         out[dst] = w[src]
     return out
 
@@ -82,7 +83,7 @@ def kernel_spectrum(w: torch.Tensor, n: Sequence[int], groups: int, shift: Seque
     """
     cout, cin_g = w.shape[:2]
     cout_g = cout // groups
-    fshape = tuple(n[:-1]) + (n[-1] // 2 + 1,)
+    fshape = (*n[:-1], n[-1] // 2 + 1)
     f = math.prod(fshape)
     chunks = _chunks_of_outputs(n, groups, cout_g, cin_g, w.dtype)
     wg = w.reshape(groups, cout_g, cin_g, *w.shape[2:])
@@ -177,7 +178,7 @@ def weight_grad(
     """Real weight gradient ``(Cout, Cin_g, *k)`` from its accumulated spectrum, in chunks."""
     cout, cin_g = w_shape[:2]
     cout_g = cout // groups
-    fshape = tuple(n[:-1]) + (n[-1] // 2 + 1,)
+    fshape = (*n[:-1], n[-1] // 2 + 1)
     parts = []
     for c0, c1 in _chunks_of_outputs(n, groups, cout_g, cin_g, GW.real.dtype):
         if cin_g == 1:

@@ -46,10 +46,14 @@ def _median3(table: list[list[float]]) -> list[list[float]]:
     the table."""
     vals = [c for _, c in table]
     out = []
-    for i, (k, c) in enumerate(table):
+    for i, (k, _) in enumerate(table):
         win = sorted(vals[max(0, i - 1) : i + 2])
         out.append([k, win[len(win) // 2]])
     return out
+
+
+def _fft_round_trip(x: torch.Tensor, n: tuple[int, int]) -> torch.Tensor:
+    return irfftn(rfftn(x, n), n)
 
 
 def calibrate(path: Any = None, quick: bool = False, device: Any = None) -> dict:
@@ -75,12 +79,14 @@ def calibrate(path: Any = None, quick: bool = False, device: Any = None) -> dict
     repeat = 3 if quick else 6
     g = torch.Generator(device="cpu").manual_seed(0)
 
-    def rand(*shape):
+    def rand(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=g).to(dev)
 
-    def timed(fn):
-        def run():
-            fn()
+    def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
+        """Best time of ``fn(*args, **kwargs)`` (the arguments are bound now, not looked up later)."""
+
+        def run() -> None:
+            fn(*args, **kwargs)
             sync()
 
         return _time(run, repeat)
@@ -91,7 +97,7 @@ def calibrate(path: Any = None, quick: bool = False, device: Any = None) -> dict
     for b, c, n in fft_sizes:
         x = rand(b, c, n, n)
         with torch.no_grad():
-            t = timed(lambda: irfftn(rfftn(x, (n, n)), (n, n)))
+            t = timed(_fft_round_trip, x, (n, n))
         per.append(t / (2 * b * c * n * n * math.log2(n * n)))
     consts["fft"] = sorted(per)[len(per) // 2]
 
@@ -101,16 +107,16 @@ def calibrate(path: Any = None, quick: bool = False, device: Any = None) -> dict
         W = kernel_spectrum(rand(c, c, 3, 3), (n, n), 1)
         f = n * (n // 2 + 1)
         rows = 1 + consts["matmul_m0"] / b
-        per_mm.append(timed(lambda: mix(X, W, 1)) / (b * c * c * f) / rows)
+        per_mm.append(timed(mix, X, W, 1) / (b * c * c * f) / rows)
         Wd = kernel_spectrum(rand(c, 1, 3, 3), (n, n), c)
-        per_ew.append(timed(lambda: mix(X, Wd, c)) / (b * c * f))
+        per_ew.append(timed(mix, X, Wd, c) / (b * c * f))
     consts["matmul"] = sorted(per_mm)[len(per_mm) // 2]
     consts["elementwise"] = sorted(per_ew)[len(per_ew) // 2]
 
     x = rand(1, 1, 8, 8)
     w = rand(1, 1, 3, 3)
-    consts["t0_direct"] = timed(lambda: F.conv2d(x, w))
-    consts["t0_fft"] = timed(lambda: fft_conv2d(x, w))
+    consts["t0_direct"] = timed(F.conv2d, x, w)
+    consts["t0_fft"] = timed(fft_conv2d, x, w)
 
     ks = [1, 3, 7, 15, 31] if quick else [1, 3, 5, 7, 11, 15, 21, 31, 45, 63]
     dense, depth = [], []
@@ -119,13 +125,13 @@ def calibrate(path: Any = None, quick: bool = False, device: Any = None) -> dict
         c = 8
         x = rand(2, c, size + k - 1, size + k - 1)
         w = rand(c, c, k, k)
-        t = timed(lambda: F.conv2d(x, w))
+        t = timed(F.conv2d, x, w)
         per_mac = max(t - consts["t0_direct"], t * 0.1) / (2 * c * c * size * size * k * k)
         dense.append([k * k, per_mac / (1 + consts.get("direct_ch0", 0.0) / (c * c))])
         size = 64 if quick else 128
         x = rand(1, 3, size + k - 1, size + k - 1)
         w = rand(3, 1, k, k)
-        t = timed(lambda: F.conv2d(x, w, groups=3))
+        t = timed(F.conv2d, x, w, groups=3)
         depth.append([k * k, max(t - consts["t0_direct"], t * 0.1) / (3 * size * size * k * k)])
     consts["direct_dense"] = _median3(dense)
     consts["direct_depthwise"] = _median3(depth)
@@ -138,7 +144,7 @@ def calibrate(path: Any = None, quick: bool = False, device: Any = None) -> dict
         for k in ks if c < 64 else [k for k in ks if k <= 31]:
             x = rand(1, c, size + k - 1, size + k - 1)
             w = rand(c, c, k, k)
-            t = timed(lambda: F.conv2d(x, w))
+            t = timed(F.conv2d, x, w)
             macs = c * c * size * size * k * k
             table.append([k * k, max(t - consts["t0_direct"], t * 0.1) / macs])
         by_ch.append([c * c, _median3(table)])
@@ -154,7 +160,7 @@ def calibrate(path: Any = None, quick: bool = False, device: Any = None) -> dict
         x, w = rand(*xs), rand(*ws)
         pad = ws[-1] // 2
         with torch.no_grad():
-            t = timed(lambda: fft_conv2d(x, w, padding=pad, groups=ng))
+            t = timed(fft_conv2d, x, w, padding=pad, groups=ng)
         plan = plan_for(x, w, padding=pad, groups=ng)
         batch = xs[0] * (math.prod(plan["counts"]) if plan["tiled"] else 1)
         model = fft_cost(batch, xs[1], ws[0], ws[1], plan["n"], consts) - consts["t0_fft"]

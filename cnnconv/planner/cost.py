@@ -168,7 +168,7 @@ def choose_method(input_shape: Sequence[int], weight_shape: Sequence[int], **opt
         # model can say otherwise where F.conv2d's rate for it is poor (depthwise NCHW), but
         # both are then far from the real cost of such a product.
         return "direct"
-    best = min(costs, key=costs.get)
+    best = min(costs, key=costs.__getitem__)
     # Near the crossover the estimates are least reliable and direct is the safer choice (no
     # transform start-up, exact, no NaN spreading): it is kept unless another method is
     # estimated to be more than DIRECT_MARGIN times faster.
