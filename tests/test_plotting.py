@@ -57,6 +57,41 @@ def test_never_overwrites_without_permission(tmp_path):
         plotting.plot_kernels(torch.randn(3, 3), path=tmp_path / "missing" / "k.png")
 
 
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_figure_written_through_temporaries_a_resume_removes(tmp_path, overwrite):
+    """While a figure is being written, every file beside the result is a temporary that
+    remove_stale_temporaries (run on resume) deletes: a kill at that moment leaves nothing behind;
+    a destination that appears meanwhile is never replaced without ``overwrite``."""
+    from cnnconv._utils.io import remove_stale_temporaries
+
+    fig = plotting.plot_kernels(torch.randn(2, 3, 3))
+    path = tmp_path / "k.png"
+    real_savefig = fig.savefig
+    during = []
+
+    def savefig(fh, **kwargs):
+        real_savefig(fh, **kwargs)
+        during.append(sorted(os.listdir(tmp_path)))
+        path.write_bytes(b"written meanwhile")
+
+    fig.savefig = savefig
+    if overwrite:
+        plotting.save_figure(fig, path, overwrite=True)
+        assert path.read_bytes()[:8] == PNG_SIGNATURE
+    else:
+        with pytest.raises(FileExistsError, match="refusing to overwrite"):
+            plotting.save_figure(fig, path)
+        assert path.read_bytes() == b"written meanwhile"
+    assert len(during) == 1 and len(during[0]) == 1  # exactly one temporary while writing
+    (tmp_path / during[0][0]).write_bytes(b"left by a kill")
+    assert [p.name for p in remove_stale_temporaries(tmp_path)] == during[0]
+    assert os.listdir(tmp_path) == ["k.png"]
+    if overwrite:  # the permissions of a new file, not the temporary's 0o600
+        umask = os.umask(0)
+        os.umask(umask)
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
 def test_plot_frequency_response_matches_fft(tmp_path):
     rng = np.random.default_rng(5)
     k = rng.standard_normal((5, 5))

@@ -442,3 +442,16 @@ def test_tensorboard_missing_fails_before_making_a_run_folder(tmp_path, capsys, 
     assert not (tmp_path / "demo").exists()
     with pytest.raises(ImportError, match="pip install tensorboard"):
         Run(Cfg(), tmp_path / "run", tensorboard=True)
+
+
+def test_run_record_of_an_experiment_defined_outside_a_file():
+    """A module without ``__file__`` (a notebook's ``__main__``) records no git commit; a file in a
+    clone records that clone's commit."""
+    from pathlib import Path
+
+    from cnnconv.training.main import _git_commit, run_record
+
+    record = run_record(["--set", "steps=1"], torch.device("cpu"), None)
+    assert record["git_commit"] is None and record["arguments"] == ["--set", "steps=1"]
+    here = run_record([], torch.device("cpu"), __file__)["git_commit"]
+    assert here == _git_commit(Path(__file__).resolve().parent)

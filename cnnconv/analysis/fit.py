@@ -189,9 +189,9 @@ def _refine_fit(family: str, target: torch.Tensor, shape, params: list[float]) -
         for j in free:
 
             def score(v, j=j):
-                return score_at(params[:j] + [v] + params[j + 1 :])
+                return score_at([*params[:j], v, *params[j + 1 :]])
 
-            candidates = [params[j]] + _golden(score, params[j] - steps[j], params[j] + steps[j], _FIT_GOLDEN_STEPS)
+            candidates = [params[j], *_golden(score, params[j] - steps[j], params[j] + steps[j], _FIT_GOLDEN_STEPS)]
             params[j] = max(candidates, key=score)
         if len(free) == 1:
             break

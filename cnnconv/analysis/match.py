@@ -178,6 +178,7 @@ def match_kernel(k: Any, bank: Any = None, top: int = 3) -> list[KernelMatch]:
     matches = [finish(name, info, info[0] >= cutoff) for name, (_, info) in ranked]
     if bank is None and min(shape) >= 3 and max(shape) <= MAX_FIT_SIDE:
         fit = _best_fit(kernel)
+        assert fit.fitted is not None  # _best_fit always returns the fitted kernel
         order[fit.family] = len(order)
         refined.add(fit.family)
         matches.append(
@@ -229,7 +230,7 @@ def _fit_sigma(name, t_row, sigma0, shape, frame, offset):
                 cache[log_sigma] = (abs(float((t_row * placed).sum())) / float(ref.norm()), ref)
         return cache[log_sigma][0]
 
-    candidates = [math.log(sigma0), lo, hi] + _golden(score, lo, hi)
+    candidates = [math.log(sigma0), lo, hi, *_golden(score, lo, hi)]
     best_log = max(candidates, key=score)
     sim, ref = cache[best_log]
     return math.exp(best_log), sim, ref

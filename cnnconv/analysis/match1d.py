@@ -153,7 +153,7 @@ def _match_1d(kernel: torch.Tensor, bank: Any, top: int) -> list[KernelMatch]:
         if score(best_log) >= top_coarse - 0.05:
             i = grid.index(best_log)
             lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-            best_log = max([best_log, lo, hi] + _golden(score, lo, hi), key=score)
+            best_log = max([best_log, lo, hi, *_golden(score, lo, hi)], key=score)
         if score(best_log) < 0:
             continue
         info, ref = cache[best_log]

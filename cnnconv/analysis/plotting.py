@@ -3,8 +3,9 @@
 Every function builds a ``matplotlib.figure.Figure`` with the Agg canvas (no pyplot, no global
 backend change, nothing left open), returns it, and writes it when ``path`` is given, as PNG, PDF
 or SVG after the path's extension (:data:`FORMATS`; any other extension is refused). Files are
-written to a temporary file in the same folder and renamed into place, with the permissions the
-umask gives a new file; an existing file is never replaced unless ``overwrite=True``.
+written by :func:`save_figure` (:mod:`.figure_io`): to a temporary file in the same folder and
+renamed into place, with the permissions the umask gives a new file; an existing file is never
+replaced unless ``overwrite=True``.
 
 Kernels are drawn with a diverging colormap centred on zero (red positive, blue negative), on a
 symmetric scale ``[-m, m]`` shared by the kernels of a figure row (or of a comparison) and shown
@@ -23,14 +24,13 @@ Example:
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 
 import torch
 
 from cnnconv._utils.optional import require
 from cnnconv.analysis.describe import frequency_response
+from cnnconv.analysis.figure_io import FORMATS, figure_format, save_figure
 
 __all__ = [
     "FORMATS",
@@ -41,8 +41,6 @@ __all__ = [
     "plot_side_by_side",
     "save_figure",
 ]
-
-FORMATS = ("png", "pdf", "svg")  # file formats written, chosen by the path's extension
 
 #: Largest width and height of a figure in inches (3600 px at the default 120 dpi): large grids
 #: get smaller panels instead of an unbounded image.
@@ -58,87 +56,6 @@ def _figure(width: float, height: float):
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig
-
-
-def figure_format(path) -> str:
-    """The file format for ``path`` from its extension (case-insensitive): one of :data:`FORMATS`.
-
-    Raises:
-        ValueError: the extension is missing or not one of :data:`FORMATS`.
-
-    Example:
-        >>> figure_format("kernels.PDF")
-        'pdf'
-    """
-    ext = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
-    if ext not in FORMATS:
-        known = ", ".join("." + f for f in FORMATS)
-        raise ValueError(f"path must end in one of the extensions {known}, got {os.fspath(path)!r}")
-    return ext
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def save_figure(fig, path, *, overwrite: bool = False, dpi: int = 120) -> str:
-    """Write ``fig`` atomically (temporary file in the same folder, then rename) as PNG, PDF or
-    SVG after the extension of ``path`` (see :func:`figure_format`).
-
-    The file gets the permissions of a newly created file (``0o666`` less the umask), not the
-    ``0o600`` of the temporary file.
-
-    Args:
-        fig: a matplotlib Figure.
-        path: destination file (str or ``os.PathLike``) ending in ``.png``, ``.pdf`` or ``.svg``;
-            its folder must exist.
-        overwrite: replace an existing file; otherwise an existing file raises FileExistsError.
-        dpi: resolution (of the PNG, and of raster parts in a PDF or SVG).
-
-    Returns:
-        The path written, as a string.
-
-    Example:
-        >>> import os, tempfile
-        >>> from cnnconv import kernels
-        >>> out = os.path.join(tempfile.mkdtemp(), "k.png")
-        >>> save_figure(plot_kernels([kernels.sobel_x()]), out) == out
-        True
-    """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    path = os.fspath(path)
-    fmt = figure_format(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"folder of path does not exist, got {path!r}")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"refusing to overwrite existing file {path!r} (pass overwrite=True)")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="." + fmt, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format=fmt, dpi=dpi)
-        os.chmod(tmp, 0o666 & ~_umask())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            # link() fails if the destination appeared meanwhile: no race can overwrite a file.
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise FileExistsError(f"refusing to overwrite existing file {path!r} (pass overwrite=True)") from None
-            except OSError:  # filesystems without hard links
-                if os.path.exists(path):
-                    raise FileExistsError(
-                        f"refusing to overwrite existing file {path!r} (pass overwrite=True)"
-                    ) from None
-                os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def _to_list(kernels, name: str) -> list[torch.Tensor]:

@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered command."""
     import torch
 
-    # The package root is loaded before any of its submodules: its version is read, not imported.
-    version = sys.modules["cnnconv"].__version__
+    from cnnconv.training.main import _cnnconv_version
+
+    version = _cnnconv_version() or "(not installed)"
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="cnnconv: learnable and fixed convolutions for PyTorch.",

@@ -38,7 +38,7 @@ class Progress:
     def __enter__(self):
         if sys.stderr.isatty():
             try:
-                from tqdm import tqdm  # type: ignore[import-untyped]
+                from tqdm import tqdm
             except ImportError:
                 tqdm = None
             if tqdm is not None:

@@ -16,7 +16,7 @@ __all__ = ["paired_t_interval"]
 # Two-sided Student t quantiles t_{(1 + confidence) / 2, df} for df = 1..30, 40, 60, 120 and
 # infinity (the normal quantile), to 6 significant digits (from scipy.stats.t.ppf); used when
 # scipy is not installed.
-_T_DF = np.array(list(range(1, 31)) + [40, 60, 120, np.inf])
+_T_DF = np.array([*range(1, 31), 40, 60, 120, np.inf])
 _T_TABLE = {
     0.9: (
         6.31375,

@@ -17,7 +17,7 @@ import re
 import typing
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 from cnnconv._utils.optional import require
 
@@ -71,7 +71,7 @@ def _dialect() -> tuple[type, type]:
             return super().construct_mapping(node, deep=deep)
 
     class Dumper(yaml.SafeDumper):
-        yaml_implicit_resolvers = {k: list(v) for k, v in table.items()}
+        yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, Any]]]] = {k: list(v) for k, v in table.items()}
 
     for tag, regexp, first in resolvers:
         for cls in (Loader, Dumper):

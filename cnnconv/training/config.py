@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import math
 import os
 import types
@@ -308,7 +309,7 @@ def yaml_defaults(path: str | os.PathLike) -> Callable[[type], type]:
 
     def apply(cls: type) -> type:
         raw = read_config_file(path)
-        names = [n for n in cls.__dict__.get("__annotations__", {})]
+        names = list(inspect.get_annotations(cls))
         unknown = [k for k in raw if k not in names]
         missing = [n for n in names if n not in raw]
         if unknown or missing:

@@ -62,14 +62,14 @@ def _cnnconv_version() -> str | None:
         return None
 
 
-def run_record(argv: Sequence[str], device: torch.device, source: str | os.PathLike) -> dict:
+def run_record(argv: Sequence[str], device: torch.device, source: str | os.PathLike | None) -> dict:
     """What a run folder records about how it was made (written to ``run_info.yaml``).
 
     Args:
         argv: The command line arguments.
         device: The training device.
         source: A file of the experiment; its clone's git commit is recorded (None when
-            installed).
+            installed, or when ``source`` is None: an experiment defined outside a file).
 
     Returns:
         ``command`` (this process's), ``arguments`` (the experiment's), ``versions`` (python,
@@ -86,7 +86,7 @@ def run_record(argv: Sequence[str], device: torch.device, source: str | os.PathL
             "numpy": np.__version__,
             "cnnconv": _cnnconv_version(),
         },
-        "git_commit": _git_commit(Path(source).resolve().parent),
+        "git_commit": None if source is None else _git_commit(Path(source).resolve().parent),
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "threads": torch.get_num_threads(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -193,9 +193,9 @@ def experiment_main(
             if finished_marker and (run_dir / finished_marker).is_file():
                 # A finished run has nothing to continue; tidy what a kill may have left.
                 if int(os.environ.get("RANK", "0")) == 0:
-                    lock = RunLock(run_dir)
+                    tidy_lock = RunLock(run_dir)
                     remove_stale_temporaries(run_dir)
-                    lock.release()
+                    tidy_lock.release()
                 print(
                     f"{name}: {run_dir} already finished; its report is {run_dir / finished_marker}. Nothing to resume."
                 )
@@ -214,7 +214,7 @@ def experiment_main(
         info, device = setup_distributed(args.device)
     except ValueError as exc:
         fail(exc)
-    lock = None
+    lock: RunLock | None = None
     threads = torch.get_num_threads()
     try:
         run_dir_or_error: Any = None
@@ -241,7 +241,7 @@ def experiment_main(
         if getattr(cfg, "num_threads", 0) and device.type == "cpu":
             torch.set_num_threads(cfg.num_threads)  # put back when the run ends
         if info.is_main:
-            record = run_record(argv, device, sys.modules[run_fn.__module__].__file__)
+            record = run_record(argv, device, getattr(sys.modules[run_fn.__module__], "__file__", None))
             info_path = run_dir / "run_info.yaml"
             # A resumed run keeps how it was started and adds how it was resumed.
             runs = read_config_file(info_path).get("runs", []) if args.resume and info_path.is_file() else []

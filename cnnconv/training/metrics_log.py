@@ -36,8 +36,7 @@ class MetricsLogger:
             with open(self.path, "rb") as fh:
                 fh.seek(-1, os.SEEK_END)
                 cut = fh.read(1) != b"\n"
-        self._fh = open(self.path, "a", newline="")
-        self._writer = csv.writer(self._fh)
+        self._open()
         if cut:
             self._fh.write("\n")
         if new:
@@ -63,7 +62,12 @@ class MetricsLogger:
         writer.writerow(self.FIELDS)
         writer.writerows((t, s, m, repr(v)) for t, s, m, v in keep)
         atomic_write(self.path, buf.getvalue())
-        self._fh = open(self.path, "a", newline="")
+        self._open()
+
+    def _open(self) -> None:
+        """Open the file for appending; the handle stays open until :meth:`close` or :meth:`truncate`."""
+        # A context manager cannot hold a handle that outlives this call: close() closes it.
+        self._fh = open(self.path, "a", newline="")  # noqa: SIM115
         self._writer = csv.writer(self._fh)
 
     def sync(self) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import nn
@@ -19,6 +19,8 @@ from cnnconv.training.progress_meter import ProgressMeter
 from cnnconv.training.rng import step_generator
 
 __all__ = ["FitResult", "Run"]
+
+_T = TypeVar("_T")
 
 
 @dataclasses.dataclass
@@ -69,7 +71,7 @@ class Run:
         self.checkpoint_dir = self.dir / "checkpoints"
         self.seed = int(getattr(cfg, "seed", 0))
         self.progress_every = progress_every
-        self._metrics = None
+        self._metrics: MetricsLogger | None = None  # only the main rank writes metrics
         self._tb = None
         self._plan: ProgressMeter | None = None  # counts the steps of every fit
         self._outer = False  # a progress() loop is the run's progress
@@ -127,10 +129,15 @@ class Run:
         """Append metrics to ``metrics.csv`` (and TensorBoard); no-op off rank 0."""
         if not self.is_main:
             return
-        self._metrics.log(tag, step, **metrics)
+        self._main_metrics().log(tag, step, **metrics)
         if self._tb is not None:
             for name, value in metrics.items():
                 self._tb.add_scalar(f"{tag}/{name}", float(value), step)
+
+    def _main_metrics(self) -> MetricsLogger:
+        """The ``metrics.csv`` logger, which the main rank creates in ``__init__``."""
+        assert self._metrics is not None, "only the main rank logs metrics"
+        return self._metrics
 
     def read_metrics(self, tag: str | None = None) -> dict:
         """``{tag: {metric: (steps, values)}}`` from ``metrics.csv`` (one tag's dict if given)."""
@@ -150,10 +157,11 @@ class Run:
         the whole run instead of one per phase."""
         self._plan = self.meter(total_steps, desc or self.dir.parent.name)
 
-    def progress(self, iterable: Iterable, *, total: int | None = None, desc: str = ""):
+    def progress(self, iterable: Iterable[_T], *, total: int | None = None, desc: str = "") -> Iterator[_T]:
         """Iterate ``iterable`` showing it as the run's progress (the phases inside stay
         silent)."""
-        meter = self.meter(len(iterable) if total is None else total, desc)
+        # Without ``total`` the iterable must have a length (len() raises TypeError otherwise).
+        meter = self.meter(len(cast(Sized, iterable)) if total is None else total, desc)
         self._outer = True
         try:
             for item in iterable:
@@ -229,11 +237,11 @@ class Run:
                 )
         if self.resume and self.is_main:
             # Rows logged after the checkpoint (or all rows, if none was written) are redone.
-            self._metrics.truncate(tag, start if resumed else -1)
+            self._main_metrics().truncate(tag, start if resumed else -1)
 
         def save(step: int) -> None:
             if self.is_main:
-                self._metrics.sync()  # the rows up to the checkpoint survive a power cut too
+                self._main_metrics().sync()  # the rows up to the checkpoint survive a power cut too
                 save_checkpoint(
                     ckpt_path,
                     model,
