@@ -17,7 +17,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from cnnconv._utils.version import installed_version
+
+__version__ = installed_version() or "0+unknown"  # pyproject.toml holds the version
 
 # public name -> submodule that defines it
 _LAZY_NAMES = {

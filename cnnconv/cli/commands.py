@@ -37,9 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered command."""
     import torch
 
-    from cnnconv.training.main import _cnnconv_version
+    from cnnconv._utils.version import installed_version
 
-    version = _cnnconv_version() or "(not installed)"
+    version = installed_version() or "(not installed)"
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="cnnconv: learnable and fixed convolutions for PyTorch.",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import os
 import random
 import sys
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from cnnconv._utils.io import remove_stale_temporaries
+from cnnconv._utils.version import installed_version
 from cnnconv.training._yaml import dump_yaml, read_config_file
 from cnnconv.training.checkpoints import CheckpointError
 from cnnconv.training.config import config_help, config_to_dict, load_config
@@ -54,14 +54,6 @@ def _git_commit(folder: Path) -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
-def _cnnconv_version() -> str | None:
-    """The installed cnnconv's version (the one in ``pyproject.toml``), or None if not installed."""
-    try:
-        return importlib.metadata.version("cnnconv")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def run_record(argv: Sequence[str], device: torch.device, source: str | os.PathLike | None) -> dict:
     """What a run folder records about how it was made (written to ``run_info.yaml``).
 
@@ -84,7 +76,7 @@ def run_record(argv: Sequence[str], device: torch.device, source: str | os.PathL
             "python": platform.python_version(),
             "torch": str(torch.__version__),
             "numpy": np.__version__,
-            "cnnconv": _cnnconv_version(),
+            "cnnconv": installed_version(),
         },
         "git_commit": None if source is None else _git_commit(Path(source).resolve().parent),
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
