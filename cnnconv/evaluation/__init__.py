@@ -23,45 +23,24 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# the public names of each module of this package re-exported here, imported on first use
-_EXPORTS = {
-    "data": (
-        "IMAGE_EXTENSIONS",
-        "PHOTOGRAPHS",
-        "ImageFolderDataset",
-        "PhotoCrops",
-        "SceneOptions",
-        "SyntheticScenes",
-        "bundled_photographs",
-        "make_dead_leaves",
-        "make_scene",
-    ),
-    "datasets": ("BSDS500", "BSDS_SPLITS", "MotorcycleOcclusions", "occlusion_boundaries"),
-    "metrics": (
-        "BoundaryEvaluation",
-        "BoundarySweep",
-        "OrientationError",
-        "boundary_counts",
-        "bsds_thresholds",
-        "evaluate_boundaries",
-        "match_boundaries",
-        "orientation_error",
-        "paired_t_interval",
-        "resolve_max_dist",
-        "summarize_counts",
-        "thin_boundaries",
-    ),
-}
-_LAZY_NAMES = {name: module for module, names in _EXPORTS.items() for name in names}
+# the modules whose public names (their ``__all__``) are re-exported here, imported on first use
+_MODULES = ("data", "datasets", "metrics")
 
-__all__ = list(_LAZY_NAMES)
+
+def _module(name: str) -> Any:
+    return importlib.import_module(f"{__name__}.{name}")
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY_NAMES:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY_NAMES[name]}"), name)
+    if name == "__all__":
+        return [n for m in _MODULES for n in _module(m).__all__]
+    if not name.startswith("_"):
+        for m in _MODULES:
+            module = _module(m)
+            if name in module.__all__:
+                return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__getattr__("__all__")))
