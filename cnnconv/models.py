@@ -117,32 +117,19 @@ class EdgeDetector(nn.Module):
         self.init = init if isinstance(init, str) else "tensor"
         self.pdc = pdc
         self.conv: LearnableConv2d | PixelDifferenceConv2d
-        if isinstance(init, str) and init == "random" and pdc is not None:
-            self.conv = PixelDifferenceConv2d(
-                in_channels,
-                2,
-                kernel_size,
-                padding="same",
-                bias=bias,
-                pdc=pdc,
-                theta=theta,
-                padding_mode=padding_mode,
-                device=device,
-                dtype=dtype,
-                method=method,
-            )
-        elif isinstance(init, str) and init == "random":
-            self.conv = LearnableConv2d(
-                in_channels,
-                2,
-                kernel_size,
-                padding="same",
-                bias=bias,
-                padding_mode=padding_mode,
-                device=device,
-                dtype=dtype,
-                method=method,
-            )
+        if isinstance(init, str) and init == "random":
+            layer: dict[str, Any] = {
+                "padding": "same",
+                "bias": bias,
+                "padding_mode": padding_mode,
+                "device": device,
+                "dtype": dtype,
+                "method": method,
+            }
+            if pdc is not None:
+                self.conv = PixelDifferenceConv2d(in_channels, 2, kernel_size, pdc=pdc, theta=theta, **layer)
+            else:
+                self.conv = LearnableConv2d(in_channels, 2, kernel_size, **layer)
         else:
             pair = gradient_kernels(
                 init,
