@@ -35,8 +35,10 @@ from __future__ import annotations
 
 from .base import MAX_GAUSSIAN_TAPS
 
-# _check_truncate: a private helper that the Gaussian filters reach through the package.
+# _check_truncate and _grid: private helpers that the Gaussian filters and the kernel fits reach
+# through the package.
 from .base import _check_truncate as _check_truncate
+from .base import _grid as _grid
 from .builders import box, gabor, identity, laplacian, sharpen
 from .gaussians import (
     gaussian,
