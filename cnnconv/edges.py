@@ -36,10 +36,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnconv import kernels as K
-from cnnconv.engines.padding import BORDERS
 from cnnconv.functional.correlation import apply_plan, filter2d
 from cnnconv.functional.gradients import apply_gradient_plan
 from cnnconv.functional.plan import FilterPlan, plan_filter, plan_gradient
+from cnnconv.parametric.base import _check_border, _check_channels
 
 __all__ = [
     "COLOR_MODES",
@@ -249,7 +249,6 @@ class GradientFilter(nn.Module):
         normalized: ramp-gain-1 normalisation of Sobel/Scharr/Prewitt.
         kernel_size: Sobel size (3 or 5) or ``"dog"`` size.
         in_channels: channels of the input; the same pair is applied to each channel.
-        in_channels: channels of the input.
         color: how channel gradients combine: ``"max"``, ``"sum"`` or ``"mean"`` (module docs).
         border: padding mode, ``"reflect"`` (default, the default of every fixed filter: see
             :mod:`cnnconv.functional`), ``"replicate"`` (kornia's ``spatial_gradient``),
@@ -282,12 +281,10 @@ class GradientFilter(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
+        _check_channels(in_channels, "in_channels")
         if color not in COLOR_MODES:
             raise ValueError(f"color must be one of {', '.join(COLOR_MODES)}, got {color!r}")
-        if border not in BORDERS:
-            raise ValueError(f"border must be one of {', '.join(sorted(BORDERS))}, got {border!r}")
+        _check_border(border)
         pair = gradient_kernels(
             kernel, sigma=sigma, normalized=normalized, kernel_size=kernel_size, dtype=dtype, device=device
         ).unsqueeze(1)
@@ -313,7 +310,11 @@ class GradientFilter(nn.Module):
         kx, ky = self.weight[0, 0], self.weight[1, 0]
         factors = K.separable_factors(kx) if torch.equal(ky, kx.t()) else None
         self._transposed_pair = factors is not None
-        self._plan = plan_gradient(*factors, output="xy") if factors is not None else plan_filter(self.weight[:, 0])
+        if factors is not None:
+            smooth, diff = factors  # kx = outer(smooth, diff)
+            self._plan = plan_gradient(smooth, diff, output="xy")
+        else:
+            self._plan = plan_filter(self.weight[:, 0])
 
     def _apply(self, *args, **kwargs):
         module = super()._apply(*args, **kwargs)

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import cast
 
 import torch
 from torch import nn
@@ -33,7 +34,7 @@ from cnnconv import kernels as K
 from cnnconv._utils.checks import check_choice
 from cnnconv.engines.checks import check_eps
 from cnnconv.engines.padding import check_border, check_mode, tracing
-from cnnconv.functional.blur import box_plan, int_sizes, sigmas
+from cnnconv.functional.blur import box_plan, gaussian_sizes, int_sizes, sigmas
 from cnnconv.functional.correlation import apply_plan
 from cnnconv.functional.gradients import (
     GRADIENT_OUTPUTS,
@@ -47,13 +48,15 @@ __all__ = ["BoxBlur", "Filter2d", "GaussianBlur", "Laplacian", "Prewitt", "Schar
 
 class _Setting:
     """A constructor argument of a fixed layer, readable but not assignable: the layer's
-    buffers were built from it, so a different value needs a new layer."""
+    buffers were built from it, so a different value needs a new layer. A dict is kept as such
+    (a read-only view cannot be copied or pickled) and read through a read-only view."""
 
     def __set_name__(self, owner, name: str) -> None:
         self.name = name
 
     def __get__(self, obj, owner=None):
-        return self if obj is None else obj.__dict__["_setting_values"][self.name]
+        value = self if obj is None else obj.__dict__["_setting_values"][self.name]
+        return MappingProxyType(value) if isinstance(value, dict) else value
 
     def __set__(self, obj, value) -> None:
         cls = type(obj).__name__
@@ -95,24 +98,6 @@ class _FixedFilter(nn.Module):
             self._replan()
         return module
 
-    def _follow_kernel(self) -> None:
-        """Plan again when the ``kernel`` buffer's values differ from those last planned for.
-        The values are compared with a kept copy (``torch.equal``, one pass over a small
-        kernel), because writes through ``.data``, numpy or a reused address move no version
-        counter. Skipped while a graph is captured."""
-        if tracing():
-            return
-        kernel = self.kernel
-        seen = self._planned_for
-        if (
-            seen is None
-            or seen.shape != kernel.shape
-            or seen.dtype != kernel.dtype
-            or seen.device != kernel.device
-            or not torch.equal(seen, kernel)
-        ):
-            self._replan()
-
     @staticmethod
     def _as_kernel(kernel, shapes: dict[int, str]) -> torch.Tensor:
         """A copy of ``kernel``, a real floating point tensor whose number of dimensions is a
@@ -133,7 +118,7 @@ class _FixedFilter(nn.Module):
         setattr(self, name, value)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return apply_plan(input, self._filter_plan, self.mode, self.border)
+        return apply_plan(input, cast(FilterPlan, self._filter_plan), self.mode, self.border)
 
     def _common_repr(self) -> str:
         return f"border={self.border!r}, mode={self.mode!r}, method={self.method!r}"
@@ -141,6 +126,26 @@ class _FixedFilter(nn.Module):
 
 class _KernelFilter(_FixedFilter):
     """A fixed layer whose ``kernel`` buffer is followed: changed in place, it is planned again."""
+
+    kernel: torch.Tensor
+
+    def _follow_kernel(self) -> None:
+        """Plan again when the ``kernel`` buffer's values differ from those last planned for.
+        The values are compared with a kept copy (``torch.equal``, one pass over a small
+        kernel), because writes through ``.data``, numpy or a reused address move no version
+        counter. Skipped while a graph is captured."""
+        if tracing():
+            return
+        kernel = self.kernel
+        seen = self._planned_for
+        if (
+            seen is None
+            or seen.shape != kernel.shape
+            or seen.dtype != kernel.dtype
+            or seen.device != kernel.device
+            or not torch.equal(seen, kernel)
+        ):
+            self._replan()
 
     def _make_plan(self) -> FilterPlan:
         return plan_filter(self.kernel, self.method)
@@ -192,14 +197,13 @@ class Filter2d(_KernelFilter):
         self, kernel, mode: str = "same", border: str = "reflect", *, method: str = "auto", **kernel_kwargs
     ) -> None:
         super().__init__(mode, border, method)
-        kernel_name = None
-        if isinstance(kernel, str):
-            kernel_name = kernel
-            kernel = K.get_kernel(kernel, **kernel_kwargs)
+        kernel_name = kernel if isinstance(kernel, str) else None
+        if kernel_name is not None:
+            kernel = K.get_kernel(kernel_name, **kernel_kwargs)
         elif kernel_kwargs:
             raise TypeError(f"kernel_kwargs are only used with a kernel name, got {sorted(kernel_kwargs)}")
         kernel = self._as_kernel(kernel, {2: "(kh, kw)", 3: "(C, kh, kw)"})
-        self._settings(kernel_name=kernel_name, kernel_kwargs=MappingProxyType(dict(kernel_kwargs)))
+        self._settings(kernel_name=kernel_name, kernel_kwargs=dict(kernel_kwargs))
         self.register_buffer("kernel", kernel, persistent=False)
         self.register_buffer("ky", None, persistent=False)
         self.register_buffer("kx", None, persistent=False)
@@ -211,7 +215,8 @@ class Filter2d(_KernelFilter):
 
     def _make_plan(self) -> FilterPlan:
         plan = plan_filter(self.kernel, self.method)
-        self.ky, self.kx = (None, None) if plan.factors is None else plan.factors
+        factors: tuple[torch.Tensor | None, ...] = (None, None) if plan.factors is None else plan.factors
+        self.ky, self.kx = factors
         return plan
 
     def extra_repr(self) -> str:
@@ -262,7 +267,7 @@ class BoxBlur(_BuiltKernelFilter):
     def _make_plan(self) -> FilterPlan:
         kernel = self.kernel
         # As built, then moved by .to() / .double(): the values the untouched buffer holds.
-        box = K.box(self.kernel_size, normalized=self.normalized).to(device=kernel.device, dtype=kernel.dtype)
+        box = self._build_kernel().to(device=kernel.device, dtype=kernel.dtype)
         if not torch.equal(kernel, box):  # changed in place: filtered as the kernel it now holds
             return plan_filter(kernel, self.method)
         # Decided from the size alone, so compiled graphs need no checks of kernel values.
@@ -305,13 +310,13 @@ class GaussianBlur(_FixedFilter):
         super().__init__(mode, border, method)
         sigma = sigmas(sigma, 2)
         truncate = K._check_truncate(truncate)
-        if kernel_size is None:
-            kernel_size = tuple(K.gaussian_size_from_sigma(s, truncate) for s in sigma)
-        self._settings(sigma=sigma, truncate=truncate, kernel_size=int_sizes(kernel_size, 2, "kernel_size", odd=True))
+        self._settings(sigma=sigma, truncate=truncate, kernel_size=gaussian_sizes(sigma, kernel_size, truncate))
         self.register_buffer("ky", None, persistent=False)
         self.register_buffer("kx", None, persistent=False)
         self.reset_parameters()
 
+    ky: torch.Tensor
+    kx: torch.Tensor
     sigma = _Setting()
     truncate = _Setting()
     kernel_size = _Setting()
@@ -354,6 +359,8 @@ class _Gradient(_FixedFilter):
         self.register_buffer("diff", None, persistent=False)
         self.reset_parameters()
 
+    smooth: torch.Tensor
+    diff: torch.Tensor
     output = _Setting()
     normalized = _Setting()
     eps = _Setting()
@@ -378,7 +385,8 @@ class _Gradient(_FixedFilter):
         return torch.outer(self.diff, self.smooth)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return apply_gradient_plan(input, self._filter_plan, self.output, self.border, self.mode, eps=self.eps)
+        plan = cast(FilterPlan, self._filter_plan)  # made in __init__
+        return apply_gradient_plan(input, plan, self.output, self.border, self.mode, eps=self.eps)
 
     def extra_repr(self) -> str:
         return f"output={self.output!r}, normalized={self.normalized}, eps={self.eps}, {self._common_repr()}"

@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from cnnconv import functional3d as F3
@@ -22,7 +24,7 @@ from cnnconv._utils.checks import check_choice
 from cnnconv.engines.checks import check_eps
 from cnnconv.engines.separable import outer3
 from cnnconv.filters import _FixedFilter
-from cnnconv.functional.blur import int_sizes, sigmas
+from cnnconv.functional.blur import gaussian_sizes, int_sizes, sigmas
 from cnnconv.functional.gradients3d import apply_gradient_plan3d, gradient_factors3d
 from cnnconv.functional.plan import FilterPlan, plan_filter3d
 from cnnconv.functional.volume import apply_plan3d, check_method3d
@@ -38,11 +40,15 @@ class _FixedFilter3d(_FixedFilter):
         super().__init__(mode, border, method)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return apply_plan3d(input, self._filter_plan, self.mode, self.border)
+        return apply_plan3d(input, cast(FilterPlan, self._filter_plan), self.mode, self.border)
 
 
 class _Separable3d(_FixedFilter3d):
     """A layer whose kernel is kept as its three 1-D factors ``kz``, ``ky``, ``kx``."""
+
+    kz: torch.Tensor
+    ky: torch.Tensor
+    kx: torch.Tensor
 
     def __init__(self, mode: str, border: str, method: str) -> None:
         super().__init__(mode, border, method)
@@ -96,9 +102,15 @@ class Filter3d(_FixedFilter3d):
         # The kernel is fixed: find its structure once, here, instead of at every call.
         self._replan()
 
+    kernel: torch.Tensor
+    kz: torch.Tensor | None
+    ky: torch.Tensor | None
+    kx: torch.Tensor | None
+
     def _make_plan(self) -> FilterPlan:
         plan = plan_filter3d(self.kernel, self.method)
-        self.kz, self.ky, self.kx = plan.factors if plan.method == "separable" else (None,) * 3
+        factors = plan.factors if plan.method == "separable" else None
+        self.kz, self.ky, self.kx = (None, None, None) if factors is None else factors
         return plan
 
     def extra_repr(self) -> str:
@@ -180,7 +192,7 @@ class GaussianBlur3d(_Separable3d):
         super().__init__(mode, border, method)
         self.sigma = sigmas(sigma, 3)
         self.truncate = K._check_truncate(truncate)
-        self.kernel_size = F3.gaussian_size3d(self.sigma, kernel_size, self.truncate)
+        self.kernel_size = gaussian_sizes(self.sigma, kernel_size, self.truncate)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -232,6 +244,9 @@ class Sobel3d(_FixedFilter3d):
         self.register_buffer("diff", None, persistent=False)
         self.reset_parameters()
 
+    smooth: torch.Tensor
+    diff: torch.Tensor
+
     def reset_parameters(self) -> None:
         smooth, diff = gradient_factors3d("sobel", self.normalized, torch.get_default_dtype(), None)
         self._set_buffer("smooth", smooth)
@@ -248,7 +263,8 @@ class Sobel3d(_FixedFilter3d):
         return torch.stack((outer3(s, s, d), outer3(s, d, s), outer3(d, s, s)))
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return apply_gradient_plan3d(input, self._filter_plan, self.output, self.border, self.mode, eps=self.eps)
+        plan = cast(FilterPlan, self._filter_plan)  # made in __init__
+        return apply_gradient_plan3d(input, plan, self.output, self.border, self.mode, eps=self.eps)
 
     def extra_repr(self) -> str:
         return f"output={self.output!r}, normalized={self.normalized}, eps={self.eps}, {self._common_repr()}"
@@ -292,6 +308,8 @@ class Laplacian3d(_FixedFilter3d):
         self.normalized = bool(normalized)
         self.register_buffer("kernel", None, persistent=False)
         self.reset_parameters()
+
+    kernel: torch.Tensor
 
     def reset_parameters(self) -> None:
         self._set_buffer(

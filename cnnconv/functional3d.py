@@ -25,7 +25,7 @@ import torch
 
 from cnnconv import kernels as K
 from cnnconv.engines.padding import pad3d
-from cnnconv.functional.blur import int_sizes, sigmas
+from cnnconv.functional.blur import gaussian_sizes, int_sizes, sigmas
 from cnnconv.functional.correlation import padding_anchor, signal_doc
 from cnnconv.functional.gradients3d import (
     SOBEL3D_OUTPUTS,
@@ -129,7 +129,7 @@ def box_factors3d(size, normalized: bool, dtype, device) -> tuple[torch.Tensor, 
     """``(kz, ky, kx)`` of a box window: the scale rides on the depth factor."""
     kd, kh, kw = size
     scale = 1.0 / (kd * kh * kw) if normalized else 1.0
-    opts = dict(dtype=dtype, device=device)
+    opts = {"dtype": dtype, "device": device}
     return torch.full((kd,), scale, **opts), torch.ones(kh, **opts), torch.ones(kw, **opts)
 
 
@@ -169,13 +169,6 @@ def gaussian_factors3d(sigma, size, dtype, device) -> tuple[torch.Tensor, ...]:
     return tuple(K.gaussian1d(s, k, dtype=dtype, device=device) for s, k in zip(sigma, size))
 
 
-def gaussian_size3d(sigma, kernel_size, truncate) -> tuple[int, int, int]:
-    """``kernel_size`` checked, or the size from ``sigma`` and ``truncate`` when it is None."""
-    if kernel_size is None:
-        return tuple(K.gaussian_size_from_sigma(s, truncate) for s in sigma)
-    return int_sizes(kernel_size, 3, "kernel_size", odd=True)
-
-
 def gaussian_blur3d(
     input: torch.Tensor,
     sigma,
@@ -210,7 +203,7 @@ def gaussian_blur3d(
     check_input3d(input)
     sigma = sigmas(sigma, 3)
     truncate = K._check_truncate(truncate)
-    factors = gaussian_factors3d(sigma, gaussian_size3d(sigma, kernel_size, truncate), input.dtype, input.device)
+    factors = gaussian_factors3d(sigma, gaussian_sizes(sigma, kernel_size, truncate), input.dtype, input.device)
     method = "separable" if check_method3d(method) == "auto" else method
     return filter3d(input, None, mode, border, method=method, factors=factors)
 

@@ -205,6 +205,24 @@ def test_constructor_attributes_are_read_only(layer, attributes):
     torch.testing.assert_close(f(x), before)
 
 
+def test_filter2d_kernel_kwargs_stay_read_only_in_copies():
+    """The builder arguments of a named kernel are a read-only mapping, in the layer and in its
+    ``copy.deepcopy`` / ``pickle`` copies, and the copies filter with the same kernel."""
+    import copy
+    import pickle
+
+    sigma = float(torch.empty(()).uniform_(0.5, 2.0))
+    f = L.Filter2d("gaussian", sigma=sigma)
+    x = torch.rand(1, 2, 12, 12)
+    for layer in (f, copy.deepcopy(f), pickle.loads(pickle.dumps(f))):
+        assert dict(layer.kernel_kwargs) == {"sigma": sigma}
+        with pytest.raises(TypeError):
+            layer.kernel_kwargs["sigma"] = 3.0
+        assert layer.kernel_kwargs["sigma"] == sigma
+        torch.testing.assert_close(layer.kernel, K.get_kernel("gaussian", sigma=sigma))
+        torch.testing.assert_close(layer(x), f(x), rtol=0, atol=0)
+
+
 # --------------------------------------------------------------------------- 4. huge Gaussians
 
 

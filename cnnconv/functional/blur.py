@@ -39,6 +39,19 @@ def int_sizes(value, n: int, name: str, *, odd: bool = False) -> tuple[int, ...]
     return tuple(int(v) for v in sizes)
 
 
+def gaussian_sizes(sigma: tuple[float, ...], kernel_size, truncate: float) -> tuple[int, ...]:
+    """``kernel_size`` checked (odd, one per sigma), or the sizes from ``sigma`` and
+    ``truncate`` (checked) when it is None.
+
+    Example:
+        >>> gaussian_sizes((1.0, 2.0), None, 4.0), gaussian_sizes((1.0, 2.0), 5, 4.0)
+        ((9, 17), (5, 5))
+    """
+    if kernel_size is None:
+        return tuple(K.gaussian_size_from_sigma(s, truncate) for s in sigma)
+    return int_sizes(kernel_size, len(sigma), "kernel_size", odd=True)
+
+
 def sigmas(sigma, n: int) -> tuple[float, ...]:
     """A positive finite number (or one-element tensor), or ``n`` of them, as ``n`` floats."""
     group = _GROUPS[n]
@@ -51,9 +64,10 @@ def sigmas(sigma, n: int) -> tuple[float, ...]:
             s = float(s)
         if isinstance(s, bool) or not isinstance(s, numbers.Real):
             raise TypeError(f"sigma must be a number or a {group} of numbers, got {sigma!r}")
+        s = float(s)
         if not (s > 0) or not math.isfinite(s):
             raise ValueError(f"sigma must be positive and finite, got {sigma!r}")
-        out.append(float(s))
+        out.append(s)
     return tuple(out)
 
 
@@ -146,13 +160,9 @@ def gaussian_blur2d(
     check_input(input, 2, 4, INPUT_SHAPES)
     sy, sx = sigmas(sigma, 2)
     truncate = K._check_truncate(truncate)
-    if kernel_size is None:
-        kh, kw = K.gaussian_size_from_sigma(sy, truncate), K.gaussian_size_from_sigma(sx, truncate)
-    else:
-        kh, kw = int_sizes(kernel_size, 2, "kernel_size", odd=True)
-    opts = dict(dtype=input.dtype, device=input.device)
-    ky = K.gaussian1d(sy, kh, **opts)
-    kx = K.gaussian1d(sx, kw, **opts)
+    kh, kw = gaussian_sizes((sy, sx), kernel_size, truncate)
+    ky = K.gaussian1d(sy, kh, dtype=input.dtype, device=input.device)
+    kx = K.gaussian1d(sx, kw, dtype=input.dtype, device=input.device)
     return filter2d(input, None, mode, border, method=method, factors=(ky, kx))
 
 

@@ -110,6 +110,7 @@ def apply_gradient_plan(
     eps = check_eps(eps)
     check_mode(mode)
     check_border(border)
+    assert plan.factors is not None  # plan_gradient plans the pair as factors
     smooth, diff = plan.factors
     k = smooth.shape[-1]
     h, w = x4.shape[-2:]

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -136,11 +137,11 @@ def plan_filter(
     """
     check_method(method)
     given = kernel
-    size = (
-        (int(kernel.shape[-2]), int(kernel.shape[-1]))
-        if kernel is not None
-        else tuple(int(f.shape[-1]) for f in factors)
-    )
+    size: tuple[int, int]
+    if kernel is not None:
+        size = (int(kernel.shape[-2]), int(kernel.shape[-1]))
+    else:  # factors (ky, kx)
+        size = cast("tuple[int, int]", tuple(int(f.shape[-1]) for f in factors))
     learn = any(t is not None and t.requires_grad for t in (kernel, *(factors or ())))
     if tracing():  # no decision read from values: the graph computes what was asked for
         return FilterPlan(method, size, None if factors is None else tuple(factors), learn=learn, kernel=given)
@@ -148,10 +149,12 @@ def plan_filter(
         kernel = factors[0][..., :, None] * factors[1][..., None, :]
     box_scale = None
     if method == "box" or (method == "auto" and not learn and factors is None):
+        assert kernel is not None  # given, built from the factors above, or needed for lack of factors
         box_scale = box.scale_of(kernel)
     if method == "box" and box_scale is None:
         raise ValueError("method='box' needs a constant kernel, got a kernel with differing entries")
     if factors is None and (method == "separable" or (method == "auto" and not learn)):
+        assert kernel is not None  # one of kernel and factors is given
         factors = K.separable_factors(kernel)
     if method == "separable" and factors is None:
         raise ValueError("method='separable' needs a rank-1 kernel or factors, got a kernel of higher rank")
@@ -269,6 +272,7 @@ def plan_filter3d(kernel: torch.Tensor | None, method: str = "auto", factors=Non
     size = tuple(int(n) for n in kernel.shape[-3:]) if kernel is not None else tuple(int(f.shape[-1]) for f in factors)
     learn = any(t is not None and t.requires_grad for t in (kernel, *(factors or ())))
     if factors is None and not learn and not torch.compiler.is_compiling() and method in ("auto", "separable"):
+        assert kernel is not None  # one of kernel and factors is given
         factors = separable_factors3d(kernel)
     if method == "separable" and factors is None:
         if learn:
