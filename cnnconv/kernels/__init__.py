@@ -33,70 +33,23 @@ kirsch_w, kirsch_nw, laplacian4, laplacian8, log, sharpen, unsharp, identity``. 
 
 from __future__ import annotations
 
-from .base import MAX_GAUSSIAN_TAPS
+from . import base, builders, gaussians, gradients, registry, separable
 
 # _check_truncate and _grid: private helpers that the Gaussian filters and the kernel fits reach
 # through the package.
+from .base import *
 from .base import _check_truncate as _check_truncate
 from .base import _grid as _grid
-from .builders import box, gabor, identity, laplacian, sharpen
-from .gaussians import (
-    gaussian,
-    gaussian1d,
-    gaussian_derivative,
-    gaussian_derivative1d,
-    gaussian_dxy,
-    gaussian_sigma_from_size,
-    gaussian_size_from_sigma,
-    hermite_gaussian1d,
-    laplacian_of_gaussian,
-    unsharp,
-)
-from .gradients import (
-    KIRSCH_DIRECTIONS,
-    kirsch,
-    prewitt_x,
-    prewitt_y,
-    roberts_x,
-    roberts_y,
-    scharr_x,
-    scharr_y,
-    sobel_x,
-    sobel_y,
-)
-from .registry import get_kernel, list_kernels, register_kernel, unregister_kernel
-from .separable import separable_factors
+from .builders import *
+from .gaussians import *
+from .gradients import *
+from .registry import *
+from .separable import *
 
-__all__ = [
-    "KIRSCH_DIRECTIONS",
-    "MAX_GAUSSIAN_TAPS",
-    "box",
-    "gabor",
-    "gaussian",
-    "gaussian1d",
-    "gaussian_derivative",
-    "gaussian_derivative1d",
-    "gaussian_dxy",
-    "gaussian_sigma_from_size",
-    "gaussian_size_from_sigma",
-    "get_kernel",
-    "hermite_gaussian1d",
-    "identity",
-    "kirsch",
-    "laplacian",
-    "laplacian_of_gaussian",
-    "list_kernels",
-    "prewitt_x",
-    "prewitt_y",
-    "register_kernel",
-    "roberts_x",
-    "roberts_y",
-    "scharr_x",
-    "scharr_y",
-    "separable_factors",
-    "sharpen",
-    "sobel_x",
-    "sobel_y",
-    "unregister_kernel",
-    "unsharp",
-]
+__all__: list[str] = []
+__all__ += base.__all__
+__all__ += builders.__all__
+__all__ += gaussians.__all__
+__all__ += gradients.__all__
+__all__ += registry.__all__
+__all__ += separable.__all__
