@@ -19,8 +19,16 @@ from cnnconv.analysis._common import _as_kernel
 __all__ = ["KernelDescription", "KernelDescription1d", "describe_kernel", "frequency_response"]
 
 
+@dataclass
 class _Properties:
-    """Base of the descriptions: their fields as JSON."""
+    """Base of the descriptions: the fields they share (their first ones, documented in each
+    description) and all their fields as JSON."""
+
+    shape: tuple
+    dc_gain: float
+    l2_norm: float
+    symmetry: float
+    antisymmetry: float
 
     def to_dict(self, include_response: bool = False) -> dict:
         """Properties as JSON-ready Python types (``nan`` becomes ``None``, tuples lists).
@@ -29,7 +37,7 @@ class _Properties:
             include_response: also include the frequency response and its frequencies.
         """
         out: dict[str, Any] = {}
-        for f in fields(self):  # type: ignore[arg-type]
+        for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, torch.Tensor):
                 if include_response:
@@ -96,11 +104,6 @@ class KernelDescription(_Properties):
         frequencies: ``(n,)`` frequencies in cycles/pixel of the response's axes.
     """
 
-    shape: tuple
-    dc_gain: float
-    l2_norm: float
-    symmetry: float
-    antisymmetry: float
     separability: float
     orientation: float
     orientation_strength: float
@@ -138,11 +141,6 @@ class KernelDescription1d(_Properties):
         frequencies: ``(n // 2 + 1,)`` frequencies in cycles/sample, from 0 to 0.5.
     """
 
-    shape: tuple
-    dc_gain: float
-    l2_norm: float
-    symmetry: float
-    antisymmetry: float
     length_90: int
     length_99: int
     decay_rate: float

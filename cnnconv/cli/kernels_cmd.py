@@ -5,20 +5,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from cnnconv.cli.output import (
-    MAX_VALUES_SIDE,
-    CommandError,
-    abspath,
-    add_command,
-    add_json_options,
-    add_plot_options,
-    check_indent,
-    check_plot_path,
-    dump_json,
-    safe,
-    value_rows,
-    writing_plot,
-)
+from cnnconv.cli import output
 
 
 def _kernel_arguments(spec: str) -> tuple[str, dict]:
@@ -29,7 +16,9 @@ def _kernel_arguments(spec: str) -> tuple[str, dict]:
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise CommandError(f"kernel arguments must be key=value pairs separated by commas, got {safe(spec)!r}")
+            raise output.CommandError(
+                f"kernel arguments must be key=value pairs separated by commas, got {output.safe(spec)!r}"
+            )
         try:
             kwargs[key.strip()] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
@@ -46,23 +35,23 @@ def _build_kernel(spec: str) -> Any:
         return kernels.get_kernel(name, **kwargs)
     except (TypeError, ValueError) as exc:
         if str(exc).startswith("unknown kernel name"):
-            raise CommandError(str(exc)) from None
+            raise output.CommandError(str(exc)) from None
         if not kwargs:
-            raise CommandError(
-                f"kernel {safe(name)!r} needs arguments ({exc}); give them as NAME:key=value,..., "
+            raise output.CommandError(
+                f"kernel {output.safe(name)!r} needs arguments ({exc}); give them as NAME:key=value,..., "
                 f"e.g. gaussian:sigma=1.5,size=7"
             ) from None
-        raise CommandError(f"kernel {safe(spec)!r}: {exc}") from None
+        raise output.CommandError(f"kernel {output.safe(spec)!r}: {exc}") from None
 
 
 def _run_kernels(args: Any) -> int:
     from cnnconv import kernels
 
-    check_indent(args.indent)
+    output.check_indent(args.indent)
     if args.plot and not args.names:
-        raise CommandError("--plot needs kernel names, e.g. cnnconv kernels sobel_x sobel_y --plot sobel.png")
+        raise output.CommandError("--plot needs kernel names, e.g. cnnconv kernels sobel_x sobel_y --plot sobel.png")
     if args.plot:
-        check_plot_path(args.plot, args.overwrite)
+        output.check_plot_path(args.plot, args.overwrite)
     if args.names:
         built = {spec: _build_kernel(spec) for spec in args.names}
     else:  # the whole bank; kernels that need arguments are listed without a shape
@@ -75,9 +64,13 @@ def _run_kernels(args: Any) -> int:
     if args.plot:
         from cnnconv.analysis.plotting import plot_kernels
 
-        with writing_plot(args.plot):  # one kernel per row: each gets its own colour scale
+        with output.writing_plot(args.plot):  # one kernel per row: each gets its own colour scale
             plot_kernels(
-                list(built.values()), [safe(spec) for spec in built], path=args.plot, ncols=1, overwrite=args.overwrite
+                list(built.values()),
+                [output.safe(spec) for spec in built],
+                path=args.plot,
+                ncols=1,
+                overwrite=args.overwrite,
             )
     if args.json:
         out: dict[str, dict | None] = {}
@@ -87,22 +80,22 @@ def _run_kernels(args: Any) -> int:
             else:
                 values = {"values": k.detach().cpu().double().tolist()} if args.names else {}
                 out[spec] = {"shape": list(k.shape), **values}
-        dump_json(out, args.indent)
+        output.dump_json(out, args.indent)
         return 0
     width = max(len(spec) for spec in built)
     for spec, k in built.items():
-        print(f"{safe(spec):<{width}}  {'x'.join(map(str, k.shape)) if k is not None else '(needs arguments)'}")
-        if args.names and max(k.shape) <= MAX_VALUES_SIDE:
-            for row in value_rows(k.reshape(-1, k.shape[-1])):
+        print(f"{output.safe(spec):<{width}}  {'x'.join(map(str, k.shape)) if k is not None else '(needs arguments)'}")
+        if args.names and max(k.shape) <= output.MAX_VALUES_SIDE:
+            for row in output.value_rows(k.reshape(-1, k.shape[-1])):
                 print(f"    {row}")
     if args.plot:
-        print(f"\nplot written to {abspath(args.plot)}")
+        print(f"\nplot written to {output.abspath(args.plot)}")
     return 0
 
 
 def add_kernels(subparsers: Any) -> None:
     """Register the ``kernels`` command."""
-    p = add_command(
+    p = output.add_command(
         subparsers,
         "kernels",
         help="list, print or plot the hand-designed kernels of the bank",
@@ -120,6 +113,6 @@ def add_kernels(subparsers: Any) -> None:
         ),
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="kernel names, e.g. sobel_x or gaussian:sigma=1.5,size=7")
-    add_plot_options(p, "draw the named kernels (.png, .pdf or .svg)")
-    add_json_options(p, "the kernels")
+    output.add_plot_options(p, "draw the named kernels (.png, .pdf or .svg)")
+    output.add_json_options(p, "the kernels")
     p.set_defaults(func=_run_kernels)
