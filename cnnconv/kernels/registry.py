@@ -99,16 +99,10 @@ def _register_builtins() -> None:
     add("gaussian_dyy", N.gaussian_derivative, order=2, axis="y")
     add("gaussian_dxy", N.gaussian_dxy)
     add("gabor", B.gabor)
-    add("sobel_x", G.sobel_x)
-    add("sobel_y", G.sobel_y)
-    add("sobel5_x", G.sobel_x, size=5)
-    add("sobel5_y", G.sobel_y, size=5)
-    add("prewitt_x", G.prewitt_x)
-    add("prewitt_y", G.prewitt_y)
-    add("scharr_x", G.scharr_x)
-    add("scharr_y", G.scharr_y)
-    add("roberts_x", G.roberts_x)
-    add("roberts_y", G.roberts_y)
+    for axis in "xy":
+        for operator in ("sobel", "prewitt", "scharr", "roberts"):
+            add(f"{operator}_{axis}", getattr(G, f"{operator}_{axis}"))
+        add(f"sobel5_{axis}", getattr(G, f"sobel_{axis}"), size=5)
     for direction in G.KIRSCH_DIRECTIONS:
         add(f"kirsch_{direction}", G.kirsch, direction=direction)
     add("laplacian4", B.laplacian, neighbours=4)
