@@ -21,12 +21,14 @@ Conventions (those of :mod:`cnnconv.functional`, with one more axis):
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from cnnconv import kernels as K
 from cnnconv.engines.padding import pad3d
 from cnnconv.functional.blur import gaussian_sizes, int_sizes, sigmas
-from cnnconv.functional.correlation import padding_anchor, signal_doc
+from cnnconv.functional.correlation import padding_anchor, signal_function
 from cnnconv.functional.gradients3d import (
     SOBEL3D_OUTPUTS,
     apply_gradient3d,
@@ -52,27 +54,23 @@ __all__ = [
     "spatial_gradient3d",
 ]
 
-# --------------------------------------------------------------------------- validation
-
-
 # --------------------------------------------------------------------------- correlate / convolve
 
 
-@signal_doc(
+def _signal3d(input, kernel, mode, border, method, anchor, flip):
+    """The body of :func:`correlate3d` (``flip`` False) and :func:`convolve3d`."""
+    if flip and isinstance(kernel, torch.Tensor) and kernel.ndim >= 3:
+        kernel = kernel.flip(-3, -2, -1)
+    return filter3d(input, kernel, mode, border, method=method, anchor=padding_anchor(anchor, flip, two_d=False))
+
+
+correlate3d = signal_function(
+    "correlate3d",
+    __name__,
     3,
     """``"signal"``
             (``scipy.signal.correlate``) or ``"ndimage"`` (``scipy.ndimage.correlate``); both
             put kernel element ``k // 2`` on the output voxel.""",
-)
-def correlate3d(
-    input: torch.Tensor,
-    kernel: torch.Tensor,
-    mode: str = "full",
-    border: str = "zeros",
-    *,
-    method: str = "auto",
-    anchor: str = "signal",
-) -> torch.Tensor:
     """3-D correlation (no kernel flip, PyTorch's convention) of every channel.
 
     Agrees with ``scipy.signal.correlate`` on volumes (``border="zeros"``) in every mode, with
@@ -86,24 +84,17 @@ def correlate3d(
         >>> k = torch.zeros(3, 3, 3); k[2, 1, 1] = 1.0
         >>> correlate3d(x, k, "same")[0, 1, 1].item()
         13.0
-    """
-    return filter3d(input, kernel, mode, border, method=method, anchor=padding_anchor(anchor, False, two_d=False))
+    """,
+    partial(_signal3d, flip=False),
+)
 
 
-@signal_doc(
+convolve3d = signal_function(
+    "convolve3d",
+    __name__,
     3,
     """``"signal"``
             (``scipy.signal.convolve``) or ``"ndimage"`` (``scipy.ndimage.convolve``).""",
-)
-def convolve3d(
-    input: torch.Tensor,
-    kernel: torch.Tensor,
-    mode: str = "full",
-    border: str = "zeros",
-    *,
-    method: str = "auto",
-    anchor: str = "signal",
-) -> torch.Tensor:
     """3-D convolution: correlation with the kernel flipped in all three axes.
 
     Agrees with ``scipy.signal.convolve`` on volumes (``border="zeros"``) in every mode, and
@@ -116,10 +107,10 @@ def convolve3d(
         >>> k = torch.zeros(3, 3, 3); k[2, 1, 1] = 1.0
         >>> convolve3d(x, k, "same")[1, 1, 1].item()
         4.0
-    """
-    if isinstance(kernel, torch.Tensor) and kernel.ndim >= 3:
-        kernel = kernel.flip(-3, -2, -1)
-    return filter3d(input, kernel, mode, border, method=method, anchor=padding_anchor(anchor, True, two_d=False))
+    """,
+    partial(_signal3d, flip=True),
+)
+
 
 
 # --------------------------------------------------------------------------- filters

@@ -3,6 +3,9 @@ scipy-named functions around it (conventions: :mod:`cnnconv.functional`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import torch
 
 from cnnconv import kernels as K  # noqa: F401  (the examples use it)
@@ -219,10 +222,14 @@ _SIGNAL_SHAPES = {
 }
 
 
-def signal_doc(dims: int, anchor: str):
-    """Decorator: write the ``Args`` and ``Returns`` that the scipy-named correlate / convolve
-    functions of ``dims`` dimensions share where their docstring says ``{args}``; ``anchor``
-    tells what the two anchors match."""
+def signal_function(
+    name: str, module: str, dims: int, anchor: str, doc: str, body: Callable[..., torch.Tensor]
+) -> Callable[..., torch.Tensor]:
+    """One of the scipy-named correlate / convolve functions of ``dims`` dimensions: they share
+    their signature and the ``Args`` and ``Returns`` written where ``doc`` says ``{args}``
+    (``anchor`` tells what the two anchors match); the function calls
+    ``body(input, kernel, mode, border, method, anchor)``. ``name`` and ``module`` are where it
+    is published."""
     inp, shared, per_channel, dispatch = _SIGNAL_SHAPES[dims]
     args = f"""Args:
         input: {inp}.
@@ -235,29 +242,38 @@ def signal_doc(dims: int, anchor: str):
     Returns:
         Tensor with the input's number of dimensions."""
 
-    def decorate(fn):
-        fn.__doc__ = fn.__doc__.replace("{args}", args)
-        return fn
+    def signal(
+        input: torch.Tensor,
+        kernel: torch.Tensor,
+        mode: str = "full",
+        border: str = "zeros",
+        *,
+        method: str = "auto",
+        anchor: str = "signal",
+    ) -> torch.Tensor:
+        return body(input, kernel, mode, border, method, anchor)
 
-    return decorate
+    signal.__name__ = signal.__qualname__ = name
+    signal.__module__ = module
+    signal.__doc__ = doc.replace("{args}", args)
+    return signal
 
 
-@signal_doc(
+def _signal2d(input, kernel, mode, border, method, anchor, flip):
+    """The body of :func:`correlate2d` (``flip`` False) and :func:`convolve2d`."""
+    if flip and isinstance(kernel, torch.Tensor) and kernel.ndim >= 2:
+        kernel = kernel.flip(-2, -1)
+    return _signal_filter(input, kernel, mode, border, method, padding_anchor(anchor, flip))
+
+
+correlate2d = signal_function(
+    "correlate2d",
+    __name__,
     2,
     """``"signal"`` (like
             ``scipy.signal.correlate2d``: kernel element ``(k-1)//2`` on the output pixel) or
             ``"ndimage"`` (like ``scipy.ndimage.correlate`` and ``cv2.filter2D``: element
             ``k//2``).""",
-)
-def correlate2d(
-    input: torch.Tensor,
-    kernel: torch.Tensor,
-    mode: str = "full",
-    border: str = "zeros",
-    *,
-    method: str = "auto",
-    anchor: str = "signal",
-) -> torch.Tensor:
     """2-D correlation (no kernel flip, PyTorch's convention) of every channel.
 
     Agrees with ``scipy.signal.correlate2d`` (``border="zeros"``) in every mode, with its
@@ -276,24 +292,17 @@ def correlate2d(
         >>> x = torch.arange(9.0).reshape(3, 3)
         >>> correlate2d(x, K.sobel_x(), "same", border="replicate")[1, 1].item()
         8.0
-    """
-    return _signal_filter(input, kernel, mode, border, method, padding_anchor(anchor, False))
+    """,
+    partial(_signal2d, flip=False),
+)
 
 
-@signal_doc(
+convolve2d = signal_function(
+    "convolve2d",
+    __name__,
     2,
     """``"signal"`` (like
             ``scipy.signal.convolve2d``) or ``"ndimage"`` (like ``scipy.ndimage.convolve``).""",
-)
-def convolve2d(
-    input: torch.Tensor,
-    kernel: torch.Tensor,
-    mode: str = "full",
-    border: str = "zeros",
-    *,
-    method: str = "auto",
-    anchor: str = "signal",
-) -> torch.Tensor:
     """2-D convolution: correlation with the kernel flipped in both axes.
 
     Agrees with ``scipy.signal.convolve2d`` (``border="zeros"``) in every mode, with its
@@ -306,10 +315,9 @@ def convolve2d(
         >>> x = torch.arange(9.0).reshape(3, 3)
         >>> convolve2d(x, K.sobel_x(), "same", border="replicate")[1, 1].item()
         -8.0
-    """
-    if isinstance(kernel, torch.Tensor) and kernel.ndim >= 2:
-        kernel = kernel.flip(-2, -1)
-    return _signal_filter(input, kernel, mode, border, method, padding_anchor(anchor, True))
+    """,
+    partial(_signal2d, flip=True),
+)
 
 
 def _signal_filter(input, kernel, mode, border, method, anchor):
@@ -351,22 +359,14 @@ def _filter1d(input, kernel, mode, border, method, anchor, flip):
     return y.squeeze(-2)
 
 
-@signal_doc(
+correlate1d = signal_function(
+    "correlate1d",
+    __name__,
     1,
     """``"signal"``
             (``scipy.signal.correlate`` and ``numpy.correlate``) or ``"ndimage"``
             (``scipy.ndimage.correlate1d``); both put kernel element ``k // 2`` on the output
             sample.""",
-)
-def correlate1d(
-    input: torch.Tensor,
-    kernel: torch.Tensor,
-    mode: str = "full",
-    border: str = "zeros",
-    *,
-    method: str = "auto",
-    anchor: str = "signal",
-) -> torch.Tensor:
     """1-D correlation along the last axis (``numpy.correlate`` / ``scipy.signal.correlate``,
     whose defaults it takes: ``mode="full"``, zeros).
 
@@ -375,25 +375,18 @@ def correlate1d(
     Example:
         >>> correlate1d(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.0, 1.0, 1.0]), "full").tolist()
         [1.0, 3.0, 5.0, 3.0, 0.0]
-    """
-    return _filter1d(input, kernel, mode, border, method, anchor, flip=False)
+    """,
+    partial(_filter1d, flip=False),
+)
 
 
-@signal_doc(
+convolve1d = signal_function(
+    "convolve1d",
+    __name__,
     1,
     """``"signal"``
             (``numpy.convolve``, ``scipy.signal.convolve``) or ``"ndimage"``
             (``scipy.ndimage.convolve1d``).""",
-)
-def convolve1d(
-    input: torch.Tensor,
-    kernel: torch.Tensor,
-    mode: str = "full",
-    border: str = "zeros",
-    *,
-    method: str = "auto",
-    anchor: str = "signal",
-) -> torch.Tensor:
     """1-D convolution (kernel flipped) along the last axis; matches ``numpy.convolve`` and
     ``scipy.signal.convolve`` (whose defaults it takes: ``mode="full"``, zeros).
 
@@ -402,8 +395,9 @@ def convolve1d(
     Example:
         >>> convolve1d(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.0, 1.0, 1.0]), "full").tolist()
         [0.0, 1.0, 3.0, 5.0, 3.0]
-    """
-    return _filter1d(input, kernel, mode, border, method, anchor, flip=True)
+    """,
+    partial(_filter1d, flip=True),
+)
 
 
 def separable_correlate2d(
