@@ -34,7 +34,7 @@ from cnnconv import kernels as K
 from cnnconv._utils.checks import check_choice
 from cnnconv.engines.checks import check_eps
 from cnnconv.engines.padding import check_border, check_mode, tracing
-from cnnconv.functional.blur import box_plan, gaussian_sizes, int_sizes, sigmas
+from cnnconv.functional.blur import box_plan, gaussian_factors, gaussian_settings, int_sizes
 from cnnconv.functional.correlation import apply_plan
 from cnnconv.functional.gradients import (
     GRADIENT_OUTPUTS,
@@ -308,9 +308,8 @@ class GaussianBlur(_FixedFilter):
         method: str = "auto",
     ) -> None:
         super().__init__(mode, border, method)
-        sigma = sigmas(sigma, 2)
-        truncate = K._check_truncate(truncate)
-        self._settings(sigma=sigma, truncate=truncate, kernel_size=gaussian_sizes(sigma, kernel_size, truncate))
+        sigma, truncate, size = gaussian_settings(sigma, kernel_size, truncate, 2)
+        self._settings(sigma=sigma, truncate=truncate, kernel_size=size)
         self.register_buffer("ky", None, persistent=False)
         self.register_buffer("kx", None, persistent=False)
         self.reset_parameters()
@@ -322,8 +321,9 @@ class GaussianBlur(_FixedFilter):
     kernel_size = _Setting()
 
     def reset_parameters(self) -> None:
-        self._set_buffer("ky", K.gaussian1d(self.sigma[0], self.kernel_size[0]))
-        self._set_buffer("kx", K.gaussian1d(self.sigma[1], self.kernel_size[1]))
+        ky, kx = gaussian_factors(self.sigma, self.kernel_size, torch.get_default_dtype(), None)
+        self._set_buffer("ky", ky)
+        self._set_buffer("kx", kx)
         self._replan()
 
     def _make_plan(self) -> FilterPlan:

@@ -19,12 +19,11 @@ from typing import cast
 import torch
 
 from cnnconv import functional3d as F3
-from cnnconv import kernels as K
 from cnnconv._utils.checks import check_choice
 from cnnconv.engines.checks import check_eps
 from cnnconv.engines.separable import outer3
 from cnnconv.filters import _FixedFilter
-from cnnconv.functional.blur import gaussian_sizes, int_sizes, sigmas
+from cnnconv.functional.blur import gaussian_factors, gaussian_settings, int_sizes
 from cnnconv.functional.gradients3d import apply_gradient_plan3d, gradient_factors3d
 from cnnconv.functional.plan import FilterPlan, plan_filter3d
 from cnnconv.functional.volume import apply_plan3d, check_method3d
@@ -190,13 +189,11 @@ class GaussianBlur3d(_Separable3d):
         method: str = "auto",
     ) -> None:
         super().__init__(mode, border, method)
-        self.sigma = sigmas(sigma, 3)
-        self.truncate = K._check_truncate(truncate)
-        self.kernel_size = gaussian_sizes(self.sigma, kernel_size, self.truncate)
+        self.sigma, self.truncate, self.kernel_size = gaussian_settings(sigma, kernel_size, truncate, 3)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self._set_factors(F3.gaussian_factors3d(self.sigma, self.kernel_size, torch.get_default_dtype(), None))
+        self._set_factors(gaussian_factors(self.sigma, self.kernel_size, torch.get_default_dtype(), None))
 
     def _planned_method(self) -> str:
         return "separable" if self.method == "auto" else self.method

@@ -25,9 +25,8 @@ from functools import partial
 
 import torch
 
-from cnnconv import kernels as K
 from cnnconv.engines.padding import pad3d
-from cnnconv.functional.blur import gaussian_sizes, int_sizes, sigmas
+from cnnconv.functional.blur import gaussian_factors, gaussian_settings, int_sizes
 from cnnconv.functional.correlation import padding_anchor, signal_function
 from cnnconv.functional.gradients3d import (
     SOBEL3D_OUTPUTS,
@@ -112,7 +111,6 @@ convolve3d = signal_function(
 )
 
 
-
 # --------------------------------------------------------------------------- filters
 
 
@@ -155,11 +153,6 @@ def box_blur3d(
     return filter3d(input, None, mode, border, method=method, factors=factors)
 
 
-def gaussian_factors3d(sigma, size, dtype, device) -> tuple[torch.Tensor, ...]:
-    """``(kz, ky, kx)`` of a Gaussian of standard deviations ``sigma`` and ``size``."""
-    return tuple(K.gaussian1d(s, k, dtype=dtype, device=device) for s, k in zip(sigma, size))
-
-
 def gaussian_blur3d(
     input: torch.Tensor,
     sigma,
@@ -192,9 +185,8 @@ def gaussian_blur3d(
         torch.Size([1, 2, 8, 16, 16])
     """
     check_input3d(input)
-    sigma = sigmas(sigma, 3)
-    truncate = K._check_truncate(truncate)
-    factors = gaussian_factors3d(sigma, gaussian_sizes(sigma, kernel_size, truncate), input.dtype, input.device)
+    sigma, _, size = gaussian_settings(sigma, kernel_size, truncate, 3)
+    factors = gaussian_factors(sigma, size, input.dtype, input.device)
     method = "separable" if check_method3d(method) == "auto" else method
     return filter3d(input, None, mode, border, method=method, factors=factors)
 

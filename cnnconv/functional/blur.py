@@ -39,17 +39,27 @@ def int_sizes(value, n: int, name: str, *, odd: bool = False) -> tuple[int, ...]
     return tuple(int(v) for v in sizes)
 
 
-def gaussian_sizes(sigma: tuple[float, ...], kernel_size, truncate: float) -> tuple[int, ...]:
-    """``kernel_size`` checked (odd, one per sigma), or the sizes from ``sigma`` and
-    ``truncate`` (checked) when it is None.
+def gaussian_settings(sigma, kernel_size, truncate: float, n: int) -> tuple[tuple[float, ...], float, tuple[int, ...]]:
+    """The checked arguments of an ``n``-D Gaussian: ``sigma`` as ``n`` floats, ``truncate``,
+    and the kernel sizes: ``kernel_size`` (odd, one per axis), or those from ``sigma`` and
+    ``truncate`` when it is None.
 
     Example:
-        >>> gaussian_sizes((1.0, 2.0), None, 4.0), gaussian_sizes((1.0, 2.0), 5, 4.0)
-        ((9, 17), (5, 5))
+        >>> gaussian_settings((1.0, 2.0), None, 4.0, 2)
+        ((1.0, 2.0), 4.0, (9, 17))
+        >>> gaussian_settings(1.0, 5, 4.0, 3)
+        ((1.0, 1.0, 1.0), 4.0, (5, 5, 5))
     """
+    sigma = sigmas(sigma, n)
+    truncate = K._check_truncate(truncate)
     if kernel_size is None:
-        return tuple(K.gaussian_size_from_sigma(s, truncate) for s in sigma)
-    return int_sizes(kernel_size, len(sigma), "kernel_size", odd=True)
+        return sigma, truncate, tuple(K.gaussian_size_from_sigma(s, truncate) for s in sigma)
+    return sigma, truncate, int_sizes(kernel_size, n, "kernel_size", odd=True)
+
+
+def gaussian_factors(sigma: tuple[float, ...], size: tuple[int, ...], dtype, device) -> tuple[torch.Tensor, ...]:
+    """The 1-D factors of a Gaussian of standard deviations ``sigma`` (one per axis) and ``size``."""
+    return tuple(K.gaussian1d(s, k, dtype=dtype, device=device) for s, k in zip(sigma, size))
 
 
 def sigmas(sigma, n: int) -> tuple[float, ...]:
@@ -158,12 +168,9 @@ def gaussian_blur2d(
         torch.Size([2, 3, 32, 32])
     """
     check_input(input, 2, 4, INPUT_SHAPES)
-    sy, sx = sigmas(sigma, 2)
-    truncate = K._check_truncate(truncate)
-    kh, kw = gaussian_sizes((sy, sx), kernel_size, truncate)
-    ky = K.gaussian1d(sy, kh, dtype=input.dtype, device=input.device)
-    kx = K.gaussian1d(sx, kw, dtype=input.dtype, device=input.device)
-    return filter2d(input, None, mode, border, method=method, factors=(ky, kx))
+    sigma, _, size = gaussian_settings(sigma, kernel_size, truncate, 2)
+    factors = gaussian_factors(sigma, size, input.dtype, input.device)
+    return filter2d(input, None, mode, border, method=method, factors=factors)
 
 
 def laplacian(
