@@ -110,12 +110,19 @@ class _FixedFilter(nn.Module):
             raise TypeError(f"kernel must be a real floating point tensor, got dtype {kernel.dtype}")
         return kernel.detach().clone()
 
-    def _set_buffer(self, name: str, value: torch.Tensor) -> None:
-        """Refill a kernel buffer, keeping the device and dtype it was moved to."""
-        old = getattr(self, name, None)
-        if isinstance(old, torch.Tensor):
-            value = value.to(device=old.device, dtype=old.dtype)
-        setattr(self, name, value)
+    def _kernel_buffers(self, *names: str) -> None:
+        """Register the non-persistent kernel buffers ``names``, empty until :meth:`_refill`."""
+        for name in names:
+            self.register_buffer(name, None, persistent=False)
+
+    def _refill(self, **buffers: torch.Tensor) -> None:
+        """Refill kernel buffers, keeping the device and dtype they were moved to, and plan again."""
+        for name, value in buffers.items():
+            old = getattr(self, name, None)
+            if isinstance(old, torch.Tensor):
+                value = value.to(device=old.device, dtype=old.dtype)
+            setattr(self, name, value)
+        self._replan()
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return apply_plan(input, cast(FilterPlan, self._filter_plan), self.mode, self.border)
@@ -162,12 +169,11 @@ class _BuiltKernelFilter(_KernelFilter):
         raise NotImplementedError
 
     def _init_kernel(self) -> None:
-        self.register_buffer("kernel", None, persistent=False)
+        self._kernel_buffers("kernel")
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        self._set_buffer("kernel", self._build_kernel())
-        self._replan()
+        self._refill(kernel=self._build_kernel())
 
 
 class Filter2d(_KernelFilter):
@@ -205,8 +211,7 @@ class Filter2d(_KernelFilter):
         kernel = self._as_kernel(kernel, {2: "(kh, kw)", 3: "(C, kh, kw)"})
         self._settings(kernel_name=kernel_name, kernel_kwargs=dict(kernel_kwargs))
         self.register_buffer("kernel", kernel, persistent=False)
-        self.register_buffer("ky", None, persistent=False)
-        self.register_buffer("kx", None, persistent=False)
+        self._kernel_buffers("ky", "kx")
         # Find the kernel's structure once, here, instead of at every call.
         self._replan()
 
@@ -310,8 +315,7 @@ class GaussianBlur(_FixedFilter):
         super().__init__(mode, border, method)
         sigma, truncate, size = gaussian_settings(sigma, kernel_size, truncate, 2)
         self._settings(sigma=sigma, truncate=truncate, kernel_size=size)
-        self.register_buffer("ky", None, persistent=False)
-        self.register_buffer("kx", None, persistent=False)
+        self._kernel_buffers("ky", "kx")
         self.reset_parameters()
 
     ky: torch.Tensor
@@ -322,9 +326,7 @@ class GaussianBlur(_FixedFilter):
 
     def reset_parameters(self) -> None:
         ky, kx = gaussian_factors(self.sigma, self.kernel_size, torch.get_default_dtype(), None)
-        self._set_buffer("ky", ky)
-        self._set_buffer("kx", kx)
-        self._replan()
+        self._refill(ky=ky, kx=kx)
 
     def _make_plan(self) -> FilterPlan:
         return plan_filter(None, self.method, (self.ky, self.kx))
@@ -355,8 +357,7 @@ class _Gradient(_FixedFilter):
         self._settings(
             output=check_choice(output, "output", GRADIENT_OUTPUTS), normalized=bool(normalized), eps=check_eps(eps)
         )
-        self.register_buffer("smooth", None, persistent=False)
-        self.register_buffer("diff", None, persistent=False)
+        self._kernel_buffers("smooth", "diff")
         self.reset_parameters()
 
     smooth: torch.Tensor
@@ -367,9 +368,7 @@ class _Gradient(_FixedFilter):
 
     def reset_parameters(self) -> None:
         smooth, diff = derivative_factors(self._operator, self.normalized, torch.get_default_dtype(), None)
-        self._set_buffer("smooth", smooth)
-        self._set_buffer("diff", diff)
-        self._replan()
+        self._refill(smooth=smooth, diff=diff)
 
     def _make_plan(self) -> FilterPlan:
         return plan_gradient(self.smooth, self.diff, self.method, self.output)

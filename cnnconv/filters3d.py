@@ -51,13 +51,11 @@ class _Separable3d(_FixedFilter3d):
 
     def __init__(self, mode: str, border: str, method: str) -> None:
         super().__init__(mode, border, method)
-        for name in ("kz", "ky", "kx"):
-            self.register_buffer(name, None, persistent=False)
+        self._kernel_buffers("kz", "ky", "kx")
 
     def _set_factors(self, factors) -> None:
-        for name, f in zip(("kz", "ky", "kx"), factors):
-            self._set_buffer(name, f)
-        self._replan()
+        kz, ky, kx = factors
+        self._refill(kz=kz, ky=ky, kx=kx)
 
     def _planned_method(self) -> str:
         return self.method
@@ -96,8 +94,7 @@ class Filter3d(_FixedFilter3d):
         self.register_buffer(
             "kernel", self._as_kernel(kernel, {3: "(kd, kh, kw)", 4: "(C, kd, kh, kw)"}), persistent=False
         )
-        for name in ("kz", "ky", "kx"):
-            self.register_buffer(name, None, persistent=False)
+        self._kernel_buffers("kz", "ky", "kx")
         # The kernel is fixed: find its structure once, here, instead of at every call.
         self._replan()
 
@@ -237,8 +234,7 @@ class Sobel3d(_FixedFilter3d):
         self.output = check_choice(output, "output", F3.SOBEL3D_OUTPUTS)
         self.normalized = bool(normalized)
         self.eps = check_eps(eps)
-        self.register_buffer("smooth", None, persistent=False)
-        self.register_buffer("diff", None, persistent=False)
+        self._kernel_buffers("smooth", "diff")
         self.reset_parameters()
 
     smooth: torch.Tensor
@@ -246,9 +242,7 @@ class Sobel3d(_FixedFilter3d):
 
     def reset_parameters(self) -> None:
         smooth, diff = gradient_factors3d("sobel", self.normalized, torch.get_default_dtype(), None)
-        self._set_buffer("smooth", smooth)
-        self._set_buffer("diff", diff)
-        self._replan()
+        self._refill(smooth=smooth, diff=diff)
 
     def _make_plan(self) -> FilterPlan:
         return plan_filter3d(None, self.method, (self.smooth, self.smooth, self.diff))
@@ -303,16 +297,13 @@ class Laplacian3d(_FixedFilter3d):
             raise ValueError("method='separable' needs a rank-1 kernel, got the Laplacian (rank > 1)")
         self.neighbours = int(neighbours)
         self.normalized = bool(normalized)
-        self.register_buffer("kernel", None, persistent=False)
+        self._kernel_buffers("kernel")
         self.reset_parameters()
 
     kernel: torch.Tensor
 
     def reset_parameters(self) -> None:
-        self._set_buffer(
-            "kernel", F3.laplacian_kernel3d(self.neighbours, self.normalized, torch.get_default_dtype(), None)
-        )
-        self._replan()
+        self._refill(kernel=F3.laplacian_kernel3d(self.neighbours, self.normalized, torch.get_default_dtype(), None))
 
     def _make_plan(self) -> FilterPlan:
         return plan_filter3d(self.kernel, "direct")
