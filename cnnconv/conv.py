@@ -69,6 +69,13 @@ def _check_method(method) -> str:
 _FFT_FUNCTIONS = {1: _fft.fft_conv1d, 2: _fft.fft_conv2d, 3: _fft.fft_conv3d}
 
 
+def _exporting() -> bool:
+    """Whether ``torch.export`` (or ONNX export through it) or ``torch.jit.trace`` is capturing
+    the call."""
+    is_exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.6
+    return bool(is_exporting is not None and is_exporting()) or torch.jit.is_tracing()
+
+
 class _FFTConvMixin:
     """Shared engine selection for the 1-D, 2-D and 3-D layers (and their subclasses, such as
     :class:`cnnconv.learnable.LearnableConv2d`)."""
@@ -146,23 +153,23 @@ class _FFTConvMixin:
         self._decisions[(x.shape, x.dtype, x.device)] = method
         return method
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if self.method == "fft":
-            return self._fft_forward(input)
-        return self._conv_forward(input, self.weight, self.bias)  # as nn.ConvNd.forward
+    def __prepare_scriptable__(self) -> nn.Module:
+        # torch.jit.script asks every module of a model before it compiles it.
+        raise RuntimeError(
+            f"{type(self).__name__} cannot be compiled by torch.jit.script (it runs Python code and "
+            "custom ops); call cnnconv.conv.convert_back(model) first to get plain PyTorch layers, "
+            "or use torch.jit.trace, torch.export or torch.compile"
+        )
 
-    # torch.compile runs the FFT engine as it is, outside the graph: traced, it breaks the graph,
-    # and this layer's code, shared by every FFT layer of a model, would then be compiled once
-    # per layer (per weight shape) until the recompile limit.
-    @torch.compiler.disable
-    def _fft_forward(self, input: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(input, self.weight, self.bias)
-
-    def _conv_forward(self, input, weight, bias):  # called by nn.ConvNd.forward
+    def _conv_forward(
+        self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:  # called by nn.ConvNd.forward
         # The per-call path is kept to a dictionary look-up: it runs for every layer of a
         # converted model, where most layers stay direct.
         method = self.method
-        if method == "auto":
+        if _exporting():
+            method = "direct"  # graph formats have no FFT convolution: F.conv*d computes the same
+        elif method == "auto":
             method = self._decisions.get((input.shape, input.dtype, input.device)) or self._decide(input, weight)
         if method != self.last_method:  # nn.Module.__setattr__ costs more than the comparison
             self.last_method = method

@@ -12,43 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from .arguments import check_args
-from .autograd import NonFinite, SpectralCorrelation
 from .cache import SpectrumCache
 from .geometry import ConvGeometry
-from .plan import DEFAULT_MEMORY_BUDGET, get_plan
-from .spectral import COMPLEX_BYTES
-from .zeros import flush_zero_windows
+from .ops import correlate, fft_correlate
+from .plan import DEFAULT_MEMORY_BUDGET
 
 __all__ = ["fft_conv1d", "fft_conv2d", "fft_conv3d"]
-
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-
-
-def _all_finite(t: torch.Tensor) -> bool:
-    # One reduction: a NaN or inf anywhere makes the sum non-finite; an overflowing sum of
-    # finite values is told apart by the exact check.
-    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
-
-
-def _direct(x: torch.Tensor, weight: torch.Tensor, geom: ConvGeometry) -> torch.Tensor:
-    flat = geom.flat_pads
-    if any(flat):
-        x = F.pad(x, flat)
-    return _CONV[geom.nd](x, weight, None, geom.stride, 0, geom.dilation, geom.groups)
-
-
-def _spread(weight: torch.Tensor, dilation: tuple[int, ...]) -> torch.Tensor:
-    """The kernel with ``dilation - 1`` zeros between its taps."""
-    if all(d == 1 for d in dilation):
-        return weight
-    nd = len(dilation)
-    ks = weight.shape[-nd:]
-    kd = [d * (k - 1) + 1 for k, d in zip(ks, dilation)]
-    w = weight.new_zeros(*weight.shape[:-nd], *kd)
-    idx = (Ellipsis,) + tuple(slice(None, None, d) for d in dilation)
-    w[idx] = weight
-    return w
-
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:
     """The autocast dtype when autocast is on for ``device_type``, else None."""
@@ -117,7 +86,7 @@ def _fft_conv(
 
     # Meta tensors (shapes only) and torch.func transforms, which the engine's autograd
     # Function and in-place buffers do not support, take the direct method.
-    wrapped = _functorch_wrapped(x, weight, bias)
+    wrapped = not torch.compiler.is_compiling() and _functorch_wrapped(x, weight, bias)
     direct = x.device.type == "meta" or wrapped
     # F.conv2d / F.conv3d return channels_last(_3d) output when the batched input or the weight
     # is (a memory format torch.func transforms cannot query; F.conv*d decides it there).
@@ -142,23 +111,14 @@ def _fft_conv(
         geom = geom.bordered()
     geom.check_fits()
 
-    y = None
-    if not direct and _all_finite(weight):
-        try:
-            y = _fft_core(x, weight, geom, cache, memory_budget)
-        except NonFinite:
-            y = None
-    if y is None:
-        # Non-finite values (or a float overflow inside the transform): the direct method only
-        # spoils the neighbourhood of a bad sample.
-        if not direct and nonfinite == "raise" and not (_all_finite(x) and _all_finite(weight)):
-            raise ValueError("input or weight contains NaN or inf (nonfinite='raise')")
-        y = _direct(x, weight, geom)
+    if torch.compiler.is_compiling() and not direct:
+        # The op keeps the engine in the compiled graph (see :mod:`cnnconv.fft.ops`).
+        pads = [p for pair in geom.pads for p in pair]
+        y = fft_correlate(
+            x, weight, pads, list(geom.stride), list(geom.dilation), geom.groups, memory_budget, exact_zeros, nonfinite
+        )
     else:
-        if exact_zeros:
-            y = flush_zero_windows(y, x, geom)
-        if any(s > 1 for s in geom.stride):
-            y = y[(Ellipsis,) + tuple(slice(None, None, s) for s in geom.stride)]
+        y = correlate(x, weight, geom, cache, memory_budget, exact_zeros, nonfinite, use_fft=not direct)
     if bias is not None:
         y = y + bias.reshape(-1, *([1] * nd))
     if unbatched:
@@ -167,24 +127,6 @@ def _fft_conv(
         y = y.to(orig_dtype)
     fmt = memory_format if channels_last else torch.contiguous_format
     return y.contiguous(memory_format=fmt)
-
-
-def _fft_core(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    geom: ConvGeometry,
-    cache: SpectrumCache | None,
-    memory_budget: float,
-) -> torch.Tensor:
-    if geom.batch == 0:
-        return x.new_zeros(0, geom.out_channels, *geom.out_len) + weight.sum() * 0
-    plan = get_plan(geom, COMPLEX_BYTES[x.dtype], memory_budget, x.device.type)
-    use_cache = cache is not None and not (torch.is_grad_enabled() and weight.requires_grad)
-    w = _spread(weight, geom.dilation)
-    W = None
-    if use_cache:
-        W = cache.get(weight, w, plan.n, geom.groups, plan.shift, geom.dilation)
-    return SpectralCorrelation.apply(x, w, W, plan, geom.groups, True)
 
 
 _DOC = """{nd}-D convolution (cross-correlation) through the FFT, with ``F.conv{nd}d`` semantics.
