@@ -7,9 +7,14 @@ construction, initialisation, ``state_dict`` keys and ``extra_repr`` are PyTorch
 and 3-D siblings), ``"direct"`` (``F.conv2d``) or ``"auto"``
 (:func:`cnnconv.planner.choose_method`, asked once per input shape, dtype and device, then
 remembered by the layer). In eval mode (no weight gradient) the
-kernel spectrum is cached between calls and recomputed when the weight changes. Under
-``torch.compile``, ``method="fft"`` layers run the engine outside the compiled graph (one graph
-break per layer, no recompilation per layer). :func:`convert`
+kernel spectrum is cached between calls and recomputed when the weight changes.
+
+Graph capture: under ``torch.compile`` the engine runs inside the compiled graph as the custom
+ops of :mod:`cnnconv.fft.ops` (no graph break, gradients included; no spectrum cache). Graph
+formats have no FFT convolution (ONNX has no such operator), so under ``torch.export`` (and
+``torch.onnx.export(..., dynamo=True)``, which goes through it) and ``torch.jit.trace`` the layers
+emit the equivalent ``F.conv1d`` / ``F.conv2d`` / ``F.conv3d``; ``torch.jit.script`` raises: call
+:func:`convert_back` first. :func:`convert`
 swaps the convolutions of an existing model for these layers and :func:`convert_back` restores
 plain PyTorch layers. :class:`FFTConv1d` also takes ``padding="causal"`` (all the padding
 before the signal), which ``nn.Conv1d`` does not have.
@@ -24,7 +29,7 @@ Example:
 from __future__ import annotations
 
 import warnings
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -76,7 +81,13 @@ def _exporting() -> bool:
     return bool(is_exporting is not None and is_exporting()) or torch.jit.is_tracing()
 
 
-class _FFTConvMixin:
+if TYPE_CHECKING:  # the mixin is always combined with an nn.ConvNd layer, whose attributes it uses
+    _ConvBase = nn.Conv2d
+else:
+    _ConvBase = object
+
+
+class _FFTConvMixin(_ConvBase):
     """Shared engine selection for the 1-D, 2-D and 3-D layers (and their subclasses, such as
     :class:`cnnconv.learnable.LearnableConv2d`)."""
 
@@ -105,7 +116,7 @@ class _FFTConvMixin:
         causal = self._nd == 1 and isinstance(padding, str) and padding == "causal"
         if causal:
             check_causal_mode(padding, padding_mode)
-        super().__init__(  # type: ignore[call-arg]
+        super().__init__(
             in_channels,
             out_channels,
             kernel_size,
@@ -114,7 +125,7 @@ class _FFTConvMixin:
             dilation,
             groups,
             bias,
-            padding_mode,
+            padding_mode,  # type: ignore[arg-type]  # nn.ConvNd checks it
             device,
             dtype,
         )
@@ -210,6 +221,10 @@ class _FFTConvMixin:
 class FFTConv1d(_FFTConvMixin, nn.Conv1d):
     """``nn.Conv1d`` computed through the FFT (or directly, or whichever is cheaper).
 
+    Under ``torch.export``, ONNX export and ``torch.jit.trace`` the layer is captured as
+    ``F.conv1d`` (graph formats have no FFT convolution); ``torch.compile`` keeps the FFT
+    engine (see the module docstring).
+
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
         padding_mode, device, dtype: as ``nn.Conv1d``; ``padding`` may also be ``"causal"``:
@@ -234,6 +249,10 @@ class FFTConv1d(_FFTConvMixin, nn.Conv1d):
 class FFTConv2d(_FFTConvMixin, nn.Conv2d):
     """``nn.Conv2d`` computed through the FFT (or directly, or whichever is cheaper).
 
+    Under ``torch.export``, ONNX export and ``torch.jit.trace`` the layer is captured as
+    ``F.conv2d`` (graph formats have no FFT convolution); ``torch.compile`` keeps the FFT
+    engine (see the module docstring).
+
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
         padding_mode, device, dtype: as ``nn.Conv2d``.
@@ -254,6 +273,10 @@ class FFTConv2d(_FFTConvMixin, nn.Conv2d):
 class FFTConv3d(_FFTConvMixin, nn.Conv3d):
     """``nn.Conv3d`` computed through the FFT (or directly, or whichever is cheaper).
 
+    Under ``torch.export``, ONNX export and ``torch.jit.trace`` the layer is captured as
+    ``F.conv3d`` (graph formats have no FFT convolution); ``torch.compile`` keeps the FFT
+    engine (see the module docstring).
+
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
         padding_mode, device, dtype: as ``nn.Conv3d``.
@@ -271,6 +294,7 @@ class FFTConv3d(_FFTConvMixin, nn.Conv3d):
     _nd = 3
 
 
+_M = TypeVar("_M", bound=nn.Module)
 _PAIRS = ((nn.Conv1d, FFTConv1d), (nn.Conv2d, FFTConv2d), (nn.Conv3d, FFTConv3d))
 # Attributes an FFT layer adds to the PyTorch layer's (see _FFTConvMixin._init_fft).
 _FFT_ATTRS = ("method", "_spectrum_cache", "_decisions", "last_method")
@@ -290,24 +314,24 @@ class ConvertReport(NamedTuple):
     skipped: dict[str, str]
 
 
-def _unparametrized_type(m: nn.Module) -> type:
+def _unparametrized_type(m: nn.Module) -> type[nn.Module]:
     """The class of ``m`` before ``torch.nn.utils.parametrize`` wrapped it."""
     return type(m).__bases__[0] if parametrize.is_parametrized(m) else type(m)
 
 
-def _unconvertible(m: nn.Module, base: type) -> str | None:
+def _unconvertible(m: nn.Module, base: type[nn.modules.conv._ConvNd]) -> str | None:
     """Why ``m``, an instance of ``base``, cannot become an FFT layer that computes the same."""
     cls = _unparametrized_type(m)
     if cls is base:
         return None
     if isinstance(m, nn.modules.lazy.LazyModuleMixin):
         return f"{cls.__name__} is a lazy layer not initialised yet (run one forward first)"
-    if cls.forward is not base.forward or cls._conv_forward is not base._conv_forward:
+    if cls.forward is not base.forward or getattr(cls, "_conv_forward", None) is not base._conv_forward:
         return f"{cls.__name__} overrides forward, which an FFT layer would not run"
     return f"{cls.__name__} subclasses {base.__name__}; its own methods would be lost"
 
 
-def _rebuild(old: nn.Module, cls, drop=()) -> nn.Module:
+def _rebuild(old: nn.Module, cls: type[_M], drop: tuple[str, ...] = ()) -> _M:
     """A ``cls`` layer that takes over the whole state of ``old``.
 
     The very parameters, buffers, parametrizations, hooks (so the handles returned for ``old``
@@ -326,6 +350,7 @@ def _rebuild(old: nn.Module, cls, drop=()) -> nn.Module:
         for name, plist in plists.items():
             new.register_buffer(name, torch.empty(0))  # placeholder, moved away right below
             parametrize.register_parametrization(new, name, nn.Identity(), unsafe=True)
+            assert isinstance(new.parametrizations, nn.ModuleDict)
             new.parametrizations[name] = plist
     return new
 

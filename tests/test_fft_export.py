@@ -14,15 +14,39 @@ from cnnconv.fft import ops
 
 # (class, constructor kwargs, input shape): small shapes, every kind of geometry.
 CASES = {
-    "1d_causal_dilated": (FFTConv1d, dict(in_channels=2, out_channels=3, kernel_size=7, padding="causal", dilation=2), (2, 2, 40)),
-    "1d_stride": (FFTConv1d, dict(in_channels=2, out_channels=3, kernel_size=9, stride=3, padding=4), (2, 2, 41)),
-    "2d_same": (FFTConv2d, dict(in_channels=3, out_channels=4, kernel_size=9, padding="same"), (2, 3, 20, 22)),
-    "2d_stride_groups": (FFTConv2d, dict(in_channels=4, out_channels=6, kernel_size=(7, 5), stride=2, padding=(3, 1), groups=2), (2, 4, 19, 21)),
-    "2d_dilation_reflect": (FFTConv2d, dict(in_channels=2, out_channels=2, kernel_size=5, dilation=2, padding=4, padding_mode="reflect"), (1, 2, 18, 20)),
-    "2d_depthwise_circular": (FFTConv2d, dict(in_channels=3, out_channels=3, kernel_size=9, groups=3, padding=4, padding_mode="circular"), (2, 3, 16, 17)),
-    "3d_valid": (FFTConv3d, dict(in_channels=2, out_channels=3, kernel_size=5, stride=(1, 2, 1)), (1, 2, 9, 10, 11)),
+    "1d_causal_dilated": (
+        FFTConv1d,
+        {"in_channels": 2, "out_channels": 3, "kernel_size": 7, "padding": "causal", "dilation": 2},
+        (2, 2, 40),
+    ),
+    "1d_stride": (
+        FFTConv1d,
+        {"in_channels": 2, "out_channels": 3, "kernel_size": 9, "stride": 3, "padding": 4},
+        (2, 2, 41),
+    ),
+    "2d_same": (FFTConv2d, {"in_channels": 3, "out_channels": 4, "kernel_size": 9, "padding": "same"}, (2, 3, 20, 22)),
+    "2d_stride_groups": (
+        FFTConv2d,
+        {"in_channels": 4, "out_channels": 6, "kernel_size": (7, 5), "stride": 2, "padding": (3, 1), "groups": 2},
+        (2, 4, 19, 21),
+    ),
+    "2d_dilation_reflect": (
+        FFTConv2d,
+        {"in_channels": 2, "out_channels": 2, "kernel_size": 5, "dilation": 2, "padding": 4, "padding_mode": "reflect"},
+        (1, 2, 18, 20),
+    ),
+    "2d_depthwise_circular": (
+        FFTConv2d,
+        {"in_channels": 3, "out_channels": 3, "kernel_size": 9, "groups": 3, "padding": 4, "padding_mode": "circular"},
+        (2, 3, 16, 17),
+    ),
+    "3d_valid": (
+        FFTConv3d,
+        {"in_channels": 2, "out_channels": 3, "kernel_size": 5, "stride": (1, 2, 1)},
+        (1, 2, 9, 10, 11),
+    ),
 }
-TOL = dict(rtol=1e-4, atol=1e-4)
+TOL = {"rtol": 1e-4, "atol": 1e-4}
 
 
 def _make(name, method="fft"):
@@ -81,6 +105,30 @@ def test_compiled_op_keeps_exact_zeros_and_nonfinite_fallback():
     assert (y[..., 12:25, :] == 0).all()  # windows of zeros give exact zeros
 
 
+def test_compiled_weight_gradient_of_a_nonfinite_input_is_the_direct_one():
+    layer = FFTConv2d(2, 3, 7, padding=3, stride=2, method="fft")
+    ref_layer = FFTConv2d(2, 3, 7, padding=3, stride=2, method="direct")
+    ref_layer.load_state_dict(layer.state_dict())
+    x = torch.randn(1, 2, 30, 30)
+    x[..., 3, 25] = float("inf")
+    g = torch.randn(1, 3, 15, 15)
+    _compiled(layer)(x).backward(g)  # x needs no gradient: only the weight's is computed
+    ref_layer(x).backward(g)
+    torch.testing.assert_close(layer.weight.grad, ref_layer.weight.grad, **TOL, equal_nan=True)
+
+
+@pytest.mark.parametrize("stride,dilation,pads", [([1, 1], [1, 1], [0, 0, 0, 0]), ([2, 1], [1, 2], [2, 1, 0, 3])])
+def test_ops_pass_opcheck(stride, dilation, pads):
+    x = torch.randn(2, 4, 15, 17, requires_grad=True)
+    w = torch.randn(6, 2, 5, 3, requires_grad=True)
+    args = (x, w, pads, stride, dilation, 2, 1e9, True, "direct")
+    torch.library.opcheck(torch.ops.cnnconv.fft_correlate.default, args)
+    g = torch.randn_like(torch.ops.cnnconv.fft_correlate(*args))
+    for need in ((True, True), (True, False), (False, True)):
+        bargs = (g, x.detach(), w.detach(), pads, stride, dilation, 2, 1e9, *need)
+        torch.library.opcheck(torch.ops.cnnconv.fft_correlate_backward.default, bargs)
+
+
 def test_compiled_model_of_ten_layers_is_one_graph_without_recompiles():
     torch.manual_seed(0)
     layers = []
@@ -102,7 +150,11 @@ def test_compiled_model_of_ten_layers_is_one_graph_without_recompiles():
 
 
 def _export_cases():
-    return [(n, m) for n in ("1d_causal_dilated", "2d_stride_groups", "2d_dilation_reflect", "3d_valid") for m in ("fft", "auto")]
+    return [
+        (n, m)
+        for n in ("1d_causal_dilated", "2d_stride_groups", "2d_dilation_reflect", "3d_valid")
+        for m in ("fft", "auto")
+    ]
 
 
 @pytest.mark.parametrize("name,method", _export_cases())
@@ -121,6 +173,7 @@ def test_jit_trace_matches_eager(name, method):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(layer, x)
+    assert "fft" not in str(traced.inlined_graph)  # a plain convolution
     torch.testing.assert_close(traced(x2), layer(x2), **TOL)
 
 

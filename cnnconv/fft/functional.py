@@ -19,6 +19,7 @@ from .plan import DEFAULT_MEMORY_BUDGET
 
 __all__ = ["fft_conv1d", "fft_conv2d", "fft_conv3d"]
 
+
 def _autocast_dtype(device_type: str) -> torch.dtype | None:
     """The autocast dtype when autocast is on for ``device_type``, else None."""
     try:
@@ -71,15 +72,27 @@ def _fft_conv(
     memory_budget: Any,
     exact_zeros: bool,
 ) -> torch.Tensor:
-    args = (stride, padding, dilation, groups, padding_mode, nd, cache, nonfinite, memory_budget, exact_zeros)
     if isinstance(x, torch.Tensor):
         amp = _autocast_dtype(x.device.type)
         if amp is not None:
             # As a convolution under autocast: the arguments are cast to the autocast dtype and
             # so is the result; the transforms run in float32 (see :mod:`cnnconv.fft`).
             with torch.autocast(x.device.type, enabled=False):
-                cast = [_autocast_cast(t, amp) for t in (x, weight, bias)]
-                return _fft_conv(*cast, *args)
+                return _fft_conv(
+                    _autocast_cast(x, amp),
+                    _autocast_cast(weight, amp),
+                    _autocast_cast(bias, amp),
+                    stride,
+                    padding,
+                    dilation,
+                    groups,
+                    padding_mode,
+                    nd,
+                    cache,
+                    nonfinite,
+                    memory_budget,
+                    exact_zeros,
+                )
     check_args(x, weight, bias, groups, nd, padding_mode, nonfinite, padding)
     geom = ConvGeometry.from_shapes(x.shape, weight.shape, stride, padding, dilation, groups)
     memory_budget = _check_options(memory_budget, exact_zeros)
@@ -163,52 +176,52 @@ _PADDING = """int, ``{tuple}``, ``"same"`` (PyTorch's convention for even kernel
             ``(k-1)//2`` before) or ``"valid"``."""
 
 _DOC_PARTS: dict[int, dict[str, str]] = {
-    1: dict(
-        ishape="(B, Cin, L)",
-        ushape="(Cin, L)",
-        wshape="(Cout, Cin / groups, k)",
-        oshape="(B, Cout, Lout)",
-        stride="(s,)",
-        dilation="(d,)",
-        depthwise="",
-        padding="""int, 1-tuple, ``"same"`` (PyTorch's convention for even kernels: ``(k-1)//2``
+    1: {
+        "ishape": "(B, Cin, L)",
+        "ushape": "(Cin, L)",
+        "wshape": "(Cout, Cin / groups, k)",
+        "oshape": "(B, Cout, Lout)",
+        "stride": "(s,)",
+        "dilation": "(d,)",
+        "depthwise": "",
+        "padding": """int, 1-tuple, ``"same"`` (PyTorch's convention for even kernels: ``(k-1)//2``
             before), ``"valid"`` or ``"causal"`` (``dilation * (k-1)`` before, none after: output
             ``i`` sees inputs up to ``i * stride`` only; with stride 1 the output has the input's
             length, with stride ``s`` it has ``ceil(L / s)`` samples).""",
-        causal_mode="""; ``padding="causal"`` takes ``"zeros"`` or ``"replicate"`` (the
+        "causal_mode": """; ``padding="causal"`` takes ``"zeros"`` or ``"replicate"`` (the
             others read later samples)""",
-        example="""        >>> x, w = torch.randn(1, 1, 1000), torch.randn(1, 1, 1000)
+        "example": """        >>> x, w = torch.randn(1, 1, 1000), torch.randn(1, 1, 1000)
         >>> fft_conv1d(x, w, padding=999).shape  # full correlation
         torch.Size([1, 1, 1999])""",
-    ),
-    2: dict(
-        ishape="(B, Cin, H, W)",
-        ushape="(Cin, H, W)",
-        wshape="(Cout, Cin / groups, kh, kw)",
-        oshape="(B, Cout, Hout, Wout)",
-        stride="(sh, sw)",
-        dilation="(dh, dw)",
-        depthwise=" (``groups == Cin`` is depthwise)",
-        padding=_PADDING.format(tuple="(ph, pw)"),
-        causal_mode="",
-        example="""        >>> x, w = torch.randn(2, 4, 64, 64), torch.randn(8, 4, 31, 31)
+    },
+    2: {
+        "ishape": "(B, Cin, H, W)",
+        "ushape": "(Cin, H, W)",
+        "wshape": "(Cout, Cin / groups, kh, kw)",
+        "oshape": "(B, Cout, Hout, Wout)",
+        "stride": "(sh, sw)",
+        "dilation": "(dh, dw)",
+        "depthwise": " (``groups == Cin`` is depthwise)",
+        "padding": _PADDING.format(tuple="(ph, pw)"),
+        "causal_mode": "",
+        "example": """        >>> x, w = torch.randn(2, 4, 64, 64), torch.randn(8, 4, 31, 31)
         >>> fft_conv2d(x, w, padding="same").shape
         torch.Size([2, 8, 64, 64])""",
-    ),
-    3: dict(
-        ishape="(B, Cin, D, H, W)",
-        ushape="(Cin, D, H, W)",
-        wshape="(Cout, Cin / groups, kd, kh, kw)",
-        oshape="(B, Cout, Dout, Hout, Wout)",
-        stride="(sd, sh, sw)",
-        dilation="(dd, dh, dw)",
-        depthwise=" (``groups == Cin`` is depthwise)",
-        padding=_PADDING.format(tuple="(pd, ph, pw)"),
-        causal_mode="",
-        example="""        >>> x, w = torch.randn(1, 2, 32, 32, 32), torch.randn(4, 2, 9, 9, 9)
+    },
+    3: {
+        "ishape": "(B, Cin, D, H, W)",
+        "ushape": "(Cin, D, H, W)",
+        "wshape": "(Cout, Cin / groups, kd, kh, kw)",
+        "oshape": "(B, Cout, Dout, Hout, Wout)",
+        "stride": "(sd, sh, sw)",
+        "dilation": "(dd, dh, dw)",
+        "depthwise": " (``groups == Cin`` is depthwise)",
+        "padding": _PADDING.format(tuple="(pd, ph, pw)"),
+        "causal_mode": "",
+        "example": """        >>> x, w = torch.randn(1, 2, 32, 32, 32), torch.randn(4, 2, 9, 9, 9)
         >>> fft_conv3d(x, w, padding="same").shape
         torch.Size([1, 4, 32, 32, 32])""",
-    ),
+    },
 }
 
 

@@ -52,7 +52,7 @@ def direct(x: torch.Tensor, weight: torch.Tensor, geom: ConvGeometry) -> torch.T
 
 def _spread_index(dilation: tuple[int, ...]) -> tuple[Any, ...]:
     """The index of the taps of a kernel spread by ``dilation``."""
-    return (Ellipsis,) + tuple(slice(None, None, d) for d in dilation)
+    return (Ellipsis, *tuple(slice(None, None, d) for d in dilation))
 
 
 def spread(weight: torch.Tensor, dilation: tuple[int, ...]) -> torch.Tensor:
@@ -176,6 +176,8 @@ def fft_correlate_backward(
     """The input and weight gradients of :func:`fft_correlate` (an empty tensor for one not
     asked for)."""
     geom = _geometry(x, weight, pads, stride, dilation, groups)
+    gx: torch.Tensor | None
+    gw: torch.Tensor | None
     if geom.batch == 0:
         gx, gw = torch.zeros_like(x), torch.zeros_like(weight)
     elif all_finite(weight) and all_finite(x):
