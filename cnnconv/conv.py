@@ -75,8 +75,7 @@ _FFT_FUNCTIONS = {1: _fft.fft_conv1d, 2: _fft.fft_conv2d, 3: _fft.fft_conv3d}
 
 
 def _exporting() -> bool:
-    """Whether ``torch.export`` (or ONNX export through it) or ``torch.jit.trace`` is capturing
-    the call."""
+    """Whether ``torch.export`` (ONNX export included) or ``torch.jit.trace`` captures the call."""
     is_exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.6
     return bool(is_exporting is not None and is_exporting()) or torch.jit.is_tracing()
 
@@ -85,6 +84,13 @@ if TYPE_CHECKING:  # the mixin is always combined with an nn.ConvNd layer, whose
     _ConvBase = nn.Conv2d
 else:
     _ConvBase = object
+
+
+# Under torch.compile, run (not traced: the planner holds caches and locks) with a constant result.
+@torch.compiler.assume_constant_result
+def _planner_choice(input_shape: tuple[int, ...], weight_shape: tuple[int, ...], **options: Any) -> str:
+    """``"fft"`` or ``"direct"``, whichever :func:`cnnconv.planner.choose_method` finds cheaper."""
+    return "fft" if _planner.choose_method(input_shape, weight_shape, **options) == "fft" else "direct"
 
 
 class _FFTConvMixin(_ConvBase):
@@ -141,6 +147,19 @@ class _FFTConvMixin(_ConvBase):
         self._decisions: dict[tuple, str] = {}
         self.last_method: str | None = None
 
+    def _choose(self, x: torch.Tensor, weight: torch.Tensor) -> str:
+        """The planner's engine, ``"fft"`` or ``"direct"``, for input ``x``."""
+        return _planner_choice(
+            tuple(x.shape),
+            tuple(weight.shape),
+            groups=self.groups,
+            stride=tuple(self.stride),
+            dilation=tuple(self.dilation),
+            dtype=x.dtype,
+            device=x.device,
+            padding=self.padding,
+        )
+
     def _decide(self, x: torch.Tensor, weight: torch.Tensor) -> str:
         """The planner's engine for input ``x``, remembered under ``x``'s shape, dtype and device.
 
@@ -148,24 +167,13 @@ class _FFTConvMixin(_ConvBase):
         they are fixed at construction, and were one changed later, both engines would still
         compute the right result (only the engine choice would be the earlier one).
         """
-        choice = _planner.choose_method(
-            tuple(x.shape),
-            tuple(weight.shape),
-            groups=self.groups,
-            stride=self.stride,
-            dilation=self.dilation,
-            dtype=x.dtype,
-            device=x.device,
-            padding=self.padding,
-        )
-        method = "fft" if choice == "fft" else "direct"
+        method = self._choose(x, weight)
         if len(self._decisions) >= _MAX_DECISIONS:
             self._decisions.clear()
         self._decisions[(x.shape, x.dtype, x.device)] = method
         return method
 
     def __prepare_scriptable__(self) -> nn.Module:
-        # torch.jit.script asks every module of a model before it compiles it.
         raise RuntimeError(
             f"{type(self).__name__} cannot be compiled by torch.jit.script (it runs Python code and "
             "custom ops); call cnnconv.conv.convert_back(model) first to get plain PyTorch layers, "
@@ -180,10 +188,16 @@ class _FFTConvMixin(_ConvBase):
         method = self.method
         if _exporting():
             method = "direct"  # graph formats have no FFT convolution: F.conv*d computes the same
-        elif method == "auto":
-            method = self._decisions.get((input.shape, input.dtype, input.device)) or self._decide(input, weight)
-        if method != self.last_method:  # nn.Module.__setattr__ costs more than the comparison
+        elif torch.compiler.is_compiling():
+            # No read of state that changes (decisions, last_method): guards on it would recompile.
+            if method == "auto":
+                method = self._choose(input, weight)
             self.last_method = method
+        else:
+            if method == "auto":
+                method = self._decisions.get((input.shape, input.dtype, input.device)) or self._decide(input, weight)
+            if method != self.last_method:  # nn.Module.__setattr__ costs more than the comparison
+                self.last_method = method
         if method == "direct":
             if self.padding == "causal":  # nn.Conv1d has no such padding: pad, then convolve
                 mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
@@ -221,9 +235,8 @@ class _FFTConvMixin(_ConvBase):
 class FFTConv1d(_FFTConvMixin, nn.Conv1d):
     """``nn.Conv1d`` computed through the FFT (or directly, or whichever is cheaper).
 
-    Under ``torch.export``, ONNX export and ``torch.jit.trace`` the layer is captured as
-    ``F.conv1d`` (graph formats have no FFT convolution); ``torch.compile`` keeps the FFT
-    engine (see the module docstring).
+    ``torch.export``, ONNX export and ``torch.jit.trace`` capture it as ``F.conv1d`` (graph formats
+    have no FFT convolution); ``torch.compile`` keeps the FFT engine (see the module docstring).
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
@@ -249,9 +262,8 @@ class FFTConv1d(_FFTConvMixin, nn.Conv1d):
 class FFTConv2d(_FFTConvMixin, nn.Conv2d):
     """``nn.Conv2d`` computed through the FFT (or directly, or whichever is cheaper).
 
-    Under ``torch.export``, ONNX export and ``torch.jit.trace`` the layer is captured as
-    ``F.conv2d`` (graph formats have no FFT convolution); ``torch.compile`` keeps the FFT
-    engine (see the module docstring).
+    ``torch.export``, ONNX export and ``torch.jit.trace`` capture it as ``F.conv2d`` (graph formats
+    have no FFT convolution); ``torch.compile`` keeps the FFT engine (see the module docstring).
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
@@ -273,9 +285,8 @@ class FFTConv2d(_FFTConvMixin, nn.Conv2d):
 class FFTConv3d(_FFTConvMixin, nn.Conv3d):
     """``nn.Conv3d`` computed through the FFT (or directly, or whichever is cheaper).
 
-    Under ``torch.export``, ONNX export and ``torch.jit.trace`` the layer is captured as
-    ``F.conv3d`` (graph formats have no FFT convolution); ``torch.compile`` keeps the FFT
-    engine (see the module docstring).
+    ``torch.export``, ONNX export and ``torch.jit.trace`` capture it as ``F.conv3d`` (graph formats
+    have no FFT convolution); ``torch.compile`` keeps the FFT engine (see the module docstring).
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch._dynamo.utils import counters
 
 from cnnconv.conv import FFTConv1d, FFTConv2d, FFTConv3d, convert_back
 from cnnconv.fft import ops
@@ -129,24 +130,33 @@ def test_ops_pass_opcheck(stride, dilation, pads):
         torch.library.opcheck(torch.ops.cnnconv.fft_correlate_backward.default, bargs)
 
 
-def test_compiled_model_of_ten_layers_is_one_graph_without_recompiles():
+@pytest.mark.parametrize("method", ["fft", "auto"])
+def test_compiled_model_of_ten_layers_is_one_graph_without_recompiles(method):
     torch.manual_seed(0)
     layers = []
     for i in range(10):
         k = 9 + 2 * (i % 3)
-        layers += [FFTConv2d(2, 2, k, stride=1 + i % 2, padding=k // 2, method="fft"), nn.ReLU()]
+        layers += [FFTConv2d(2, 2, k, stride=1 + i % 2, padding=k // 2, method=method), nn.ReLU()]
     model = nn.Sequential(*layers)
     x = torch.randn(1, 2, 256, 256)
     torch._dynamo.reset()
-    explained = torch._dynamo.explain(model)(x)
-    assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
-    torch._dynamo.reset()
-    with warnings.catch_warnings(record=True) as caught:
+    # One compiled entry per frame: a recompile (a guard on a layer's state that changed after
+    # the first call, or a frame per layer) raises.
+    limit = torch._dynamo.config.patch(recompile_limit=1, fail_on_recompile_limit_hit=True)
+    with limit, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         compiled = torch.compile(model, backend="eager")
-        compiled(x)
-        compiled(torch.randn_like(x))
+        counters.clear()
+        for _ in range(3):
+            x = torch.randn_like(x)
+            y = compiled(x)
     assert not [w for w in caught if "recompile" in str(w.message).lower()]
+    assert counters["stats"]["unique_graphs"] == 1
+    assert {m.last_method for m in model if isinstance(m, FFTConv2d)} >= {"fft"}
+    torch.testing.assert_close(y, model(x), **TOL)
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(model)(x)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
 
 
 def _export_cases():
