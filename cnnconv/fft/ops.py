@@ -151,7 +151,9 @@ def fft_correlate(
     """:func:`correlate` as an op (no spectrum cache); ``pads`` lists ``(before, after)`` per
     spatial dim, flattened."""
     geom = _geometry(x, weight, pads, stride, dilation, groups)
-    return correlate(x, weight, geom, None, memory_budget, exact_zeros, nonfinite).contiguous()
+    # Detached: no spectra kept for a backward (the backward op recomputes what it needs).
+    y = correlate(x.detach(), weight.detach(), geom, None, memory_budget, exact_zeros, nonfinite)
+    return y.contiguous()
 
 
 @fft_correlate.register_fake
