@@ -157,7 +157,17 @@ def fft_correlate(
 
 
 @fft_correlate.register_fake
-def _(x, weight, pads, stride, dilation, groups, memory_budget, exact_zeros, nonfinite):
+def _(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    pads: list[int],
+    stride: list[int],
+    dilation: list[int],
+    groups: int,
+    memory_budget: float,
+    exact_zeros: bool,
+    nonfinite: str,
+) -> torch.Tensor:
     geom = _geometry(x, weight, pads, stride, dilation, groups)
     return x.new_empty(geom.batch, geom.out_channels, *geom.out_size)
 
@@ -219,7 +229,18 @@ def fft_correlate_backward(
 
 
 @fft_correlate_backward.register_fake
-def _(grad, x, weight, pads, stride, dilation, groups, memory_budget, need_input, need_weight):
+def _(
+    grad: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    pads: list[int],
+    stride: list[int],
+    dilation: list[int],
+    groups: int,
+    memory_budget: float,
+    need_input: bool,
+    need_weight: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
     gx = torch.empty_like(x, memory_format=torch.contiguous_format) if need_input else x.new_empty(0)
     gw = torch.empty_like(weight, memory_format=torch.contiguous_format) if need_weight else weight.new_empty(0)
     return gx, gw
