@@ -145,9 +145,10 @@ def test_ops_pass_opcheck(stride, dilation, pads):
     w = torch.randn(6, 2, 5, 3, requires_grad=True)
     args = (x, w, pads, stride, dilation, 2, 1e9, True, "direct")
     torch.library.opcheck(torch.ops.cnnconv.fft_correlate.default, args)
-    g = torch.randn_like(torch.ops.cnnconv.fft_correlate(*args))
+    y, W = torch.ops.cnnconv.fft_correlate(*args)
+    g = torch.randn_like(y)
     for need in ((True, True), (True, False), (False, True)):
-        bargs = (g, x.detach(), w.detach(), pads, stride, dilation, 2, 1e9, *need)
+        bargs = (g, x.detach(), w.detach(), W.detach(), pads, stride, dilation, 2, 1e9, *need)
         torch.library.opcheck(torch.ops.cnnconv.fft_correlate_backward.default, bargs)
 
 

@@ -127,7 +127,7 @@ def _fft_conv(
     if torch.compiler.is_compiling() and not direct:
         # The op keeps the engine in the compiled graph (see :mod:`cnnconv.fft.ops`).
         pads = [p for pair in geom.pads for p in pair]
-        y = fft_correlate(
+        y, _ = fft_correlate(
             x, weight, pads, list(geom.stride), list(geom.dilation), geom.groups, memory_budget, exact_zeros, nonfinite
         )
     else:

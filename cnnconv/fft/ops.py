@@ -11,13 +11,14 @@ forward fell back to the direct method. Eager code calls :func:`correlate` itsel
 Example:
     >>> import torch, torch.nn.functional as F
     >>> x, w = torch.randn(1, 2, 20, 20), torch.randn(3, 2, 5, 5)
-    >>> y = torch.ops.cnnconv.fft_correlate(x, w, [2, 2, 2, 2], [1, 1], [1, 1], 1, 1e9, True, "direct")
+    >>> y, _ = torch.ops.cnnconv.fft_correlate(x, w, [2, 2, 2, 2], [1, 1], [1, 1], 1, 1e9, True, "direct")
     >>> torch.allclose(y, F.conv2d(x, w, padding=2), atol=1e-4)
     True
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -27,12 +28,13 @@ from .autograd import NonFinite, SpectralCorrelation, run_backward
 from .cache import SpectrumCache
 from .geometry import ConvGeometry
 from .plan import get_plan
-from .spectral import COMPLEX_BYTES, kernel_spectrum
+from .spectral import COMPLEX_BYTES
 from .zeros import flush_zero_windows
 
 __all__ = ["correlate", "fft_correlate", "fft_correlate_backward"]
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
 
 def all_finite(t: torch.Tensor) -> bool:
@@ -123,13 +125,15 @@ def _geometry(
     x: torch.Tensor, weight: torch.Tensor, pads: list[int], stride: list[int], dilation: list[int], groups: int
 ) -> ConvGeometry:
     """The geometry of the ops' arguments (``pads``: before, after of each spatial dim)."""
+    # Sizes as ints (dynamic sizes specialize): the plan, which the fake implementation also
+    # needs for the kernel spectrum's shape, is built and cached for concrete sizes.
     return ConvGeometry(
-        batch=x.shape[0],
-        in_channels=x.shape[1],
-        out_channels=weight.shape[0],
+        batch=int(x.shape[0]),
+        in_channels=int(x.shape[1]),
+        out_channels=int(weight.shape[0]),
         groups=groups,
-        spatial=tuple(x.shape[2:]),
-        kernel=tuple(weight.shape[2:]),
+        spatial=tuple(int(s) for s in x.shape[2:]),
+        kernel=tuple(int(k) for k in weight.shape[2:]),
         stride=tuple(stride),
         dilation=tuple(dilation),
         pads=tuple((pads[2 * i], pads[2 * i + 1]) for i in range(len(stride))),
@@ -147,13 +151,17 @@ def fft_correlate(
     memory_budget: float,
     exact_zeros: bool,
     nonfinite: str,
-) -> torch.Tensor:
-    """:func:`correlate` as an op (no spectrum cache); ``pads`` lists ``(before, after)`` per
-    spatial dim, flattened."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`correlate` as an op, and the kernel spectrum it used (kept for the backward);
+    ``pads`` lists ``(before, after)`` per spatial dim, flattened."""
     geom = _geometry(x, weight, pads, stride, dilation, groups)
-    # Detached: no spectra kept for a backward (the backward op recomputes what it needs).
-    y = correlate(x.detach(), weight.detach(), geom, None, memory_budget, exact_zeros, nonfinite)
-    return y.contiguous()
+    # Detached (no input spectra kept: the backward recomputes them), with a cache of its own
+    # that holds the kernel spectrum (computed here even when the call went direct).
+    x, weight, cache = x.detach(), weight.detach(), SpectrumCache()
+    y = correlate(x, weight, geom, cache, memory_budget, exact_zeros, nonfinite)
+    plan = get_plan(geom, COMPLEX_BYTES[x.dtype], memory_budget, x.device.type)
+    W = cache.get(weight, spread(weight, geom.dilation), plan.n, groups, plan.shift, geom.dilation)
+    return y.contiguous(), W
 
 
 @fft_correlate.register_fake
@@ -167,9 +175,14 @@ def _(
     memory_budget: float,
     exact_zeros: bool,
     nonfinite: str,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     geom = _geometry(x, weight, pads, stride, dilation, groups)
-    return x.new_empty(geom.batch, geom.out_channels, *geom.out_size)
+    n = get_plan(geom, COMPLEX_BYTES[x.dtype], memory_budget, x.device.type).n
+    fshape = (*n[:-1], n[-1] // 2 + 1)
+    cin_g, cout_g = weight.shape[1], weight.shape[0] // groups
+    # kernel_spectrum's layouts: elementwise (one input channel per group) or batched matmul.
+    W = (groups, cout_g, *fshape) if cin_g == 1 else (math.prod(fshape), groups, cin_g, cout_g)
+    return x.new_empty(geom.batch, geom.out_channels, *geom.out_size), x.new_empty(W, dtype=_COMPLEX[x.dtype])
 
 
 @torch.library.custom_op("cnnconv::fft_correlate_backward", mutates_args=())
@@ -177,6 +190,7 @@ def fft_correlate_backward(
     grad: torch.Tensor,
     x: torch.Tensor,
     weight: torch.Tensor,
+    W: torch.Tensor,
     pads: list[int],
     stride: list[int],
     dilation: list[int],
@@ -186,7 +200,7 @@ def fft_correlate_backward(
     need_weight: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The input and weight gradients of :func:`fft_correlate` (an empty tensor for one not
-    asked for)."""
+    asked for); ``W`` is the kernel spectrum the forward returned."""
     geom = _geometry(x, weight, pads, stride, dilation, groups)
     gx: torch.Tensor | None
     gw: torch.Tensor | None
@@ -200,7 +214,6 @@ def fft_correlate_backward(
             gy[_spread_index(geom.stride)] = grad
         plan = get_plan(geom, COMPLEX_BYTES[x.dtype], memory_budget, x.device.type)
         w = spread(weight, geom.dilation)
-        W = kernel_spectrum(w, plan.n, groups, plan.shift)
         gx, gw = run_backward(gy, x, w, [], W, plan, groups, need_input, need_weight)
         if gw is not None:
             gw = gw[_spread_index(geom.dilation)]
@@ -233,6 +246,7 @@ def _(
     grad: torch.Tensor,
     x: torch.Tensor,
     weight: torch.Tensor,
+    W: torch.Tensor,
     pads: list[int],
     stride: list[int],
     dilation: list[int],
@@ -246,16 +260,16 @@ def _(
     return gx, gw
 
 
-def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
     x, weight, pads, stride, dilation, groups, memory_budget, _, _ = inputs
-    ctx.save_for_backward(x, weight)
+    ctx.save_for_backward(x, weight, output[1])
     ctx.conf = (pads, stride, dilation, groups, memory_budget)
 
 
-def _backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-    x, weight = ctx.saved_tensors
+def _backward(ctx: Any, grad: torch.Tensor, _: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    x, weight, W = ctx.saved_tensors
     need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-    gx, gw = fft_correlate_backward(grad, x, weight, *ctx.conf, need_x, need_w)
+    gx, gw = fft_correlate_backward(grad, x, weight, W, *ctx.conf, need_x, need_w)
     return (gx if need_x else None, gw if need_w else None) + (None,) * 7
 
 
