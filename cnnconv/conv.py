@@ -7,9 +7,14 @@ construction, initialisation, ``state_dict`` keys and ``extra_repr`` are PyTorch
 and 3-D siblings), ``"direct"`` (``F.conv2d``) or ``"auto"``
 (:func:`cnnconv.planner.choose_method`, asked once per input shape, dtype and device, then
 remembered by the layer). In eval mode (no weight gradient) the
-kernel spectrum is cached between calls and recomputed when the weight changes. Under
-``torch.compile``, ``method="fft"`` layers run the engine outside the compiled graph (one graph
-break per layer, no recompilation per layer). :func:`convert`
+kernel spectrum is cached between calls and recomputed when the weight changes.
+
+Graph capture: under ``torch.compile`` the engine runs inside the compiled graph as the custom
+ops of :mod:`cnnconv.fft.ops` (no graph break, gradients included; no spectrum cache). Graph
+formats have no FFT convolution (ONNX has no such operator), so under ``torch.export`` (and
+``torch.onnx.export(..., dynamo=True)``, which goes through it) and ``torch.jit.trace`` the layers
+emit the equivalent ``F.conv1d`` / ``F.conv2d`` / ``F.conv3d``; ``torch.jit.script`` raises: call
+:func:`convert_back` first. :func:`convert`
 swaps the convolutions of an existing model for these layers and :func:`convert_back` restores
 plain PyTorch layers. :class:`FFTConv1d` also takes ``padding="causal"`` (all the padding
 before the signal), which ``nn.Conv1d`` does not have.
@@ -24,7 +29,7 @@ Example:
 from __future__ import annotations
 
 import warnings
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -69,7 +74,26 @@ def _check_method(method) -> str:
 _FFT_FUNCTIONS = {1: _fft.fft_conv1d, 2: _fft.fft_conv2d, 3: _fft.fft_conv3d}
 
 
-class _FFTConvMixin:
+def _exporting() -> bool:
+    """Whether ``torch.export`` (ONNX export included) or ``torch.jit.trace`` captures the call."""
+    is_exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.6
+    return bool(is_exporting is not None and is_exporting()) or torch.jit.is_tracing()
+
+
+if TYPE_CHECKING:  # the mixin is always combined with an nn.ConvNd layer, whose attributes it uses
+    _ConvBase = nn.Conv2d
+else:
+    _ConvBase = object
+
+
+# Under torch.compile, run (not traced: the planner holds caches and locks) with a constant result.
+@torch.compiler.assume_constant_result
+def _planner_choice(input_shape: tuple[int, ...], weight_shape: tuple[int, ...], **options: Any) -> str:
+    """``"fft"`` or ``"direct"``, whichever :func:`cnnconv.planner.choose_method` finds cheaper."""
+    return "fft" if _planner.choose_method(input_shape, weight_shape, **options) == "fft" else "direct"
+
+
+class _FFTConvMixin(_ConvBase):
     """Shared engine selection for the 1-D, 2-D and 3-D layers (and their subclasses, such as
     :class:`cnnconv.learnable.LearnableConv2d`)."""
 
@@ -98,7 +122,7 @@ class _FFTConvMixin:
         causal = self._nd == 1 and isinstance(padding, str) and padding == "causal"
         if causal:
             check_causal_mode(padding, padding_mode)
-        super().__init__(  # type: ignore[call-arg]
+        super().__init__(
             in_channels,
             out_channels,
             kernel_size,
@@ -107,7 +131,7 @@ class _FFTConvMixin:
             dilation,
             groups,
             bias,
-            padding_mode,
+            padding_mode,  # type: ignore[arg-type]  # nn.ConvNd checks it
             device,
             dtype,
         )
@@ -123,6 +147,19 @@ class _FFTConvMixin:
         self._decisions: dict[tuple, str] = {}
         self.last_method: str | None = None
 
+    def _choose(self, x: torch.Tensor, weight: torch.Tensor) -> str:
+        """The planner's engine, ``"fft"`` or ``"direct"``, for input ``x``."""
+        return _planner_choice(
+            tuple(x.shape),
+            tuple(weight.shape),
+            groups=self.groups,
+            stride=tuple(self.stride),
+            dilation=tuple(self.dilation),
+            dtype=x.dtype,
+            device=x.device,
+            padding=self.padding,
+        )
+
     def _decide(self, x: torch.Tensor, weight: torch.Tensor) -> str:
         """The planner's engine for input ``x``, remembered under ``x``'s shape, dtype and device.
 
@@ -130,42 +167,37 @@ class _FFTConvMixin:
         they are fixed at construction, and were one changed later, both engines would still
         compute the right result (only the engine choice would be the earlier one).
         """
-        choice = _planner.choose_method(
-            tuple(x.shape),
-            tuple(weight.shape),
-            groups=self.groups,
-            stride=self.stride,
-            dilation=self.dilation,
-            dtype=x.dtype,
-            device=x.device,
-            padding=self.padding,
-        )
-        method = "fft" if choice == "fft" else "direct"
+        method = self._choose(x, weight)
         if len(self._decisions) >= _MAX_DECISIONS:
             self._decisions.clear()
         self._decisions[(x.shape, x.dtype, x.device)] = method
         return method
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if self.method == "fft":
-            return self._fft_forward(input)
-        return self._conv_forward(input, self.weight, self.bias)  # as nn.ConvNd.forward
+    def __prepare_scriptable__(self) -> nn.Module:
+        raise RuntimeError(
+            f"{type(self).__name__} cannot be compiled by torch.jit.script (it runs Python code and "
+            "custom ops); call cnnconv.conv.convert_back(model) first to get plain PyTorch layers, "
+            "or use torch.jit.trace, torch.export or torch.compile"
+        )
 
-    # torch.compile runs the FFT engine as it is, outside the graph: traced, it breaks the graph,
-    # and this layer's code, shared by every FFT layer of a model, would then be compiled once
-    # per layer (per weight shape) until the recompile limit.
-    @torch.compiler.disable
-    def _fft_forward(self, input: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(input, self.weight, self.bias)
-
-    def _conv_forward(self, input, weight, bias):  # called by nn.ConvNd.forward
+    def _conv_forward(
+        self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:  # called by nn.ConvNd.forward
         # The per-call path is kept to a dictionary look-up: it runs for every layer of a
         # converted model, where most layers stay direct.
         method = self.method
-        if method == "auto":
-            method = self._decisions.get((input.shape, input.dtype, input.device)) or self._decide(input, weight)
-        if method != self.last_method:  # nn.Module.__setattr__ costs more than the comparison
+        if _exporting():
+            method = "direct"  # graph formats have no FFT convolution: F.conv*d computes the same
+        elif torch.compiler.is_compiling():
+            # No read of state that changes (decisions, last_method): guards on it would recompile.
+            if method == "auto":
+                method = self._choose(input, weight)
             self.last_method = method
+        else:
+            if method == "auto":
+                method = self._decisions.get((input.shape, input.dtype, input.device)) or self._decide(input, weight)
+            if method != self.last_method:  # nn.Module.__setattr__ costs more than the comparison
+                self.last_method = method
         if method == "direct":
             if self.padding == "causal":  # nn.Conv1d has no such padding: pad, then convolve
                 mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
@@ -203,6 +235,9 @@ class _FFTConvMixin:
 class FFTConv1d(_FFTConvMixin, nn.Conv1d):
     """``nn.Conv1d`` computed through the FFT (or directly, or whichever is cheaper).
 
+    ``torch.export``, ONNX export and ``torch.jit.trace`` capture it as ``F.conv1d`` (graph formats
+    have no FFT convolution); ``torch.compile`` keeps the FFT engine (see the module docstring).
+
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
         padding_mode, device, dtype: as ``nn.Conv1d``; ``padding`` may also be ``"causal"``:
@@ -227,6 +262,9 @@ class FFTConv1d(_FFTConvMixin, nn.Conv1d):
 class FFTConv2d(_FFTConvMixin, nn.Conv2d):
     """``nn.Conv2d`` computed through the FFT (or directly, or whichever is cheaper).
 
+    ``torch.export``, ONNX export and ``torch.jit.trace`` capture it as ``F.conv2d`` (graph formats
+    have no FFT convolution); ``torch.compile`` keeps the FFT engine (see the module docstring).
+
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
         padding_mode, device, dtype: as ``nn.Conv2d``.
@@ -247,6 +285,9 @@ class FFTConv2d(_FFTConvMixin, nn.Conv2d):
 class FFTConv3d(_FFTConvMixin, nn.Conv3d):
     """``nn.Conv3d`` computed through the FFT (or directly, or whichever is cheaper).
 
+    ``torch.export``, ONNX export and ``torch.jit.trace`` capture it as ``F.conv3d`` (graph formats
+    have no FFT convolution); ``torch.compile`` keeps the FFT engine (see the module docstring).
+
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
         padding_mode, device, dtype: as ``nn.Conv3d``.
@@ -264,6 +305,7 @@ class FFTConv3d(_FFTConvMixin, nn.Conv3d):
     _nd = 3
 
 
+_M = TypeVar("_M", bound=nn.Module)
 _PAIRS = ((nn.Conv1d, FFTConv1d), (nn.Conv2d, FFTConv2d), (nn.Conv3d, FFTConv3d))
 # Attributes an FFT layer adds to the PyTorch layer's (see _FFTConvMixin._init_fft).
 _FFT_ATTRS = ("method", "_spectrum_cache", "_decisions", "last_method")
@@ -283,24 +325,24 @@ class ConvertReport(NamedTuple):
     skipped: dict[str, str]
 
 
-def _unparametrized_type(m: nn.Module) -> type:
+def _unparametrized_type(m: nn.Module) -> type[nn.Module]:
     """The class of ``m`` before ``torch.nn.utils.parametrize`` wrapped it."""
     return type(m).__bases__[0] if parametrize.is_parametrized(m) else type(m)
 
 
-def _unconvertible(m: nn.Module, base: type) -> str | None:
+def _unconvertible(m: nn.Module, base: type[nn.modules.conv._ConvNd]) -> str | None:
     """Why ``m``, an instance of ``base``, cannot become an FFT layer that computes the same."""
     cls = _unparametrized_type(m)
     if cls is base:
         return None
     if isinstance(m, nn.modules.lazy.LazyModuleMixin):
         return f"{cls.__name__} is a lazy layer not initialised yet (run one forward first)"
-    if cls.forward is not base.forward or cls._conv_forward is not base._conv_forward:
+    if cls.forward is not base.forward or getattr(cls, "_conv_forward", None) is not base._conv_forward:
         return f"{cls.__name__} overrides forward, which an FFT layer would not run"
     return f"{cls.__name__} subclasses {base.__name__}; its own methods would be lost"
 
 
-def _rebuild(old: nn.Module, cls, drop=()) -> nn.Module:
+def _rebuild(old: nn.Module, cls: type[_M], drop: tuple[str, ...] = ()) -> _M:
     """A ``cls`` layer that takes over the whole state of ``old``.
 
     The very parameters, buffers, parametrizations, hooks (so the handles returned for ``old``
@@ -319,6 +361,7 @@ def _rebuild(old: nn.Module, cls, drop=()) -> nn.Module:
         for name, plist in plists.items():
             new.register_buffer(name, torch.empty(0))  # placeholder, moved away right below
             parametrize.register_parametrization(new, name, nn.Identity(), unsafe=True)
+            assert isinstance(new.parametrizations, nn.ModuleDict)
             new.parametrizations[name] = plist
     return new
 

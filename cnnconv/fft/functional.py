@@ -12,42 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from .arguments import check_args
-from .autograd import NonFinite, SpectralCorrelation
 from .cache import SpectrumCache
 from .geometry import ConvGeometry
-from .plan import DEFAULT_MEMORY_BUDGET, get_plan
-from .spectral import COMPLEX_BYTES
-from .zeros import flush_zero_windows
+from .ops import correlate, fft_correlate
+from .plan import DEFAULT_MEMORY_BUDGET
 
 __all__ = ["fft_conv1d", "fft_conv2d", "fft_conv3d"]
-
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-
-
-def _all_finite(t: torch.Tensor) -> bool:
-    # One reduction: a NaN or inf anywhere makes the sum non-finite; an overflowing sum of
-    # finite values is told apart by the exact check.
-    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
-
-
-def _direct(x: torch.Tensor, weight: torch.Tensor, geom: ConvGeometry) -> torch.Tensor:
-    flat = geom.flat_pads
-    if any(flat):
-        x = F.pad(x, flat)
-    return _CONV[geom.nd](x, weight, None, geom.stride, 0, geom.dilation, geom.groups)
-
-
-def _spread(weight: torch.Tensor, dilation: tuple[int, ...]) -> torch.Tensor:
-    """The kernel with ``dilation - 1`` zeros between its taps."""
-    if all(d == 1 for d in dilation):
-        return weight
-    nd = len(dilation)
-    ks = weight.shape[-nd:]
-    kd = [d * (k - 1) + 1 for k, d in zip(ks, dilation)]
-    w = weight.new_zeros(*weight.shape[:-nd], *kd)
-    idx = (Ellipsis,) + tuple(slice(None, None, d) for d in dilation)
-    w[idx] = weight
-    return w
 
 
 def _autocast_dtype(device_type: str) -> torch.dtype | None:
@@ -102,22 +72,34 @@ def _fft_conv(
     memory_budget: Any,
     exact_zeros: bool,
 ) -> torch.Tensor:
-    args = (stride, padding, dilation, groups, padding_mode, nd, cache, nonfinite, memory_budget, exact_zeros)
     if isinstance(x, torch.Tensor):
         amp = _autocast_dtype(x.device.type)
         if amp is not None:
             # As a convolution under autocast: the arguments are cast to the autocast dtype and
             # so is the result; the transforms run in float32 (see :mod:`cnnconv.fft`).
             with torch.autocast(x.device.type, enabled=False):
-                cast = [_autocast_cast(t, amp) for t in (x, weight, bias)]
-                return _fft_conv(*cast, *args)
+                return _fft_conv(
+                    _autocast_cast(x, amp),
+                    _autocast_cast(weight, amp),
+                    _autocast_cast(bias, amp),
+                    stride,
+                    padding,
+                    dilation,
+                    groups,
+                    padding_mode,
+                    nd,
+                    cache,
+                    nonfinite,
+                    memory_budget,
+                    exact_zeros,
+                )
     check_args(x, weight, bias, groups, nd, padding_mode, nonfinite, padding)
     geom = ConvGeometry.from_shapes(x.shape, weight.shape, stride, padding, dilation, groups)
     memory_budget = _check_options(memory_budget, exact_zeros)
 
     # Meta tensors (shapes only) and torch.func transforms, which the engine's autograd
     # Function and in-place buffers do not support, take the direct method.
-    wrapped = _functorch_wrapped(x, weight, bias)
+    wrapped = not torch.compiler.is_compiling() and _functorch_wrapped(x, weight, bias)
     direct = x.device.type == "meta" or wrapped
     # F.conv2d / F.conv3d return channels_last(_3d) output when the batched input or the weight
     # is (a memory format torch.func transforms cannot query; F.conv*d decides it there).
@@ -142,23 +124,14 @@ def _fft_conv(
         geom = geom.bordered()
     geom.check_fits()
 
-    y = None
-    if not direct and _all_finite(weight):
-        try:
-            y = _fft_core(x, weight, geom, cache, memory_budget)
-        except NonFinite:
-            y = None
-    if y is None:
-        # Non-finite values (or a float overflow inside the transform): the direct method only
-        # spoils the neighbourhood of a bad sample.
-        if not direct and nonfinite == "raise" and not (_all_finite(x) and _all_finite(weight)):
-            raise ValueError("input or weight contains NaN or inf (nonfinite='raise')")
-        y = _direct(x, weight, geom)
+    if torch.compiler.is_compiling() and not direct:
+        # The op keeps the engine in the compiled graph (see :mod:`cnnconv.fft.ops`).
+        pads = [p for pair in geom.pads for p in pair]
+        y, _ = fft_correlate(
+            x, weight, pads, list(geom.stride), list(geom.dilation), geom.groups, memory_budget, exact_zeros, nonfinite
+        )
     else:
-        if exact_zeros:
-            y = flush_zero_windows(y, x, geom)
-        if any(s > 1 for s in geom.stride):
-            y = y[(Ellipsis,) + tuple(slice(None, None, s) for s in geom.stride)]
+        y = correlate(x, weight, geom, cache, memory_budget, exact_zeros, nonfinite, use_fft=not direct)
     if bias is not None:
         y = y + bias.reshape(-1, *([1] * nd))
     if unbatched:
@@ -167,24 +140,6 @@ def _fft_conv(
         y = y.to(orig_dtype)
     fmt = memory_format if channels_last else torch.contiguous_format
     return y.contiguous(memory_format=fmt)
-
-
-def _fft_core(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    geom: ConvGeometry,
-    cache: SpectrumCache | None,
-    memory_budget: float,
-) -> torch.Tensor:
-    if geom.batch == 0:
-        return x.new_zeros(0, geom.out_channels, *geom.out_len) + weight.sum() * 0
-    plan = get_plan(geom, COMPLEX_BYTES[x.dtype], memory_budget, x.device.type)
-    use_cache = cache is not None and not (torch.is_grad_enabled() and weight.requires_grad)
-    w = _spread(weight, geom.dilation)
-    W = None
-    if use_cache:
-        W = cache.get(weight, w, plan.n, geom.groups, plan.shift, geom.dilation)
-    return SpectralCorrelation.apply(x, w, W, plan, geom.groups, True)
 
 
 _DOC = """{nd}-D convolution (cross-correlation) through the FFT, with ``F.conv{nd}d`` semantics.
@@ -221,52 +176,52 @@ _PADDING = """int, ``{tuple}``, ``"same"`` (PyTorch's convention for even kernel
             ``(k-1)//2`` before) or ``"valid"``."""
 
 _DOC_PARTS: dict[int, dict[str, str]] = {
-    1: dict(
-        ishape="(B, Cin, L)",
-        ushape="(Cin, L)",
-        wshape="(Cout, Cin / groups, k)",
-        oshape="(B, Cout, Lout)",
-        stride="(s,)",
-        dilation="(d,)",
-        depthwise="",
-        padding="""int, 1-tuple, ``"same"`` (PyTorch's convention for even kernels: ``(k-1)//2``
+    1: {
+        "ishape": "(B, Cin, L)",
+        "ushape": "(Cin, L)",
+        "wshape": "(Cout, Cin / groups, k)",
+        "oshape": "(B, Cout, Lout)",
+        "stride": "(s,)",
+        "dilation": "(d,)",
+        "depthwise": "",
+        "padding": """int, 1-tuple, ``"same"`` (PyTorch's convention for even kernels: ``(k-1)//2``
             before), ``"valid"`` or ``"causal"`` (``dilation * (k-1)`` before, none after: output
             ``i`` sees inputs up to ``i * stride`` only; with stride 1 the output has the input's
             length, with stride ``s`` it has ``ceil(L / s)`` samples).""",
-        causal_mode="""; ``padding="causal"`` takes ``"zeros"`` or ``"replicate"`` (the
+        "causal_mode": """; ``padding="causal"`` takes ``"zeros"`` or ``"replicate"`` (the
             others read later samples)""",
-        example="""        >>> x, w = torch.randn(1, 1, 1000), torch.randn(1, 1, 1000)
+        "example": """        >>> x, w = torch.randn(1, 1, 1000), torch.randn(1, 1, 1000)
         >>> fft_conv1d(x, w, padding=999).shape  # full correlation
         torch.Size([1, 1, 1999])""",
-    ),
-    2: dict(
-        ishape="(B, Cin, H, W)",
-        ushape="(Cin, H, W)",
-        wshape="(Cout, Cin / groups, kh, kw)",
-        oshape="(B, Cout, Hout, Wout)",
-        stride="(sh, sw)",
-        dilation="(dh, dw)",
-        depthwise=" (``groups == Cin`` is depthwise)",
-        padding=_PADDING.format(tuple="(ph, pw)"),
-        causal_mode="",
-        example="""        >>> x, w = torch.randn(2, 4, 64, 64), torch.randn(8, 4, 31, 31)
+    },
+    2: {
+        "ishape": "(B, Cin, H, W)",
+        "ushape": "(Cin, H, W)",
+        "wshape": "(Cout, Cin / groups, kh, kw)",
+        "oshape": "(B, Cout, Hout, Wout)",
+        "stride": "(sh, sw)",
+        "dilation": "(dh, dw)",
+        "depthwise": " (``groups == Cin`` is depthwise)",
+        "padding": _PADDING.format(tuple="(ph, pw)"),
+        "causal_mode": "",
+        "example": """        >>> x, w = torch.randn(2, 4, 64, 64), torch.randn(8, 4, 31, 31)
         >>> fft_conv2d(x, w, padding="same").shape
         torch.Size([2, 8, 64, 64])""",
-    ),
-    3: dict(
-        ishape="(B, Cin, D, H, W)",
-        ushape="(Cin, D, H, W)",
-        wshape="(Cout, Cin / groups, kd, kh, kw)",
-        oshape="(B, Cout, Dout, Hout, Wout)",
-        stride="(sd, sh, sw)",
-        dilation="(dd, dh, dw)",
-        depthwise=" (``groups == Cin`` is depthwise)",
-        padding=_PADDING.format(tuple="(pd, ph, pw)"),
-        causal_mode="",
-        example="""        >>> x, w = torch.randn(1, 2, 32, 32, 32), torch.randn(4, 2, 9, 9, 9)
+    },
+    3: {
+        "ishape": "(B, Cin, D, H, W)",
+        "ushape": "(Cin, D, H, W)",
+        "wshape": "(Cout, Cin / groups, kd, kh, kw)",
+        "oshape": "(B, Cout, Dout, Hout, Wout)",
+        "stride": "(sd, sh, sw)",
+        "dilation": "(dd, dh, dw)",
+        "depthwise": " (``groups == Cin`` is depthwise)",
+        "padding": _PADDING.format(tuple="(pd, ph, pw)"),
+        "causal_mode": "",
+        "example": """        >>> x, w = torch.randn(1, 2, 32, 32, 32), torch.randn(4, 2, 9, 9, 9)
         >>> fft_conv3d(x, w, padding="same").shape
         torch.Size([1, 4, 32, 32, 32])""",
-    ),
+    },
 }
 
 
