@@ -68,7 +68,7 @@ def test_direct_decision_is_bitwise_nn_conv2d():
 
 
 def test_compiled_fft_layers_do_not_recompile_per_layer():
-    """Under torch.compile the FFT engine runs outside the graph; the layer code shared by every
+    """Under torch.compile the FFT engine runs inside the graph as custom ops; the layer code shared by every
     FFT layer must not be recompiled for each layer's weight shape and stride."""
     dynamo = pytest.importorskip("torch._dynamo")
     torch.manual_seed(0)

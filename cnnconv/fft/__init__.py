@@ -48,7 +48,8 @@ The package's modules, lowest first: :mod:`~cnnconv.fft.backend` (transforms),
 :mod:`~cnnconv.fft.arguments` and :mod:`~cnnconv.fft.geometry` (checks, sizes),
 :mod:`~cnnconv.fft.spectral` (spectra, channel mixing), :mod:`~cnnconv.fft.cost` and
 :mod:`~cnnconv.fft.plan` (plans), :mod:`~cnnconv.fft.tiling`, :mod:`~cnnconv.fft.autograd`,
-:mod:`~cnnconv.fft.cache`, :mod:`~cnnconv.fft.zeros` and :mod:`~cnnconv.fft.functional` (the
+:mod:`~cnnconv.fft.cache`, :mod:`~cnnconv.fft.zeros`, :mod:`~cnnconv.fft.ops` (the engine as
+``torch.library`` custom ops, for ``torch.compile``) and :mod:`~cnnconv.fft.functional` (the
 public functions).
 
 Example:
