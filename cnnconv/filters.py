@@ -435,13 +435,7 @@ class Laplacian(_BuiltKernelFilter):
     Args:
         neighbours: 4 (``[[0,1,0],[1,-4,1],[0,1,0]]``) or 8 (centre -8).
         normalized: divide the kernel by the sum of its absolute values.
-        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"``, ``"circular"`` or ``"symmetric"``.
-        mode: ``"full"``, ``"same"`` or ``"valid"``.
-        method: see :func:`cnnconv.functional.filter2d`.
-
-    Shape:
-        - Input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
-        - Output: same number of dimensions.
+        {small_filter_args}
 
     Example:
         >>> Laplacian(8)(torch.rand(1, 8, 8)).shape
@@ -474,13 +468,7 @@ class Sharpen(_BuiltKernelFilter):
     """3x3 sharpen ``[[0,-1,0],[-1,5,-1],[0,-1,0]]``.
 
     Args:
-        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"``, ``"circular"`` or ``"symmetric"``.
-        mode: ``"full"``, ``"same"`` or ``"valid"``.
-        method: see :func:`cnnconv.functional.filter2d`.
-
-    Shape:
-        - Input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
-        - Output: same number of dimensions.
+        {small_filter_args}
 
     Example:
         >>> Sharpen()
@@ -493,3 +481,14 @@ class Sharpen(_BuiltKernelFilter):
 
     def _build_kernel(self) -> torch.Tensor:
         return K.sharpen()
+
+
+_SMALL_FILTER_ARGS = """border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"``, ``"circular"`` or ``"symmetric"``.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        method: see :func:`cnnconv.functional.filter2d`.
+
+    Shape:
+        - Input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
+        - Output: same number of dimensions."""
+Laplacian.__doc__ = cast(str, Laplacian.__doc__).replace("{small_filter_args}", _SMALL_FILTER_ARGS)
+Sharpen.__doc__ = cast(str, Sharpen.__doc__).replace("{small_filter_args}", _SMALL_FILTER_ARGS)
