@@ -1,13 +1,12 @@
 """Fixed-kernel filter layers.
 
-Each layer stores its arguments as read-only attributes (a different filter is a new layer), keeps its
-kernels in non-persistent buffers (they follow ``.to()`` and stay out of ``state_dict``; nothing is
-trained) and its ``forward`` is one call into :mod:`cnnconv.functional`, which decides how the filter is
-computed (:func:`cnnconv.functional.filter2d`). Each layer makes its
-:class:`~cnnconv.functional.plan.FilterPlan` when it is built, and again when its buffers are moved
-(``.to()``, ``.double()``) or a kernel buffer is changed in place: what was derived from it (separable
-factors, the choice of engine) is derived again. Every layer pads with ``border="reflect"`` unless told
-otherwise.
+Each layer stores its arguments as read-only attributes (a different filter is a new layer), keeps its kernels in
+non-persistent buffers (they follow ``.to()`` and stay out of ``state_dict``; nothing is trained) and its
+``forward`` is one call into :mod:`cnnconv.functional`, which decides how the filter is computed
+(:func:`cnnconv.functional.filter2d`). Each layer makes its :class:`~cnnconv.functional.plan.FilterPlan` when it is
+built, and again when its buffers are moved (``.to()``, ``.double()``) or a kernel buffer is changed in place: what
+was derived from it (separable factors, the choice of engine) is derived again. Every layer pads with
+``border="reflect"`` unless told otherwise.
 
 The layers can be captured as graphs: ``torch.export.export``, ``torch.onnx.export`` (both exporters),
 ``torch.compile(fullgraph=True)`` and ``torch.jit.trace`` record the border padding and one or two
@@ -23,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import MappingProxyType
 from typing import cast
 
@@ -130,10 +130,9 @@ class _KernelFilter(_FixedFilter):
     kernel: torch.Tensor
 
     def _follow_kernel(self) -> None:
-        """Plan again when the ``kernel`` buffer's values differ from those last planned for.
-        The values are compared with a kept copy (``torch.equal``, one pass over a small
-        kernel), because writes through ``.data``, numpy or a reused address move no version
-        counter. Skipped while a graph is captured."""
+        """Plan again when the ``kernel`` buffer's values differ from those last planned for. The values are compared
+        with a kept copy (``torch.equal``, one pass over a small kernel), because writes through ``.data``, numpy or
+        a reused address move no version counter. Skipped while a graph is captured."""
         if tracing():
             return
         kernel = self.kernel
@@ -218,7 +217,30 @@ class Filter2d(_KernelFilter):
         return f"kernel={name}, kernel_shape={tuple(self.kernel.shape)}{kw}, {self._common_repr()}"
 
 
-class BoxBlur(_BuiltKernelFilter):
+class _Box(_FixedFilter):
+    """The settings of the 2-D and 3-D box blur layers (``_ndim`` sizes)."""
+
+    _ndim = 2
+    _init_kernel: Callable[[], None]  # of the layer kind it is mixed with
+
+    def __init__(
+        self,
+        kernel_size=3,
+        border: str = "reflect",
+        mode: str = "same",
+        *,
+        normalized: bool = True,
+        method: str = "auto",
+    ) -> None:
+        super().__init__(mode, border, method)
+        self._settings(kernel_size=int_sizes(kernel_size, self._ndim, "kernel_size"), normalized=bool(normalized))
+        self._init_kernel()
+
+    kernel_size = _Setting()
+    normalized = _Setting()
+
+
+class BoxBlur(_Box, _BuiltKernelFilter):
     """Box (mean) blur, computed with cumulative sums for large windows.
 
     Args:
@@ -237,22 +259,6 @@ class BoxBlur(_BuiltKernelFilter):
         >>> BoxBlur(5)(torch.rand(2, 3, 16, 16)).shape
         torch.Size([2, 3, 16, 16])
     """
-
-    def __init__(
-        self,
-        kernel_size=3,
-        border: str = "reflect",
-        mode: str = "same",
-        *,
-        normalized: bool = True,
-        method: str = "auto",
-    ) -> None:
-        super().__init__(mode, border, method)
-        self._settings(kernel_size=int_sizes(kernel_size, 2, "kernel_size"), normalized=bool(normalized))
-        self._init_kernel()
-
-    kernel_size = _Setting()
-    normalized = _Setting()
 
     def _build_kernel(self) -> torch.Tensor:
         return K.box(self.kernel_size, normalized=self.normalized)

@@ -20,8 +20,7 @@ import torch
 
 from cnnconv import functional3d as F3
 from cnnconv.engines.separable import outer3
-from cnnconv.filters import _FixedFilter, _Gaussian, _GradientBase, _Separable, _Setting
-from cnnconv.functional.blur import int_sizes
+from cnnconv.filters import _Box, _FixedFilter, _Gaussian, _GradientBase, _Separable, _Setting
 from cnnconv.functional.gradients3d import apply_gradient_plan3d, gradient_factors3d
 from cnnconv.functional.plan import FilterPlan, kernel_copy, plan_filter3d
 from cnnconv.functional.volume import apply_plan3d, check_method3d
@@ -102,7 +101,7 @@ class Filter3d(_FixedFilter3d):
         return f"kernel_shape={tuple(self.kernel.shape)}, {self._common_repr()}"
 
 
-class BoxBlur3d(_Separable3d):
+class BoxBlur3d(_Box, _Separable3d):
     """Box (mean) blur of volumes.
 
     Args:
@@ -122,24 +121,12 @@ class BoxBlur3d(_Separable3d):
         BoxBlur3d(kernel_size=(3, 5, 5), normalized=True, border='reflect', mode='same', method='auto')
     """
 
-    def __init__(
-        self,
-        kernel_size=3,
-        border: str = "reflect",
-        mode: str = "same",
-        *,
-        normalized: bool = True,
-        method: str = "auto",
-    ) -> None:
-        super().__init__(mode, border, method)
-        self._settings(kernel_size=int_sizes(kernel_size, 3, "kernel_size"), normalized=bool(normalized))
-        self.reset_parameters()
-
-    kernel_size = _Setting()
-    normalized = _Setting()
+    _ndim = 3
 
     def reset_parameters(self) -> None:
         self._set_factors(F3.box_factors3d(self.kernel_size, self.normalized, torch.get_default_dtype(), None))
+
+    _init_kernel = reset_parameters
 
 
 class GaussianBlur3d(_Gaussian, _Separable3d):
