@@ -1,18 +1,16 @@
 """Fixed-kernel filter layers.
 
-Each layer stores its arguments as read-only attributes (a different filter is a new layer),
-keeps its kernels in non-persistent buffers (they follow ``.to()`` and stay out of
-``state_dict``; nothing is trained) and its ``forward`` is one call into
-:mod:`cnnconv.functional`, which decides how the filter is computed
-(:func:`cnnconv.functional.filter2d`). Each layer makes its
-:class:`~cnnconv.functional.plan.FilterPlan` when it is built, and again when its buffers are
-moved (``.to()``, ``.double()``) or a kernel buffer is changed in place: what was derived from
-it (separable factors, the choice of engine) is derived again. Every layer pads
-with ``border="reflect"`` unless told otherwise.
+Each layer stores its arguments as read-only attributes (a different filter is a new layer), keeps its kernels in
+non-persistent buffers (they follow ``.to()`` and stay out of ``state_dict``; nothing is trained) and its
+``forward`` is one call into :mod:`cnnconv.functional`, which decides how the filter is computed
+(:func:`cnnconv.functional.filter2d`). Each layer makes its :class:`~cnnconv.functional.plan.FilterPlan` when it is
+built, and again when its buffers are moved (``.to()``, ``.double()``) or a kernel buffer is changed in place: what
+was derived from it (separable factors, the choice of engine) is derived again. Every layer pads with
+``border="reflect"`` unless told otherwise.
 
-The layers can be captured as graphs: ``torch.export.export``, ``torch.onnx.export`` (both
-exporters), ``torch.compile(fullgraph=True)`` and ``torch.jit.trace`` record the border padding
-and one or two depthwise convolutions (see :func:`cnnconv.functional.filter2d`).
+The layers can be captured as graphs: ``torch.export.export``, ``torch.onnx.export`` (both exporters),
+``torch.compile(fullgraph=True)`` and ``torch.jit.trace`` record the border padding and one or two
+depthwise convolutions (see :func:`cnnconv.functional.filter2d`).
 
 Example:
     >>> import torch
@@ -24,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import MappingProxyType
 from typing import cast
 
@@ -41,7 +40,7 @@ from cnnconv.functional.gradients import (
     apply_gradient_plan,
     derivative_factors,
 )
-from cnnconv.functional.plan import FilterPlan, check_method, plan_filter, plan_gradient
+from cnnconv.functional.plan import FilterPlan, check_method, kernel_copy, plan_filter, plan_gradient
 
 __all__ = ["BoxBlur", "Filter2d", "GaussianBlur", "Laplacian", "Prewitt", "Scharr", "Sharpen", "Sobel"]
 
@@ -98,18 +97,6 @@ class _FixedFilter(nn.Module):
             self._replan()
         return module
 
-    @staticmethod
-    def _as_kernel(kernel, shapes: dict[int, str]) -> torch.Tensor:
-        """A copy of ``kernel``, a real floating point tensor whose number of dimensions is a
-        key of ``shapes`` (shape names for the error message)."""
-        if not isinstance(kernel, torch.Tensor):
-            kernel = torch.as_tensor(kernel, dtype=torch.get_default_dtype())
-        if kernel.ndim not in shapes or kernel.numel() == 0:
-            raise ValueError(f"kernel must have shape {' or '.join(shapes.values())}, got {tuple(kernel.shape)}")
-        if kernel.is_complex() or not kernel.is_floating_point():
-            raise TypeError(f"kernel must be a real floating point tensor, got dtype {kernel.dtype}")
-        return kernel.detach().clone()
-
     def _kernel_buffers(self, *names: str) -> None:
         """Register the non-persistent kernel buffers ``names``, empty until :meth:`_refill`."""
         for name in names:
@@ -130,6 +117,12 @@ class _FixedFilter(nn.Module):
     def _common_repr(self) -> str:
         return f"border={self.border!r}, mode={self.mode!r}, method={self.method!r}"
 
+    def extra_repr(self) -> str:
+        """The layer's own settings in the order they were stored, then the common ones."""
+        values = self.__dict__["_setting_values"]
+        own = [f"{k}={v!r}, " for k, v in values.items() if k not in ("mode", "border", "method")]
+        return "".join(own) + self._common_repr()
+
 
 class _KernelFilter(_FixedFilter):
     """A fixed layer whose ``kernel`` buffer is followed: changed in place, it is planned again."""
@@ -137,21 +130,15 @@ class _KernelFilter(_FixedFilter):
     kernel: torch.Tensor
 
     def _follow_kernel(self) -> None:
-        """Plan again when the ``kernel`` buffer's values differ from those last planned for.
-        The values are compared with a kept copy (``torch.equal``, one pass over a small
-        kernel), because writes through ``.data``, numpy or a reused address move no version
-        counter. Skipped while a graph is captured."""
+        """Plan again when the ``kernel`` buffer's values differ from those last planned for. The values are compared
+        with a kept copy (``torch.equal``, one pass over a small kernel), because writes through ``.data``, numpy or
+        a reused address move no version counter. Skipped while a graph is captured."""
         if tracing():
             return
         kernel = self.kernel
         seen = self._planned_for
-        if (
-            seen is None
-            or seen.shape != kernel.shape
-            or seen.dtype != kernel.dtype
-            or seen.device != kernel.device
-            or not torch.equal(seen, kernel)
-        ):
+        layout = (kernel.shape, kernel.dtype, kernel.device)
+        if seen is None or (seen.shape, seen.dtype, seen.device) != layout or not torch.equal(seen, kernel):
             self._replan()
 
     def _make_plan(self) -> FilterPlan:
@@ -208,7 +195,7 @@ class Filter2d(_KernelFilter):
             kernel = K.get_kernel(kernel_name, **kernel_kwargs)
         elif kernel_kwargs:
             raise TypeError(f"kernel_kwargs are only used with a kernel name, got {sorted(kernel_kwargs)}")
-        kernel = self._as_kernel(kernel, {2: "(kh, kw)", 3: "(C, kh, kw)"})
+        kernel = kernel_copy(kernel, {2: "(kh, kw)", 3: "(C, kh, kw)"})
         self._settings(kernel_name=kernel_name, kernel_kwargs=dict(kernel_kwargs))
         self.register_buffer("kernel", kernel, persistent=False)
         self._kernel_buffers("ky", "kx")
@@ -230,7 +217,30 @@ class Filter2d(_KernelFilter):
         return f"kernel={name}, kernel_shape={tuple(self.kernel.shape)}{kw}, {self._common_repr()}"
 
 
-class BoxBlur(_BuiltKernelFilter):
+class _Box(_FixedFilter):
+    """The settings of the 2-D and 3-D box blur layers (``_ndim`` sizes)."""
+
+    _ndim = 2
+    _init_kernel: Callable[[], None]  # of the layer kind it is mixed with
+
+    def __init__(
+        self,
+        kernel_size=3,
+        border: str = "reflect",
+        mode: str = "same",
+        *,
+        normalized: bool = True,
+        method: str = "auto",
+    ) -> None:
+        super().__init__(mode, border, method)
+        self._settings(kernel_size=int_sizes(kernel_size, self._ndim, "kernel_size"), normalized=bool(normalized))
+        self._init_kernel()
+
+    kernel_size = _Setting()
+    normalized = _Setting()
+
+
+class BoxBlur(_Box, _BuiltKernelFilter):
     """Box (mean) blur, computed with cumulative sums for large windows.
 
     Args:
@@ -250,22 +260,6 @@ class BoxBlur(_BuiltKernelFilter):
         torch.Size([2, 3, 16, 16])
     """
 
-    def __init__(
-        self,
-        kernel_size=3,
-        border: str = "reflect",
-        mode: str = "same",
-        *,
-        normalized: bool = True,
-        method: str = "auto",
-    ) -> None:
-        super().__init__(mode, border, method)
-        self._settings(kernel_size=int_sizes(kernel_size, 2, "kernel_size"), normalized=bool(normalized))
-        self._init_kernel()
-
-    kernel_size = _Setting()
-    normalized = _Setting()
-
     def _build_kernel(self) -> torch.Tensor:
         return K.box(self.kernel_size, normalized=self.normalized)
 
@@ -278,11 +272,47 @@ class BoxBlur(_BuiltKernelFilter):
         # Decided from the size alone, so compiled graphs need no checks of kernel values.
         return box_plan(kernel, self.normalized, self.method)
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, normalized={self.normalized}, {self._common_repr()}"
+
+class _Separable(_FixedFilter):
+    """A layer whose kernel is kept as its 1-D factors, one buffer per axis (``_factor_names``)."""
+
+    _factor_names: tuple[str, ...] = ("ky", "kx")
+
+    def __init__(self, mode: str, border: str, method: str) -> None:
+        super().__init__(mode, border, method)
+        self._kernel_buffers(*self._factor_names)
+
+    def _set_factors(self, factors) -> None:
+        self._refill(**dict(zip(self._factor_names, factors, strict=True)))
 
 
-class GaussianBlur(_FixedFilter):
+class _Gaussian(_Separable):
+    """The settings and factors of the 2-D and 3-D Gaussian blur layers."""
+
+    def __init__(
+        self,
+        sigma,
+        kernel_size=None,
+        border: str = "reflect",
+        mode: str = "same",
+        *,
+        truncate: float = 4.0,
+        method: str = "auto",
+    ) -> None:
+        super().__init__(mode, border, method)
+        sigma, truncate, size = gaussian_settings(sigma, kernel_size, truncate, len(self._factor_names))
+        self._settings(sigma=sigma, kernel_size=size, truncate=truncate)
+        self.reset_parameters()
+
+    sigma = _Setting()
+    truncate = _Setting()
+    kernel_size = _Setting()
+
+    def reset_parameters(self) -> None:
+        self._set_factors(gaussian_factors(self.sigma, self.kernel_size, torch.get_default_dtype(), None))
+
+
+class GaussianBlur(_Gaussian):
     """Gaussian blur as two 1-D passes.
 
     Args:
@@ -302,31 +332,8 @@ class GaussianBlur(_FixedFilter):
         GaussianBlur(sigma=(1.5, 1.5), kernel_size=(13, 13), truncate=4.0, border='reflect', mode='same', method='auto')
     """
 
-    def __init__(
-        self,
-        sigma,
-        kernel_size=None,
-        border: str = "reflect",
-        mode: str = "same",
-        *,
-        truncate: float = 4.0,
-        method: str = "auto",
-    ) -> None:
-        super().__init__(mode, border, method)
-        sigma, truncate, size = gaussian_settings(sigma, kernel_size, truncate, 2)
-        self._settings(sigma=sigma, truncate=truncate, kernel_size=size)
-        self._kernel_buffers("ky", "kx")
-        self.reset_parameters()
-
     ky: torch.Tensor
     kx: torch.Tensor
-    sigma = _Setting()
-    truncate = _Setting()
-    kernel_size = _Setting()
-
-    def reset_parameters(self) -> None:
-        ky, kx = gaussian_factors(self.sigma, self.kernel_size, torch.get_default_dtype(), None)
-        self._refill(ky=ky, kx=kx)
 
     def _make_plan(self) -> FilterPlan:
         return plan_filter(None, self.method, (self.ky, self.kx))
@@ -336,12 +343,14 @@ class GaussianBlur(_FixedFilter):
         """The 2-D kernel ``outer(ky, kx)``."""
         return torch.outer(self.ky, self.kx)
 
-    def extra_repr(self) -> str:
-        return f"sigma={self.sigma}, kernel_size={self.kernel_size}, truncate={self.truncate}, {self._common_repr()}"
 
+class _GradientBase(_FixedFilter):
+    """The settings, factors and ``forward`` of the 2-D and 3-D gradient layers."""
 
-class _Gradient(_FixedFilter):
     _operator = "sobel"
+    _outputs = GRADIENT_OUTPUTS
+    _factor_fn = staticmethod(derivative_factors)
+    _apply_plan = staticmethod(apply_gradient_plan)
 
     def __init__(
         self,
@@ -355,7 +364,7 @@ class _Gradient(_FixedFilter):
     ) -> None:
         super().__init__(mode, border, method)
         self._settings(
-            output=check_choice(output, "output", GRADIENT_OUTPUTS), normalized=bool(normalized), eps=check_eps(eps)
+            output=check_choice(output, "output", self._outputs), normalized=bool(normalized), eps=check_eps(eps)
         )
         self._kernel_buffers("smooth", "diff")
         self.reset_parameters()
@@ -367,9 +376,15 @@ class _Gradient(_FixedFilter):
     eps = _Setting()
 
     def reset_parameters(self) -> None:
-        smooth, diff = derivative_factors(self._operator, self.normalized, torch.get_default_dtype(), None)
+        smooth, diff = self._factor_fn(self._operator, self.normalized, torch.get_default_dtype(), None)
         self._refill(smooth=smooth, diff=diff)
 
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        plan = cast(FilterPlan, self._filter_plan)  # made in __init__
+        return self._apply_plan(input, plan, self.output, self.border, self.mode, eps=self.eps)
+
+
+class _Gradient(_GradientBase):
     def _make_plan(self) -> FilterPlan:
         return plan_gradient(self.smooth, self.diff, self.method, self.output)
 
@@ -382,13 +397,6 @@ class _Gradient(_FixedFilter):
     def kernel_y(self) -> torch.Tensor:
         """The y-derivative kernel (transpose of :attr:`kernel_x`)."""
         return torch.outer(self.diff, self.smooth)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        plan = cast(FilterPlan, self._filter_plan)  # made in __init__
-        return apply_gradient_plan(input, plan, self.output, self.border, self.mode, eps=self.eps)
-
-    def extra_repr(self) -> str:
-        return f"output={self.output!r}, normalized={self.normalized}, eps={self.eps}, {self._common_repr()}"
 
 
 _GRADIENT_DOC = """{title} gradient filter (3x3; x positive where intensity grows to the right).
@@ -433,13 +441,7 @@ class Laplacian(_BuiltKernelFilter):
     Args:
         neighbours: 4 (``[[0,1,0],[1,-4,1],[0,1,0]]``) or 8 (centre -8).
         normalized: divide the kernel by the sum of its absolute values.
-        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"``, ``"circular"`` or ``"symmetric"``.
-        mode: ``"full"``, ``"same"`` or ``"valid"``.
-        method: see :func:`cnnconv.functional.filter2d`.
-
-    Shape:
-        - Input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
-        - Output: same number of dimensions.
+        {small_filter_args}
 
     Example:
         >>> Laplacian(8)(torch.rand(1, 8, 8)).shape
@@ -467,21 +469,12 @@ class Laplacian(_BuiltKernelFilter):
     def _build_kernel(self) -> torch.Tensor:
         return K.laplacian(self.neighbours, normalized=self.normalized)
 
-    def extra_repr(self) -> str:
-        return f"neighbours={self.neighbours}, normalized={self.normalized}, {self._common_repr()}"
-
 
 class Sharpen(_BuiltKernelFilter):
     """3x3 sharpen ``[[0,-1,0],[-1,5,-1],[0,-1,0]]``.
 
     Args:
-        border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"``, ``"circular"`` or ``"symmetric"``.
-        mode: ``"full"``, ``"same"`` or ``"valid"``.
-        method: see :func:`cnnconv.functional.filter2d`.
-
-    Shape:
-        - Input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
-        - Output: same number of dimensions.
+        {small_filter_args}
 
     Example:
         >>> Sharpen()
@@ -495,5 +488,13 @@ class Sharpen(_BuiltKernelFilter):
     def _build_kernel(self) -> torch.Tensor:
         return K.sharpen()
 
-    def extra_repr(self) -> str:
-        return self._common_repr()
+
+_SMALL_FILTER_ARGS = """border: ``"zeros"``, ``"reflect"`` (default), ``"replicate"``, ``"circular"`` or ``"symmetric"``.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        method: see :func:`cnnconv.functional.filter2d`.
+
+    Shape:
+        - Input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
+        - Output: same number of dimensions."""
+Laplacian.__doc__ = cast(str, Laplacian.__doc__).replace("{small_filter_args}", _SMALL_FILTER_ARGS)
+Sharpen.__doc__ = cast(str, Sharpen.__doc__).replace("{small_filter_args}", _SMALL_FILTER_ARGS)

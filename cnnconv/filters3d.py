@@ -19,13 +19,10 @@ from typing import cast
 import torch
 
 from cnnconv import functional3d as F3
-from cnnconv._utils.checks import check_choice
-from cnnconv.engines.checks import check_eps
 from cnnconv.engines.separable import outer3
-from cnnconv.filters import _FixedFilter
-from cnnconv.functional.blur import gaussian_factors, gaussian_settings, int_sizes
+from cnnconv.filters import _Box, _FixedFilter, _Gaussian, _GradientBase, _Separable, _Setting
 from cnnconv.functional.gradients3d import apply_gradient_plan3d, gradient_factors3d
-from cnnconv.functional.plan import FilterPlan, plan_filter3d
+from cnnconv.functional.plan import FilterPlan, kernel_copy, plan_filter3d
 from cnnconv.functional.volume import apply_plan3d, check_method3d
 
 __all__ = ["BoxBlur3d", "Filter3d", "GaussianBlur3d", "Laplacian3d", "Sobel3d"]
@@ -42,20 +39,13 @@ class _FixedFilter3d(_FixedFilter):
         return apply_plan3d(input, cast(FilterPlan, self._filter_plan), self.mode, self.border)
 
 
-class _Separable3d(_FixedFilter3d):
+class _Separable3d(_Separable, _FixedFilter3d):
     """A layer whose kernel is kept as its three 1-D factors ``kz``, ``ky``, ``kx``."""
 
+    _factor_names = ("kz", "ky", "kx")
     kz: torch.Tensor
     ky: torch.Tensor
     kx: torch.Tensor
-
-    def __init__(self, mode: str, border: str, method: str) -> None:
-        super().__init__(mode, border, method)
-        self._kernel_buffers("kz", "ky", "kx")
-
-    def _set_factors(self, factors) -> None:
-        kz, ky, kx = factors
-        self._refill(kz=kz, ky=ky, kx=kx)
 
     def _planned_method(self) -> str:
         return self.method
@@ -91,9 +81,7 @@ class Filter3d(_FixedFilter3d):
 
     def __init__(self, kernel, mode: str = "same", border: str = "reflect", *, method: str = "auto") -> None:
         super().__init__(mode, border, method)
-        self.register_buffer(
-            "kernel", self._as_kernel(kernel, {3: "(kd, kh, kw)", 4: "(C, kd, kh, kw)"}), persistent=False
-        )
+        self.register_buffer("kernel", kernel_copy(kernel, {3: "(kd, kh, kw)", 4: "(C, kd, kh, kw)"}), persistent=False)
         self._kernel_buffers("kz", "ky", "kx")
         # The kernel is fixed: find its structure once, here, instead of at every call.
         self._replan()
@@ -113,7 +101,7 @@ class Filter3d(_FixedFilter3d):
         return f"kernel_shape={tuple(self.kernel.shape)}, {self._common_repr()}"
 
 
-class BoxBlur3d(_Separable3d):
+class BoxBlur3d(_Box, _Separable3d):
     """Box (mean) blur of volumes.
 
     Args:
@@ -133,28 +121,15 @@ class BoxBlur3d(_Separable3d):
         BoxBlur3d(kernel_size=(3, 5, 5), normalized=True, border='reflect', mode='same', method='auto')
     """
 
-    def __init__(
-        self,
-        kernel_size=3,
-        border: str = "reflect",
-        mode: str = "same",
-        *,
-        normalized: bool = True,
-        method: str = "auto",
-    ) -> None:
-        super().__init__(mode, border, method)
-        self.kernel_size = int_sizes(kernel_size, 3, "kernel_size")
-        self.normalized = bool(normalized)
-        self.reset_parameters()
+    _ndim = 3
 
     def reset_parameters(self) -> None:
         self._set_factors(F3.box_factors3d(self.kernel_size, self.normalized, torch.get_default_dtype(), None))
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, normalized={self.normalized}, {self._common_repr()}"
+    _init_kernel = reset_parameters
 
 
-class GaussianBlur3d(_Separable3d):
+class GaussianBlur3d(_Gaussian, _Separable3d):
     """Gaussian blur of volumes as three 1-D passes.
 
     Args:
@@ -175,31 +150,11 @@ class GaussianBlur3d(_Separable3d):
         GaussianBlur3d(sigma=(1.0, 1.0, 1.0), kernel_size=(9, 9, 9), truncate=4.0, border='reflect', mode='same', method='auto')
     """
 
-    def __init__(
-        self,
-        sigma,
-        kernel_size=None,
-        border: str = "reflect",
-        mode: str = "same",
-        *,
-        truncate: float = 4.0,
-        method: str = "auto",
-    ) -> None:
-        super().__init__(mode, border, method)
-        self.sigma, self.truncate, self.kernel_size = gaussian_settings(sigma, kernel_size, truncate, 3)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        self._set_factors(gaussian_factors(self.sigma, self.kernel_size, torch.get_default_dtype(), None))
-
     def _planned_method(self) -> str:
         return "separable" if self.method == "auto" else self.method
 
-    def extra_repr(self) -> str:
-        return f"sigma={self.sigma}, kernel_size={self.kernel_size}, truncate={self.truncate}, {self._common_repr()}"
 
-
-class Sobel3d(_FixedFilter3d):
+class Sobel3d(_GradientBase, _FixedFilter3d):
     """3-D Sobel gradient (3x3x3; ``[-1, 0, 1]`` along one axis, ``[1, 2, 1]`` along the others).
 
     Args:
@@ -220,29 +175,9 @@ class Sobel3d(_FixedFilter3d):
         torch.Size([2, 6, 6, 6])
     """
 
-    def __init__(
-        self,
-        output: str = "magnitude",
-        normalized: bool = False,
-        border: str = "reflect",
-        mode: str = "same",
-        *,
-        eps: float = 0.0,
-        method: str = "auto",
-    ) -> None:
-        super().__init__(mode, border, method)
-        self.output = check_choice(output, "output", F3.SOBEL3D_OUTPUTS)
-        self.normalized = bool(normalized)
-        self.eps = check_eps(eps)
-        self._kernel_buffers("smooth", "diff")
-        self.reset_parameters()
-
-    smooth: torch.Tensor
-    diff: torch.Tensor
-
-    def reset_parameters(self) -> None:
-        smooth, diff = gradient_factors3d("sobel", self.normalized, torch.get_default_dtype(), None)
-        self._refill(smooth=smooth, diff=diff)
+    _outputs = F3.SOBEL3D_OUTPUTS
+    _factor_fn = staticmethod(gradient_factors3d)
+    _apply_plan = staticmethod(apply_gradient_plan3d)
 
     def _make_plan(self) -> FilterPlan:
         return plan_filter3d(None, self.method, (self.smooth, self.smooth, self.diff))
@@ -252,13 +187,6 @@ class Sobel3d(_FixedFilter3d):
         """The x, y and z kernels stacked ``(3, 3, 3, 3)``."""
         s, d = self.smooth, self.diff
         return torch.stack((outer3(s, s, d), outer3(s, d, s), outer3(d, s, s)))
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        plan = cast(FilterPlan, self._filter_plan)  # made in __init__
-        return apply_gradient_plan3d(input, plan, self.output, self.border, self.mode, eps=self.eps)
-
-    def extra_repr(self) -> str:
-        return f"output={self.output!r}, normalized={self.normalized}, eps={self.eps}, {self._common_repr()}"
 
 
 class Laplacian3d(_FixedFilter3d):
@@ -295,18 +223,16 @@ class Laplacian3d(_FixedFilter3d):
             raise ValueError(f"neighbours must be 6 or 26, got {neighbours!r}")
         if method == "separable":
             raise ValueError("method='separable' needs a rank-1 kernel, got the Laplacian (rank > 1)")
-        self.neighbours = int(neighbours)
-        self.normalized = bool(normalized)
+        self._settings(neighbours=int(neighbours), normalized=bool(normalized))
         self._kernel_buffers("kernel")
         self.reset_parameters()
 
     kernel: torch.Tensor
+    neighbours = _Setting()
+    normalized = _Setting()
 
     def reset_parameters(self) -> None:
         self._refill(kernel=F3.laplacian_kernel3d(self.neighbours, self.normalized, torch.get_default_dtype(), None))
 
     def _make_plan(self) -> FilterPlan:
         return plan_filter3d(self.kernel, "direct")
-
-    def extra_repr(self) -> str:
-        return f"neighbours={self.neighbours}, normalized={self.normalized}, {self._common_repr()}"

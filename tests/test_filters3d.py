@@ -558,3 +558,27 @@ BAD_CALLS = [
 def test_bad_arguments_raise_clear_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    "layer, attributes",
+    [
+        (lambda: L.GaussianBlur3d(1.0), {"sigma": 2.0, "kernel_size": 7, "truncate": 2.0, "border": "zeros", "mode": "valid", "method": "direct"}),
+        (lambda: L.BoxBlur3d(3), {"kernel_size": 5, "normalized": False, "border": "zeros"}),
+        (lambda: L.Sobel3d(), {"output": "x", "normalized": True, "eps": 1.0, "border": "zeros"}),
+        (lambda: L.Laplacian3d(), {"neighbours": 26, "normalized": True}),
+        (lambda: L.Filter3d(torch.rand(3, 3, 3)), {"mode": "valid", "method": "direct"}),
+    ],
+)
+def test_constructor_attributes_are_read_only(layer, attributes):
+    """A 3-D layer's buffers are built from its arguments: assigning one raises instead of
+    leaving the old kernel in use, and the output stays that of the constructed layer."""
+    f = layer()
+    x = torch.rand(1, 2, 9, 9, 9)
+    before = f(x)
+    for name, value in attributes.items():
+        old = getattr(f, name)
+        with pytest.raises(AttributeError, match="new"):
+            setattr(f, name, value)
+        assert getattr(f, name) == old
+    torch.testing.assert_close(f(x), before)

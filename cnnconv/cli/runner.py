@@ -68,17 +68,31 @@ def experiments_package() -> str:
     raise ModuleNotFoundError("the cnnconv experiments are not installed: pip install 'cnnconv[experiments]'")
 
 
+_PARSER_TEXTS: dict[str, tuple[str, str, str]] = {
+    "run": (
+        "list, configure and run the experiments",
+        "Run a cnnconv experiment. Arguments after its name go to the experiment: "
+        "--set key=value, --config FILE, --out ROOT, --resume RUN, --help ...",
+        "experiments:\n" + "\n".join(f"  {k:<16} {v}" for k, v in EXPERIMENTS.items()),
+    ),
+    "bench": (
+        "print the benchmark tables (ratios measured in one run)",
+        "Run one of cnnconv's benchmarks. Arguments after its name go to the "
+        "benchmark (e.g. --quick for filters and fft; --help for all of them).",
+        "benchmarks:\n"
+        + "\n".join(f"  {k:<10} {v}" for k, v in BENCHMARKS.items())
+        + "\n\nexample:\n  cnnconv bench filters --quick",
+    ),
+}
+"""The help line, description and epilog of each dispatch command."""
+
+
 def _add_dispatch_parser(
-    subparsers: Any,
-    command: str,
-    kind: str,
-    help: str,
-    description: str,
-    epilog: str,
-    func: Callable[[argparse.Namespace], int],
+    subparsers: Any, command: str, kind: str, func: Callable[[argparse.Namespace], int]
 ) -> argparse.ArgumentParser:
     """Register ``command NAME [options...]``, which passes ``options`` on to the ``kind`` named
     ``NAME`` (or lists them with ``--list``)."""
+    help, description, epilog = _PARSER_TEXTS[command]
     p = add_command(subparsers, command, help, description, epilog)
     p.add_argument("--list", action="store_true", help=f"list the {kind}s and exit")
     p.add_argument(kind, nargs="?", metavar="NAME", help=f"{kind} to run")
@@ -89,16 +103,7 @@ def _add_dispatch_parser(
 
 def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``run`` command on ``subparsers`` (from ``parser.add_subparsers()``)."""
-    return _add_dispatch_parser(
-        subparsers,
-        "run",
-        "experiment",
-        help="list, configure and run the experiments",
-        description="Run a cnnconv experiment. Arguments after its name go to the experiment: "
-        "--set key=value, --config FILE, --out ROOT, --resume RUN, --help ...",
-        epilog="experiments:\n" + "\n".join(f"  {k:<16} {v}" for k, v in EXPERIMENTS.items()),
-        func=run_command,
-    )
+    return _add_dispatch_parser(subparsers, "run", "experiment", run_command)
 
 
 def _dispatch(name: str | None, options: list[str], listed: bool, table: dict[str, str], kind: str, prefix: str) -> int:
@@ -130,18 +135,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``bench`` command on ``subparsers``."""
-    return _add_dispatch_parser(
-        subparsers,
-        "bench",
-        "benchmark",
-        help="print the benchmark tables (ratios measured in one run)",
-        description="Run one of cnnconv's benchmarks. Arguments after its name go to the "
-        "benchmark (e.g. --quick for filters and fft; --help for all of them).",
-        epilog="benchmarks:\n"
-        + "\n".join(f"  {k:<10} {v}" for k, v in BENCHMARKS.items())
-        + "\n\nexample:\n  cnnconv bench filters --quick",
-        func=bench_command,
-    )
+    return _add_dispatch_parser(subparsers, "bench", "benchmark", bench_command)
 
 
 def bench_command(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import cast
 
 import torch
 
@@ -188,12 +189,7 @@ def laplacian(
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
         neighbours: 4 (``cv2.Laplacian(ksize=1)``) or 8 (kornia's 3x3 ``laplacian``).
         normalized: divide the kernel by the sum of its absolute values.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
-        mode: ``"full"``, ``"same"`` or ``"valid"``.
-        method: see :func:`filter2d`.
-
-    Returns:
-        Tensor with the input's number of dimensions.
+        {small_filter_args}
 
     Example:
         >>> laplacian(torch.ones(5, 5), border="replicate").abs().max().item()
@@ -209,12 +205,7 @@ def sharpen(input: torch.Tensor, border: str = "reflect", mode: str = "same", *,
 
     Args:
         input: ``(H, W)``, ``(C, H, W)`` or ``(B, C, H, W)``.
-        border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
-        mode: ``"full"``, ``"same"`` or ``"valid"``.
-        method: see :func:`filter2d`.
-
-    Returns:
-        Tensor with the input's number of dimensions.
+        {small_filter_args}
 
     Example:
         >>> sharpen(torch.ones(5, 5)).allclose(torch.ones(5, 5))
@@ -222,6 +213,17 @@ def sharpen(input: torch.Tensor, border: str = "reflect", mode: str = "same", *,
     """
     check_input(input, 2, 4, INPUT_SHAPES)
     return filter2d(input, K.sharpen(dtype=input.dtype, device=input.device), mode, border, method=_known_small(method))
+
+
+_SMALL_FILTER_ARGS = """border: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or ``"symmetric"``.
+        mode: ``"full"``, ``"same"`` or ``"valid"``.
+        method: see :func:`filter2d`.
+
+    Returns:
+        Tensor with the input's number of dimensions."""
+
+laplacian.__doc__ = cast(str, laplacian.__doc__).replace("{small_filter_args}", _SMALL_FILTER_ARGS)
+sharpen.__doc__ = cast(str, sharpen.__doc__).replace("{small_filter_args}", _SMALL_FILTER_ARGS)
 
 
 def _known_small(method: str) -> str:

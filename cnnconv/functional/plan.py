@@ -83,6 +83,18 @@ def check_method(method: object) -> str:
     return check_choice(method, "method", METHODS)
 
 
+def kernel_copy(kernel: object, shapes: dict[int, str]) -> torch.Tensor:
+    """A detached copy of ``kernel``, a real floating point tensor (or what ``torch.as_tensor``
+    makes one of) whose number of dimensions is a key of ``shapes`` (their names, for the error)."""
+    if not isinstance(kernel, torch.Tensor):
+        kernel = torch.as_tensor(kernel, dtype=torch.get_default_dtype())
+    if kernel.ndim not in shapes or kernel.numel() == 0:
+        raise ValueError(f"kernel must have shape {' or '.join(shapes.values())}, got {tuple(kernel.shape)}")
+    if kernel.is_complex() or not kernel.is_floating_point():
+        raise TypeError(f"kernel must be a real floating point tensor, got dtype {kernel.dtype}")
+    return kernel.detach().clone()
+
+
 @dataclass(frozen=True, eq=False)
 class FilterPlan:
     """How a depthwise filter is computed, decided once from its kernel.
