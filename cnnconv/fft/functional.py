@@ -77,22 +77,10 @@ def _fft_conv(
         if amp is not None:
             # As a convolution under autocast: the arguments are cast to the autocast dtype and
             # so is the result; the transforms run in float32 (see :mod:`cnnconv.fft`).
+            rest = (stride, padding, dilation, groups, padding_mode, nd, cache, nonfinite, memory_budget, exact_zeros)
             with torch.autocast(x.device.type, enabled=False):
-                return _fft_conv(
-                    _autocast_cast(x, amp),
-                    _autocast_cast(weight, amp),
-                    _autocast_cast(bias, amp),
-                    stride,
-                    padding,
-                    dilation,
-                    groups,
-                    padding_mode,
-                    nd,
-                    cache,
-                    nonfinite,
-                    memory_budget,
-                    exact_zeros,
-                )
+                cast = _autocast_cast
+                return _fft_conv(cast(x, amp), cast(weight, amp), cast(bias, amp), *rest)
     check_args(x, weight, bias, groups, nd, padding_mode, nonfinite, padding)
     geom = ConvGeometry.from_shapes(x.shape, weight.shape, stride, padding, dilation, groups)
     memory_budget = _check_options(memory_budget, exact_zeros)
